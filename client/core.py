@@ -1,0 +1,223 @@
+"""The async client: one method per catalog function, RPC over RabbitMQ direct reply-to."""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import logging
+import time
+import uuid
+from dataclasses import dataclass, replace
+from typing import Any
+
+import aio_pika
+import aiormq
+from aio_pika.abc import AbstractIncomingMessage
+
+from client import _methods
+from schemas import catalog, envelope, exceptions
+from schemas.conditions import constraint, equal_any, not_equal
+from schemas.context import RequestContext
+
+log = logging.getLogger(__name__)
+
+REPLY_QUEUE = "amq.rabbitmq.reply-to"
+DEFAULT_URL = "amqp://guest:guest@localhost:5672/"
+
+
+@dataclass(frozen=True)
+class CallOptions:
+    """Per-call transport options, kept out of Nova's signatures."""
+
+    timeout: float = 60.0
+    retries: int = 0
+    cast: bool = False
+
+
+class _Pending:
+    __slots__ = ("future", "method")
+
+    def __init__(self, future: asyncio.Future[bytes], method: str) -> None:
+        self.future = future
+        self.method = method
+
+
+class _Transport:
+    """The shared connection, channel and reply consumer of one client."""
+
+    def __init__(self, url: str, topic: str) -> None:
+        self.url = url
+        self.topic = topic
+        self.connection: aio_pika.abc.AbstractRobustConnection | None = None
+        self.channel: aio_pika.abc.AbstractRobustChannel | None = None
+        self.pending: dict[str, _Pending] = {}
+        self._lock = asyncio.Lock()
+
+    async def connect(self) -> None:
+        async with self._lock:
+            if self.connection is not None:
+                return
+            connection = await aio_pika.connect_robust(self.url)
+            connection.close_callbacks.add(self._on_close)
+            channel = await connection.channel(publisher_confirms=True, on_return_raises=True)
+            # Direct reply-to: consume before publishing, on the publishing channel.
+            reply_queue = await channel.get_queue(REPLY_QUEUE, ensure=False)
+            await reply_queue.consume(self._on_reply, no_ack=True)
+            self.connection = connection
+            self.channel = channel
+
+    async def _on_reply(self, message: AbstractIncomingMessage) -> None:
+        pending = self.pending.pop(message.correlation_id or "", None)
+        if pending is not None and not pending.future.done():
+            pending.future.set_result(message.body)
+
+    def _on_close(self, _connection: Any, exc: BaseException | None = None) -> None:
+        # Replies to calls in flight went to a reply-to queue that died with the
+        # connection: fail them now rather than at their timeout.
+        pending, self.pending = self.pending, {}
+        for p in pending.values():
+            if not p.future.done():
+                p.future.set_exception(exceptions.ConnectionLost(method=p.method))
+
+    async def wait_connected(self, timeout: float) -> None:
+        """Wait (bounded) for the robust connection to come back after a cut."""
+        if self.connection is None:
+            await self.connect()
+            return
+        try:
+            await asyncio.wait_for(self.connection.connected.wait(), timeout)
+        except TimeoutError:
+            pass
+
+    async def close(self) -> None:
+        if self.connection is not None:
+            connection, self.connection = self.connection, None
+            await connection.close()
+
+    async def publish(self, func: catalog.Function, body: bytes, message_id: str,
+                      options: CallOptions) -> bytes | None:
+        if self.channel is None:
+            await self.connect()
+        assert self.channel is not None
+        loop = asyncio.get_running_loop()
+        message = aio_pika.Message(
+            body, content_type=envelope.CONTENT_TYPE, message_id=message_id,
+            correlation_id=message_id, type=func.name,
+            expiration=max(options.timeout, 0.001),
+            reply_to=None if options.cast else REPLY_QUEUE,
+            delivery_mode=aio_pika.DeliveryMode.NOT_PERSISTENT)
+        future: asyncio.Future[bytes] | None = None
+        if not options.cast:
+            future = loop.create_future()
+            self.pending[message_id] = _Pending(future, func.name)
+        try:
+            try:
+                await self.channel.default_exchange.publish(
+                    message, routing_key=self.topic, mandatory=True,
+                    timeout=options.timeout)
+            except aiormq.exceptions.DeliveryError as exc:
+                if _unroutable(exc):
+                    raise exceptions.NoConductor(topic=self.topic, method=func.name) \
+                        from None
+                raise exceptions.ConnectionLost(method=func.name) from None
+            except (aiormq.exceptions.AMQPConnectionError,
+                    aiormq.exceptions.ChannelInvalidStateError, ConnectionError) as exc:
+                raise exceptions.ConnectionLost(method=func.name) from exc
+            if future is None:
+                return None
+            try:
+                return await asyncio.wait_for(future, options.timeout)
+            except TimeoutError:
+                raise exceptions.RPCTimeout(timeout=options.timeout, method=func.name) \
+                    from None
+        finally:
+            self.pending.pop(message_id, None)
+
+
+def _unroutable(exc: aiormq.exceptions.DeliveryError) -> bool:
+    frame = getattr(exc, "frame", None)
+    return getattr(frame, "reply_code", None) == 312 or "NO_ROUTE" in str(exc)
+
+
+class ConductorClient:
+    """``async with ConductorClient(url) as db: await db.instance_get(ctxt, 1)``."""
+
+    constraint = staticmethod(constraint)
+    equal_any = staticmethod(equal_any)
+    not_equal = staticmethod(not_equal)
+
+    def __init__(self, url: str = DEFAULT_URL, topic: str = "conductor",
+                 timeout: float = 60.0, retries: int = 0) -> None:
+        self._transport = _Transport(url, topic)
+        self._options = CallOptions(timeout=timeout, retries=retries)
+
+    @property
+    def topic(self) -> str:
+        return self._transport.topic
+
+    async def connect(self) -> ConductorClient:
+        await self._transport.connect()
+        return self
+
+    async def close(self) -> None:
+        await self._transport.close()
+
+    async def __aenter__(self) -> ConductorClient:
+        return await self.connect()
+
+    async def __aexit__(self, *exc: Any) -> None:
+        await self.close()
+
+    def options(self, *, timeout: float | None = None, retries: int | None = None,
+                cast: bool | None = None) -> ConductorClient:
+        """A view of this client whose calls use other options (same connection)."""
+        view = object.__new__(type(self))
+        view.__dict__.update(self.__dict__)
+        changes = {k: v for k, v in (("timeout", timeout), ("retries", retries),
+                                     ("cast", cast)) if v is not None}
+        view._options = replace(self._options, **changes)
+        return view
+
+    async def call(self, method: str, context: RequestContext, *args: Any,
+                   **kwargs: Any) -> Any:
+        """Call ``method`` by name (what the generated methods do)."""
+        func = catalog.get(method)
+        if func is None or func.kind == "local":
+            raise AttributeError(f"the conductor API has no function {method!r}")
+        return await self._invoke(func, func.signature.bind(context, *args, **kwargs))
+
+    def _invoke(self, func: catalog.Function, bound: inspect.BoundArguments) -> Any:
+        return self._send(func, bound)
+
+    async def _send(self, func: catalog.Function, bound: inspect.BoundArguments,
+                    message_id: str | None = None) -> Any:
+        context = bound.arguments.get("context")
+        if not isinstance(context, RequestContext):
+            raise TypeError(f"{func.name}: context must be a RequestContext, "
+                            f"not {type(context).__name__}")
+        options = self._options
+        message_id = message_id or uuid.uuid4().hex
+        attempts = 1 + max(options.retries, 0)
+        for attempt in range(1, attempts + 1):
+            body = envelope.Request(func.name, list(bound.args[1:]), dict(bound.kwargs),
+                                    context.to_dict(),
+                                    deadline=time.time() + options.timeout).encode()
+            try:
+                reply = await self._transport.publish(func, body, message_id, options)
+            except (exceptions.ConnectionLost, exceptions.RPCTimeout) as exc:
+                if attempt >= attempts:
+                    raise
+                log.info("%s: %s; retrying (%d/%d) with the same message id", func.name,
+                         type(exc).__name__, attempt, attempts - 1)
+                await self._transport.wait_connected(options.timeout)
+                continue
+            if reply is None:
+                return None
+            ok, value = envelope.decode_reply(reply)
+            if ok:
+                return value
+            raise exceptions.from_wire(value)
+        raise AssertionError("unreachable")
+
+
+_methods.install(ConductorClient, ConductorClient._invoke)

@@ -1,0 +1,239 @@
+"""``conductor``: serve, db sync, call, api-coverage."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import os
+import signal
+import subprocess
+import sys
+from typing import Any
+
+from conductor.db.engine import DEFAULT_DB_URL, safe_url
+from conductor.server import DEFAULT_AMQP_URL, DEFAULT_TOPIC
+
+log = logging.getLogger("conductor")
+
+
+def _env(name: str, default: str) -> str:
+    return os.environ.get(name) or default
+
+
+def _common(p: argparse.ArgumentParser, *, amqp: bool = True, db: bool = True) -> None:
+    if amqp:
+        p.add_argument("--amqp-url", default=_env("CONDUCTOR_AMQP_URL", DEFAULT_AMQP_URL),
+                       help="broker URL (env CONDUCTOR_AMQP_URL; default %(default)s)")
+        p.add_argument("--topic", default=_env("CONDUCTOR_TOPIC", DEFAULT_TOPIC),
+                       help="queue the conductor consumes (env CONDUCTOR_TOPIC)")
+    if db:
+        p.add_argument("--db-url", default=_env("CONDUCTOR_DB_URL", DEFAULT_DB_URL),
+                       help="database URL (env CONDUCTOR_DB_URL; default %(default)s)")
+    p.add_argument("--log-level", default=_env("CONDUCTOR_LOG_LEVEL", "INFO"))
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="conductor", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    serve = sub.add_parser("serve", help="consume the topic queue and answer calls")
+    _common(serve)
+    serve.add_argument("--workers", type=int, default=1,
+                       help="number of conductor processes sharing the topic")
+    serve.add_argument("--prefetch", type=int, default=128,
+                       help="unacked calls one process holds (concurrency bound)")
+    serve.add_argument("--pool-size", type=int, default=10,
+                       help="database connections per process (plus as many overflow)")
+    serve.add_argument("--max-message-size", type=int, default=8 * 1024 * 1024,
+                       help="requests larger than this many bytes are refused")
+    serve.add_argument("--quorum-queues", action="store_true",
+                       help="declare the topic queue as a quorum queue (RabbitMQ clusters)")
+    serve.add_argument("--strict-values", action="store_true",
+                       help="refuse value keys that are not columns (InvalidInput)")
+    serve.add_argument("--sqlite-no-sync", action="store_true",
+                       help="SQLite only: do not fsync writes (fast, not crash-safe)")
+    serve.add_argument("--db-wait", type=float, default=30.0,
+                       help="seconds to retry an unreachable database at start-up")
+    serve.add_argument("--debug", action="store_true",
+                       help="send server tracebacks to callers in RemoteError")
+
+    db = sub.add_parser("db", help="database schema")
+    db_sub = db.add_subparsers(dest="db_command", required=True)
+    sync = db_sub.add_parser("sync", help="create or upgrade the schema to the latest")
+    _common(sync, amqp=False)
+    version = db_sub.add_parser("version", help="print the schema revision")
+    _common(version, amqp=False)
+
+    call = sub.add_parser("call", help="call one API function and print the result")
+    _common(call, db=False)
+    call.add_argument("method")
+    call.add_argument("args", nargs="*", help="positional arguments, each JSON or a string")
+    call.add_argument("--kwargs", default="{}", help="keyword arguments as a JSON object")
+    call.add_argument("--user", default=None, help="user id (default: admin context)")
+    call.add_argument("--project", default=None, help="project id")
+    call.add_argument("--read-deleted", default="no", choices=["no", "yes", "only"])
+    call.add_argument("--timeout", type=float, default=30.0)
+
+    cov = sub.add_parser("api-coverage", help="how many catalog functions are implemented")
+    cov.add_argument("--missing", action="store_true", help="list the missing ones")
+    cov.add_argument("--log-level", default="WARNING")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=args.log_level.upper(),
+                        format="%(asctime)s %(process)d %(levelname)s %(name)s: %(message)s")
+    if args.command == "serve":
+        return _serve(args)
+    if args.command == "db":
+        return _db(args)
+    if args.command == "call":
+        return _call(args)
+    return _coverage(args)
+
+
+def _serve(args: argparse.Namespace) -> int:
+    if args.workers > 1:
+        return _serve_workers(args)
+    try:
+        import uvloop
+    except ImportError:
+        pass
+    else:
+        uvloop.install()
+    from conductor.app import AppOptions, run
+
+    options = AppOptions(amqp_url=args.amqp_url, db_url=args.db_url, topic=args.topic,
+                         prefetch=args.prefetch, pool_size=args.pool_size,
+                         max_message_size=args.max_message_size,
+                         quorum_queues=args.quorum_queues, strict_values=args.strict_values,
+                         sqlite_synchronous=not args.sqlite_no_sync, db_wait=args.db_wait,
+                         debug=args.debug)
+    try:
+        return asyncio.run(run(options))
+    except KeyboardInterrupt:
+        return 0
+
+
+def _serve_workers(args: argparse.Namespace) -> int:
+    argv = [a for a in sys.argv[1:]]
+    child_args = [sys.executable, "-m", "conductor.cli", *_strip_workers(argv)]
+    procs = [subprocess.Popen(child_args) for _ in range(args.workers)]
+    log.info("started %d workers: %s", len(procs), ", ".join(str(p.pid) for p in procs))
+
+    def forward(signum: int, _frame: Any) -> None:
+        for p in procs:
+            if p.poll() is None:
+                p.send_signal(signum)
+
+    signal.signal(signal.SIGTERM, forward)
+    signal.signal(signal.SIGINT, forward)
+    codes = [p.wait() for p in procs]
+    return max(codes, default=0)
+
+
+def _strip_workers(argv: list[str]) -> list[str]:
+    out: list[str] = []
+    skip = False
+    for a in argv:
+        if skip:
+            skip = False
+            continue
+        if a == "--workers":
+            skip = True
+            continue
+        if a.startswith("--workers="):
+            continue
+        out.append(a)
+    return out
+
+
+def _db(args: argparse.Namespace) -> int:
+    from conductor.db import migrate
+
+    if args.db_command == "sync":
+        log.info("upgrading %s to %s", safe_url(args.db_url), migrate.head_revision())
+        migrate.upgrade(args.db_url)
+        log.info("schema is at %s", migrate.head_revision())
+        return 0
+
+    async def show() -> None:
+        from conductor.db.engine import make_engine
+
+        engine = make_engine(args.db_url)
+        try:
+            current = await migrate.current_revision(engine)
+        finally:
+            await engine.dispose()
+        print(f"current: {current or 'none'}  head: {migrate.head_revision()}")
+
+    asyncio.run(show())
+    return 0
+
+
+def _parse_arg(text: str) -> Any:
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text
+
+
+def _call(args: argparse.Namespace) -> int:
+    from client import ConductorClient
+    from schemas import exceptions
+    from schemas.context import RequestContext, get_admin_context
+
+    if args.user or args.project:
+        ctxt = RequestContext(args.user, args.project, read_deleted=args.read_deleted)
+    else:
+        ctxt = get_admin_context(read_deleted=args.read_deleted)
+    positional = [_parse_arg(a) for a in args.args]
+    kwargs = json.loads(args.kwargs)
+
+    async def go() -> Any:
+        async with ConductorClient(args.amqp_url, topic=args.topic,
+                                   timeout=args.timeout) as db:
+            return await db.call(args.method, ctxt, *positional, **kwargs)
+
+    try:
+        result = asyncio.run(go())
+    except exceptions.NovaException as exc:
+        print(f"{type(exc).__name__}: {exc}", file=sys.stderr)
+        return 1
+    except TypeError as exc:
+        print(f"TypeError: {exc}", file=sys.stderr)
+        return 2
+    print(json.dumps(result, indent=2, default=_json_default, sort_keys=False))
+    return 0
+
+
+def _json_default(obj: Any) -> Any:
+    if isinstance(obj, (set, frozenset, tuple)):
+        return list(obj)
+    return str(obj)
+
+
+def _coverage(args: argparse.Namespace) -> int:
+    from conductor.handlers import load_all
+    from schemas import catalog
+
+    handlers = load_all()
+    remote = catalog.remote_functions()
+    local = [f for f in catalog.FUNCTIONS if f.kind == "local"]
+    done = [f for f in remote if f.name in handlers]
+    # The condition builders run on the caller's side; the client implements them.
+    total = len(remote) + len(local)
+    print(f"implemented: {len(done) + len(local)}/{total} "
+          f"({len(done)}/{len(remote)} remote functions, {len(local)} client-side)")
+    if args.missing:
+        for f in remote:
+            if f.name not in handlers:
+                print(f"  missing: {f.name}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

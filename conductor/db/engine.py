@@ -1,0 +1,112 @@
+"""Engines: what ``nova.db.sqlalchemy.session`` did, for an async conductor.
+
+The URL picks the backend: PostgreSQL through asyncpg in production, SQLite through
+aiosqlite as the embedded default.  Connections are checked before use (pre-ping), so a
+database restart costs the calls in flight, not the process.  At start-up an unreachable
+database is retried with backoff for a bounded time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from typing import Any
+
+from sqlalchemy import event, text
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+
+log = logging.getLogger(__name__)
+
+DEFAULT_DB_URL = "sqlite+aiosqlite:///conductor.sqlite"
+
+
+class DatabaseUnavailable(RuntimeError):
+    """The database did not answer within the start-up retry window."""
+
+
+def normalise_url(url: str | URL) -> URL:
+    """Map plain driver names to their async drivers (``postgresql://`` → asyncpg)."""
+    u = make_url(url)
+    if u.drivername in ("postgresql", "postgres", "postgresql+psycopg2"):
+        u = u.set(drivername="postgresql+asyncpg")
+    elif u.drivername in ("sqlite", "sqlite+pysqlite"):
+        u = u.set(drivername="sqlite+aiosqlite")
+    return u
+
+
+def safe_url(url: str | URL) -> str:
+    """The URL as it may appear in logs: password hidden."""
+    try:
+        return normalise_url(url).render_as_string(hide_password=True)
+    except Exception:
+        return "<unparseable database URL>"
+
+
+def is_sqlite(engine_or_url: AsyncEngine | str | URL) -> bool:
+    if isinstance(engine_or_url, AsyncEngine):
+        return engine_or_url.dialect.name == "sqlite"
+    return normalise_url(engine_or_url).get_backend_name() == "sqlite"
+
+
+def make_engine(url: str | URL = DEFAULT_DB_URL, *, sqlite_synchronous: bool = True,
+                pool_size: int = 10, echo: bool = False, **kwargs: Any) -> AsyncEngine:
+    """Create the engine for ``url``.
+
+    On SQLite the dialect registers a Python ``REGEXP`` function on every connection, so
+    ``column.regexp_match()`` filters behave as PostgreSQL's ``~``; with
+    ``sqlite_synchronous=False`` writes are not fsynced (fast, for tests and throwaway
+    databases).
+    """
+    u = normalise_url(url)
+    options: dict[str, Any] = {"pool_pre_ping": True, "echo": echo}
+    if u.get_backend_name() == "sqlite":
+        # One connection: SQLite serialises writers anyway, and a single connection keeps
+        # an in-memory database alive for the life of the engine.
+        from sqlalchemy.pool import StaticPool
+        options.update(poolclass=StaticPool, connect_args={"check_same_thread": False})
+    else:
+        options.update(pool_size=pool_size, max_overflow=pool_size,
+                       pool_recycle=3600)
+    options.update(kwargs)
+    engine = create_async_engine(u, **options)
+    if u.get_backend_name() == "sqlite":
+        _install_sqlite_listeners(engine, sqlite_synchronous)
+    return engine
+
+
+def _install_sqlite_listeners(engine: AsyncEngine, synchronous: bool) -> None:
+    @event.listens_for(engine.sync_engine, "connect")
+    def _on_connect(dbapi_conn: Any, _record: Any) -> None:
+        cursor = dbapi_conn.cursor()
+        cursor.execute("PRAGMA busy_timeout = 30000")
+        if not synchronous:
+            cursor.execute("PRAGMA synchronous = OFF")
+        cursor.close()
+
+
+async def wait_for_database(engine: AsyncEngine, *, timeout: float = 30.0,
+                            initial_delay: float = 0.25, max_delay: float = 5.0) -> None:
+    """Return once ``SELECT 1`` succeeds; retry with backoff, at most ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    delay = initial_delay
+    attempt = 0
+    while True:
+        attempt += 1
+        try:
+            async with engine.connect() as conn:
+                await conn.execute(text("SELECT 1"))
+            if attempt > 1:
+                log.info("database %s is reachable", safe_url(engine.url))
+            return
+        except Exception as exc:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise DatabaseUnavailable(
+                    f"database {safe_url(engine.url)} is unreachable after {attempt} "
+                    f"attempts over {timeout:.0f} s: {type(exc).__name__}: {exc}") from exc
+            log.warning("database %s unreachable (%s: %s); retrying in %.1f s",
+                        safe_url(engine.url), type(exc).__name__, exc, delay)
+            await asyncio.sleep(min(delay, remaining))
+            delay = min(delay * 2, max_delay)

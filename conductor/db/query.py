@@ -1,0 +1,91 @@
+"""Nova's query conventions, written once: access checks, read_deleted, project scoping.
+
+Handlers build their statements from :func:`model_query` and never re-type these rules.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from sqlalchemy import ColumnElement, Select, Table, and_, false, or_, select, true
+
+from schemas import exceptions
+from schemas.context import RequestContext
+
+ProjectOnly = bool | Literal["allow_none"]
+
+
+def is_user_context(context: RequestContext) -> bool:
+    """A non-admin context acting for a user and a project (api-compute.md §1.1)."""
+    return bool(not context.is_admin and context.user_id and context.project_id)
+
+
+def require_context(context: RequestContext) -> None:
+    if not context.is_admin and not is_user_context(context):
+        raise exceptions.NotAuthorized()
+
+
+def require_admin(context: RequestContext) -> None:
+    if not context.is_admin:
+        raise exceptions.AdminRequired()
+
+
+def authorize_project(context: RequestContext, project_id: Any) -> None:
+    """The project check: a user context may only name its own project."""
+    if is_user_context(context) and context.project_id != project_id:
+        raise exceptions.NotAuthorized()
+
+
+def authorize_user(context: RequestContext, user_id: Any) -> None:
+    if is_user_context(context) and context.user_id != user_id:
+        raise exceptions.NotAuthorized()
+
+
+def authorize_quota_class(context: RequestContext, class_name: Any) -> None:
+    if is_user_context(context) and (not context.quota_class
+                                     or context.quota_class != class_name):
+        raise exceptions.NotAuthorized()
+
+
+def table_of(model: Any) -> Table:
+    return model if isinstance(model, Table) else model.__table__
+
+
+def deleted_filter(table: Table, read_deleted: str) -> ColumnElement[bool] | None:
+    if read_deleted == "no":
+        return table.c.deleted == false()
+    if read_deleted == "only":
+        return table.c.deleted == true()
+    if read_deleted == "yes":
+        return None
+    raise ValueError(f"unrecognised read_deleted value {read_deleted!r}")
+
+
+def model_query(context: RequestContext, model: Any, *, read_deleted: str | None = None,
+                project_only: ProjectOnly = False) -> Select[Any]:
+    """``SELECT table.*`` with the context's (or the forced) read_deleted, and scoping.
+
+    ``project_only`` restricts user contexts to their project's rows (``"allow_none"``
+    also admits rows without a project); admin contexts are never restricted.
+    """
+    table = table_of(model)
+    stmt = select(table)
+    cond = deleted_filter(table, read_deleted or context.read_deleted)
+    if cond is not None:
+        stmt = stmt.where(cond)
+    if project_only and is_user_context(context):
+        if project_only == "allow_none":
+            stmt = stmt.where(or_(table.c.project_id == context.project_id,
+                                  table.c.project_id.is_(None)))
+        else:
+            stmt = stmt.where(table.c.project_id == context.project_id)
+    return stmt
+
+
+def equals(column: Any, value: Any) -> ColumnElement[bool]:
+    """``column = value``, with None matching NULL as ``filter_by(col=None)`` does."""
+    return column.is_(None) if value is None else column == value
+
+
+def all_of(*conditions: ColumnElement[bool]) -> ColumnElement[bool]:
+    return and_(true(), *conditions)

@@ -1,0 +1,229 @@
+"""One call's unit of work: a Core connection in a transaction, and row-dict helpers.
+
+Rows are plain dicts from the start (column name -> value); relationships are loaded into
+them with one query per relationship for all parent rows at once, and computed attributes
+(``instance['name']``, ``volume['name']``, ...) are added by :meth:`Session.finish`.  The
+dicts that handlers return are what the caller receives.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from sqlalchemy import Executable, Table, bindparam, delete, insert, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from conductor.db import values as vals
+from conductor.db.base import COMPUTED, CONFIG, Config, Relation, get_relation, utcnow
+from conductor.db.query import table_of
+
+log = logging.getLogger(__name__)
+
+Row = dict[str, Any]
+Joins = Sequence[str]
+
+
+class Session:
+    """What a handler gets as its first argument."""
+
+    def __init__(self, conn: AsyncConnection, function: str = "",
+                 config: Config = CONFIG) -> None:
+        self.conn = conn
+        self.function = function
+        self.config = config
+        self.dialect = conn.dialect.name
+
+    # -- plain statements -----------------------------------------------------------
+
+    async def execute(self, stmt: Executable, params: Any = None) -> Any:
+        return await self.conn.execute(stmt, params)
+
+    async def rows(self, stmt: Executable, joins: Joins = ()) -> list[Row]:
+        """All rows of ``stmt`` as dicts, with ``joins`` loaded and computed keys added."""
+        result = await self.conn.execute(stmt)
+        rows = [dict(m) for m in result.mappings()]
+        if rows:
+            await self.finish(_table_of_stmt(stmt), rows, joins)
+        return rows
+
+    async def row(self, stmt: Executable, joins: Joins = ()) -> Row | None:
+        """The first row of ``stmt`` (callers order it), or None."""
+        result = await self.conn.execute(stmt)
+        mapping = result.mappings().first()
+        if mapping is None:
+            return None
+        row = dict(mapping)
+        await self.finish(_table_of_stmt(stmt), [row], joins)
+        return row
+
+    async def scalar(self, stmt: Executable) -> Any:
+        return (await self.conn.execute(stmt)).scalar()
+
+    async def scalars(self, stmt: Executable) -> list[Any]:
+        return list((await self.conn.execute(stmt)).scalars())
+
+    # -- writes -----------------------------------------------------------------------
+
+    def check(self, model: Any, values: Any, allowed_extra: Iterable[str] = ()) -> Row:
+        """``values`` converted for ``model``'s columns (see :mod:`conductor.db.values`)."""
+        return vals.check_values(table_of(model), values, self.function,
+                                 allowed_extra=allowed_extra)
+
+    async def insert(self, model: Any, values: Row, *, checked: bool = False,
+                     echo: Row | None = None) -> Row:
+        """Insert a row; returns it with defaults and generated keys filled in.
+
+        ``echo`` overlays the caller's own values on the result (api-compute.md §1.5: a
+        create returns what the caller gave, not what the column made of it).
+        """
+        table = table_of(model)
+        cols = values if checked else self.check(table, values)
+        result = await self.conn.execute(insert(table).values(cols).returning(*table.c))
+        row = dict(result.mappings().one())
+        if echo:
+            row.update({k: v for k, v in echo.items() if k in table.c})
+        return row
+
+    async def update(self, model: Any, row: Row, values: Row, *, checked: bool = False,
+                     echo: Row | None = None) -> Row:
+        """Object-style save of ``row``: an UPDATE only when some value really changes.
+
+        ``updated_at`` moves with the UPDATE unless ``values`` sets it; ``row`` is updated
+        in place and returned.
+        """
+        table = table_of(model)
+        cols = values if checked else self.check(table, values)
+        changed = {k: v for k, v in cols.items() if k not in row or row[k] != v
+                   or type(row[k]) is not type(v)}
+        if changed:
+            pk = _primary_key(table)
+            result = await self.conn.execute(
+                update(table).where(pk == row[pk.name]).values(changed)
+                .returning(*table.c))
+            fresh = result.mappings().first()
+            if fresh is not None:
+                row.update({k: fresh[k] for k in table.c.keys()})
+        if echo:
+            row.update({k: v for k, v in echo.items() if k in table.c})
+        return row
+
+    async def soft_delete(self, model: Any, row: Row) -> Row:
+        """Object soft delete: ``deleted``, ``deleted_at`` set, ``updated_at`` moves."""
+        now = utcnow()
+        return await self.update(model, row, {"deleted": True, "deleted_at": now},
+                                 checked=True)
+
+    async def soft_delete_where(self, model: Any, *where: Any) -> int:
+        """Bulk soft delete of matching rows; ``updated_at`` is kept (api §1.3)."""
+        table = table_of(model)
+        result = await self.conn.execute(
+            update(table).where(*where).values(deleted=True, deleted_at=utcnow(),
+                                               updated_at=table.c.updated_at))
+        return result.rowcount
+
+    async def hard_delete_where(self, model: Any, *where: Any) -> int:
+        table = table_of(model)
+        result = await self.conn.execute(delete(table).where(*where))
+        return result.rowcount
+
+    # -- relationships and computed keys ---------------------------------------------
+
+    async def finish(self, table: Table | None, rows: list[Row], joins: Joins = ()) -> None:
+        """Load ``joins`` (dotted for nested: ``security_groups.rules``) into ``rows``
+        and add computed keys; keys starting with ``_`` are dropped afterwards."""
+        if table is None:
+            return
+        await self._load_tree(table, rows, _join_tree(joins))
+
+    async def load(self, model: Any, rows: list[Row], joins: Joins) -> None:
+        await self.finish(table_of(model), rows, joins)
+
+    async def _load_tree(self, table: Table, rows: list[Row],
+                         tree: dict[str, dict[str, Any]]) -> None:
+        for name, subtree in tree.items():
+            rel = get_relation(table, name)
+            children = await self._load_relation(rel, rows)
+            if children:
+                await self._load_tree(rel.target, children, subtree)
+            elif rel.target.name in COMPUTED:
+                pass
+        compute = COMPUTED.get(table.name)
+        for row in rows:
+            if compute is not None:
+                row.update(compute(row))
+            for key in [k for k in row if k.startswith("_")]:
+                del row[key]
+
+    async def _load_relation(self, rel: Relation, rows: list[Row]) -> list[Row]:
+        parent_pk = _primary_key(rel.parent)
+        keys = list(dict.fromkeys(r[parent_pk.name] for r in rows))
+        stmt = _relation_statement(rel)
+        result = await self.conn.execute(stmt, {"keys": keys})
+        grouped: dict[Any, list[Row]] = defaultdict(list)
+        children: list[Row] = []
+        for mapping in result.mappings():
+            child = dict(mapping)
+            parent_key = child.pop("_parent_key")
+            grouped[parent_key].append(child)
+            children.append(child)
+        for row in rows:
+            found = grouped.get(row[parent_pk.name], [])
+            if rel.uselist:
+                row[rel.name] = list(found)
+            else:
+                row[rel.name] = found[0] if found else None
+        return children
+
+
+_RELATION_STATEMENTS: dict[int, Any] = {}
+
+
+def _relation_statement(rel: Relation) -> Any:
+    stmt = _RELATION_STATEMENTS.get(id(rel))
+    if stmt is None:
+        parent_pk = _primary_key(rel.parent)
+        source = rel.parent
+        if rel.secondary is not None:
+            assert rel.secondary_join is not None
+            joined = source.join(rel.secondary, rel.join()).join(rel.target,
+                                                                 rel.secondary_join())
+        else:
+            joined = source.join(rel.target, rel.join())
+        target_pk = _primary_key(rel.target)
+        stmt = (select(parent_pk.label("_parent_key"), *rel.target.c)
+                .select_from(joined)
+                .where(parent_pk.in_(bindparam("keys", expanding=True)))
+                .order_by(parent_pk, target_pk))
+        _RELATION_STATEMENTS[id(rel)] = stmt
+    return stmt
+
+
+def _join_tree(joins: Joins) -> dict[str, dict[str, Any]]:
+    tree: dict[str, dict[str, Any]] = {}
+    for path in joins:
+        node = tree
+        for part in path.split("."):
+            node = node.setdefault(part, {})
+    return tree
+
+
+def _primary_key(table: Table) -> Any:
+    return next(iter(table.primary_key.columns))
+
+
+def _table_of_stmt(stmt: Any) -> Table | None:
+    """The table whose columns a ``select(table)`` statement returns."""
+    froms = getattr(stmt, "columns_clause_froms", None)
+    if froms:
+        first = froms[0]
+        if isinstance(first, Table):
+            return first
+    return None
+
+
+def rows_as_dict(rows: Iterable[Row], key: str = "key", value: str = "value") -> dict[str, Any]:
+    """``[{key: k, value: v}, ...]`` -> ``{k: v}``, as Nova's metadata getters return."""
+    return {r[key]: r[value] for r in rows}

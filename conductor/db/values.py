@@ -1,0 +1,192 @@
+"""Checking caller values against columns before anything is written.
+
+Nova hands ``values`` to the ORM and lets the driver complain; over a shared bus that
+turns a typo into a driver traceback.  Here every value is converted losslessly to the
+column's type (an int for a string column, a numeric string for an integer column, an ISO
+string for a datetime) or refused with ``InvalidInput`` naming the column.  Keys that are
+not columns are ignored as Nova ignores them (api-compute.md §1.5), logged once per
+function and key, or refused when the conductor runs with ``--strict-values``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import decimal
+import logging
+import math
+import uuid
+from collections.abc import Iterable
+from typing import Any
+
+from sqlalchemy import Boolean, Column, Date, DateTime, Float, Integer, String, Table, Text
+
+from conductor.db.base import CONFIG
+from schemas import exceptions
+
+log = logging.getLogger(__name__)
+
+_warned: set[tuple[str, str, str]] = set()
+_INT64 = (-(2**63), 2**63 - 1)
+
+
+def _invalid(table: Table, column: str, reason: str) -> exceptions.InvalidInput:
+    return exceptions.InvalidInput(reason=f"{table.name}.{column}: {reason}")
+
+
+def convert(table: Table, col: Column[Any], value: Any) -> Any:
+    """``value`` as column ``col`` stores it, or InvalidInput."""
+    name = col.name
+    if value is None:
+        if not col.nullable and not col.primary_key and col.default is None:
+            raise _invalid(table, name, "may not be null")
+        return None
+    ctype = col.type
+    if isinstance(ctype, Boolean):
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, int) and value in (0, 1):
+            return bool(value)
+        raise _invalid(table, name, f"expects a boolean, got {_show(value)}")
+    if isinstance(ctype, Integer):
+        out = _to_int(value)
+        if out is None:
+            raise _invalid(table, name, f"expects an integer, got {_show(value)}")
+        if not _INT64[0] <= out <= _INT64[1]:
+            raise _invalid(table, name, f"integer {out} is out of range")
+        if type(ctype) is Integer and not -(2**31) <= out < 2**31:
+            raise _invalid(table, name, f"integer {out} does not fit a 32-bit column")
+        return out
+    if isinstance(ctype, Float):
+        if isinstance(value, bool):
+            raise _invalid(table, name, f"expects a number, got {_show(value)}")
+        if isinstance(value, (int, float, decimal.Decimal)):
+            out = float(value)
+        elif isinstance(value, str):
+            try:
+                out = float(value)
+            except ValueError:
+                raise _invalid(table, name, f"expects a number, got {_show(value)}") from None
+        else:
+            raise _invalid(table, name, f"expects a number, got {_show(value)}")
+        if math.isnan(out) or math.isinf(out):
+            raise _invalid(table, name, "expects a finite number")
+        return out
+    if isinstance(ctype, DateTime):
+        return _to_datetime(table, name, value)
+    if isinstance(ctype, Date):
+        if isinstance(value, dt.datetime):
+            return value.date()
+        if isinstance(value, dt.date):
+            return value
+        if isinstance(value, str):
+            try:
+                return dt.date.fromisoformat(value)
+            except ValueError:
+                pass
+        raise _invalid(table, name, f"expects a date, got {_show(value)}")
+    if isinstance(ctype, (String, Text)):
+        if isinstance(value, str):
+            out = value
+        elif isinstance(value, bool):
+            raise _invalid(table, name, f"expects a string, got {_show(value)}")
+        elif isinstance(value, (int, float, decimal.Decimal, uuid.UUID)):
+            out = str(value)
+        else:
+            raise _invalid(table, name, f"expects a string, got {_show(value)}")
+        if "\x00" in out:
+            raise _invalid(table, name, "strings may not contain NUL characters")
+        length = getattr(ctype, "length", None)
+        if length is not None and len(out) > length:
+            raise _invalid(table, name, f"is at most {length} characters, got {len(out)}")
+        return out
+    return value
+
+
+def _to_int(value: Any) -> int | None:
+    if isinstance(value, bool):
+        return int(value)
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float):
+        return int(value) if value.is_integer() else None
+    if isinstance(value, decimal.Decimal):
+        return int(value) if value == value.to_integral_value() else None
+    if isinstance(value, str):
+        text = value.strip()
+        try:
+            return int(text)
+        except ValueError:
+            return None
+    return None
+
+
+def _to_datetime(table: Table, name: str, value: Any) -> dt.datetime:
+    if isinstance(value, str):
+        try:
+            value = dt.datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+        except ValueError:
+            raise _invalid(table, name, f"expects a datetime, got {_show(value)}") from None
+    elif isinstance(value, dt.date) and not isinstance(value, dt.datetime):
+        value = dt.datetime(value.year, value.month, value.day)
+    if not isinstance(value, dt.datetime):
+        raise _invalid(table, name, f"expects a datetime, got {_show(value)}")
+    if value.tzinfo is not None:
+        value = value.astimezone(dt.UTC).replace(tzinfo=None)
+    return value
+
+
+def _show(value: Any) -> str:
+    text = repr(value)
+    return f"{type(value).__name__} {text[:60]}{'...' if len(text) > 60 else ''}"
+
+
+def check_values(table: Table, values: Any, function: str, *,
+                 allowed_extra: Iterable[str] = ()) -> dict[str, Any]:
+    """The column part of ``values``, converted; extra keys logged or refused.
+
+    ``allowed_extra`` are relationship keys the calling function handles itself.
+    """
+    if values is None:
+        return {}
+    if not isinstance(values, dict):
+        raise exceptions.InvalidInput(reason=f"values must be a dict, got "
+                                      f"{type(values).__name__}")
+    columns = table.c
+    out: dict[str, Any] = {}
+    extra = set(allowed_extra)
+    for key, value in values.items():
+        if not isinstance(key, str):
+            raise exceptions.InvalidInput(reason=f"{table.name}: value keys must be "
+                                          f"strings, got {key!r}")
+        col = columns.get(key)
+        if col is not None:
+            out[key] = convert(table, col, value)
+        elif key not in extra:
+            _unknown_key(table, key, function)
+    return out
+
+
+def _unknown_key(table: Table, key: str, function: str) -> None:
+    if CONFIG.strict_values:
+        raise exceptions.InvalidInput(reason=f"{table.name} has no column {key!r} "
+                                      f"(conductor runs with --strict-values)")
+    marker = (function, table.name, key)
+    if marker not in _warned:
+        _warned.add(marker)
+        log.warning("%s: ignoring key %r, which is not a column of %s", function, key,
+                    table.name)
+
+
+def check_value(table: Table, column: str, value: Any) -> Any:
+    """One filter or lookup value, converted for ``table.column`` (None passes through)."""
+    if value is None:
+        return None
+    return convert(table, table.c[column], value)
+
+
+def lookup_int(value: Any) -> int | None:
+    """An integer key as a lookup sees it; None when it cannot name a row (api §1.4)."""
+    out = _to_int(value) if not isinstance(value, bool) else None
+    if out is None or not _INT64[0] <= out <= _INT64[1]:
+        return None
+    return out

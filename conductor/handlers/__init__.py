@@ -1,0 +1,60 @@
+"""Handlers: one module per domain, one ``async def`` per API function.
+
+A handler has the catalog's signature with the session in front::
+
+    @api
+    async def service_get(session, context, service_id): ...
+
+and is registered under its function name.  Importing this package does not import the
+domain modules; :func:`load_all` does, once, at server start.
+"""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+import pkgutil
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+from schemas import catalog
+
+Handler = Callable[..., Awaitable[Any]]
+H = TypeVar("H", bound=Handler)
+
+HANDLERS: dict[str, Handler] = {}
+
+
+def api(func: H) -> H:
+    """Register ``func`` as the handler of the catalog function of the same name."""
+    name = func.__name__
+    if catalog.get(name) is None:
+        raise LookupError(f"{func.__module__}.{name} names no function of the catalog")
+    if name in HANDLERS and HANDLERS[name] is not func:
+        raise LookupError(f"{name} has two handlers: {HANDLERS[name].__module__} and "
+                          f"{func.__module__}")
+    HANDLERS[name] = func
+    return func
+
+
+def load_all() -> dict[str, Handler]:
+    for info in pkgutil.iter_modules(__path__):
+        if not info.name.startswith("_"):
+            importlib.import_module(f"{__name__}.{info.name}")
+    return HANDLERS
+
+
+def signature_mismatches() -> list[str]:
+    """Handlers whose parameters differ from ``session`` + the catalog's signature."""
+    problems = []
+    for name, func in sorted(HANDLERS.items()):
+        expected = catalog.BY_NAME[name].signature
+        params = list(inspect.signature(func).parameters.values())
+        if not params or params[0].name != "session":
+            problems.append(f"{name}: first parameter must be 'session'")
+            continue
+        actual = inspect.Signature([p.replace(annotation=inspect.Parameter.empty)
+                                    for p in params[1:]])
+        if actual != expected:
+            problems.append(f"{name}: handler takes {actual}, catalog says {expected}")
+    return problems

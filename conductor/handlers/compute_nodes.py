@@ -1,0 +1,132 @@
+"""Compute nodes and their stats (api-compute.md §3.3)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import false, func, select
+
+from conductor.db.models import ComputeNode, ComputeNodeStat, Service
+from conductor.db.query import equals, model_query
+from conductor.db.session import Row, Session
+from conductor.db.values import lookup_int
+from conductor.handlers import api
+from schemas import exceptions
+from schemas.context import RequestContext
+
+nodes = ComputeNode.__table__
+stats = ComputeNodeStat.__table__
+services = Service.__table__
+
+FULL = ("service", "stats")
+STATISTICS = ("vcpus", "memory_mb", "local_gb", "vcpus_used", "memory_mb_used",
+              "local_gb_used", "free_ram_mb", "free_disk_gb", "current_workload",
+              "running_vms", "disk_available_least")
+
+
+async def _node(session: Session, context: RequestContext, compute_id: Any,
+                joins: tuple[str, ...] = FULL) -> Row:
+    key = lookup_int(compute_id)
+    row = None
+    if key is not None:
+        row = await session.row(model_query(context, ComputeNode).where(nodes.c.id == key),
+                                joins)
+    if row is None:
+        raise exceptions.ComputeHostNotFound(host=compute_id)
+    return row
+
+
+def _stats_dict(values: Any) -> dict[str, Any]:
+    found = values.get("stats") if isinstance(values, dict) else None
+    if found is None:
+        return {}
+    if not isinstance(found, dict):
+        raise exceptions.InvalidInput(reason="compute_nodes.stats must be a dict of "
+                                      "key -> value")
+    return found
+
+
+def _stat_row(session: Session, key: Any, value: Any, node_id: int) -> Row:
+    return session.check(ComputeNodeStat, {"key": key, "value": value,
+                                           "compute_node_id": node_id})
+
+
+@api
+async def compute_node_get(session: Session, context: RequestContext, compute_id: Any) -> Row:
+    return await _node(session, context, compute_id)
+
+
+@api
+async def compute_node_get_all(session: Session, context: RequestContext) -> list[Row]:
+    return await session.rows(model_query(context, ComputeNode).order_by(nodes.c.id), FULL)
+
+
+@api
+async def compute_node_search_by_hypervisor(session: Session, context: RequestContext,
+                                            hypervisor_match: Any) -> list[Row]:
+    pattern = f"%{'' if hypervisor_match is None else hypervisor_match}%"
+    return await session.rows(
+        model_query(context, ComputeNode)
+        .where(nodes.c.hypervisor_hostname.like(pattern)).order_by(nodes.c.id),
+        ("service",))
+
+
+@api
+async def compute_node_create(session: Session, context: RequestContext, values: Any) -> Row:
+    given = _stats_dict(values)
+    node = await session.insert(ComputeNode, session.check(ComputeNode, values,
+                                                           allowed_extra=("stats",)),
+                                checked=True, echo=values)
+    node["stats"] = []
+    for key, value in given.items():
+        stat = await session.insert(ComputeNodeStat, _stat_row(session, key, value,
+                                                               node["id"]), checked=True)
+        stat["value"] = value  # echoed as given (api-compute.md §1.5)
+        node["stats"].append(stat)
+    return node
+
+
+@api
+async def compute_node_update(session: Session, context: RequestContext, compute_id: Any,
+                              values: Any, prune_stats: Any = False) -> Row:
+    given = _stats_dict(values)
+    node = await _node(session, context, compute_id, joins=("stats",))
+    current = {s["key"]: s for s in node["stats"]}
+    for key, value in given.items():
+        checked = _stat_row(session, key, value, node["id"])
+        if key in current:
+            await session.update(ComputeNodeStat, current[key], {"value": checked["value"]},
+                                 checked=True)
+        else:
+            await session.insert(ComputeNodeStat, checked, checked=True)
+    if prune_stats:
+        for key, stat in current.items():
+            if key not in given:
+                # Flag-only soft delete: deleted_at stays NULL (a Nova quirk).
+                await session.update(ComputeNodeStat, stat, {"deleted": True}, checked=True)
+    del node["stats"]
+    await session.update(ComputeNode, node,
+                         session.check(ComputeNode, values, allowed_extra=("stats",)),
+                         checked=True)
+    await session.load(ComputeNode, [node], FULL)
+    return node
+
+
+@api
+async def compute_node_get_by_host(session: Session, context: RequestContext,
+                                   host: Any) -> Row | None:
+    return await session.row(
+        select(nodes).select_from(nodes.join(services, services.c.id == nodes.c.service_id))
+        .where(nodes.c.deleted == false(), services.c.deleted == false(),
+               equals(services.c.host, host))
+        .order_by(nodes.c.id).limit(1))
+
+
+@api
+async def compute_node_statistics(session: Session, context: RequestContext) -> dict[str, int]:
+    columns = [func.count(nodes.c.id).label("count")]
+    columns += [func.sum(nodes.c[name]).label(name) for name in STATISTICS]
+    result = await session.execute(select(*columns).where(nodes.c.deleted == false()))
+    row = result.mappings().one()
+    return {key: int(row[key] or 0) for key in ("count", *STATISTICS)}
+
