@@ -5,6 +5,7 @@ Handlers build their statements from :func:`model_query` and never re-type these
 
 from __future__ import annotations
 
+import uuid
 from typing import Any, Literal
 
 from sqlalchemy import ColumnElement, Select, Table, and_, false, or_, select, true
@@ -89,3 +90,18 @@ def equals(column: Any, value: Any) -> ColumnElement[bool]:
 
 def all_of(*conditions: ColumnElement[bool]) -> ColumnElement[bool]:
     return and_(true(), *conditions)
+
+
+def is_uuid_like(value: Any) -> bool:
+    """Anything Python's ``uuid.UUID()`` accepts (api-compute.md §3.6)."""
+    try:
+        uuid.UUID(str(value)) if isinstance(value, str) else uuid.UUID(value)
+        return True
+    except (TypeError, ValueError, AttributeError):
+        return False
+
+
+def require_uuid(value: Any) -> None:
+    """``InvalidUUID`` with the value as the whole message, as Nova raises it."""
+    if not isinstance(value, str) or not is_uuid_like(value):
+        raise exceptions.InvalidUUID(str(value))
