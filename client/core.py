@@ -200,8 +200,8 @@ class ConductorClient:
         attempts = 1 + max(options.retries, 0)
         for attempt in range(1, attempts + 1):
             body = envelope.Request(func.name, list(bound.args[1:]), dict(bound.kwargs),
-                                    context.to_dict(),
-                                    deadline=time.time() + options.timeout).encode()
+                                    context.to_dict(), deadline=time.time() + options.timeout,
+                                    timeout=options.timeout, attempt=attempt).encode()
             try:
                 reply = await self._transport.publish(func, body, message_id, options)
             except (exceptions.ConnectionLost, exceptions.RPCTimeout) as exc:

@@ -28,6 +28,8 @@ class AppOptions:
     strict_values: bool = False
     sqlite_synchronous: bool = True
     db_wait: float = 30.0
+    reply_retention: float = 3600.0
+    max_deliveries: int = 5
     debug: bool = False
 
 
@@ -46,11 +48,12 @@ async def build(options: AppOptions) -> Server:
                          pool_size=options.pool_size)
     await wait_for_database(engine, timeout=options.db_wait)
     await check_schema(engine)
-    dispatcher = Dispatcher(engine, Options(debug=options.debug,
-                                            max_message_size=options.max_message_size))
-    return Server(dispatcher, ServerOptions(amqp_url=options.amqp_url, topic=options.topic,
-                                            prefetch=options.prefetch,
-                                            quorum_queues=options.quorum_queues))
+    dispatcher = Dispatcher(engine, Options(
+        debug=options.debug, max_message_size=options.max_message_size,
+        max_concurrency=2 * options.pool_size, max_deliveries=options.max_deliveries))
+    return Server(dispatcher, ServerOptions(
+        amqp_url=options.amqp_url, topic=options.topic, prefetch=options.prefetch,
+        quorum_queues=options.quorum_queues, reply_retention=options.reply_retention))
 
 
 async def run(options: AppOptions) -> int:

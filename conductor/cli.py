@@ -56,6 +56,10 @@ def build_parser() -> argparse.ArgumentParser:
                        help="SQLite only: do not fsync writes (fast, not crash-safe)")
     serve.add_argument("--db-wait", type=float, default=30.0,
                        help="seconds to retry an unreachable database at start-up")
+    serve.add_argument("--reply-retention", type=float, default=3600.0,
+                       help="seconds a write's reply is kept to answer a redelivery or retry")
+    serve.add_argument("--max-deliveries", type=int, default=5,
+                       help="a message redelivered more often is dead-lettered")
     serve.add_argument("--debug", action="store_true",
                        help="send server tracebacks to callers in RemoteError")
 
@@ -111,7 +115,8 @@ def _serve(args: argparse.Namespace) -> int:
                          max_message_size=args.max_message_size,
                          quorum_queues=args.quorum_queues, strict_values=args.strict_values,
                          sqlite_synchronous=not args.sqlite_no_sync, db_wait=args.db_wait,
-                         debug=args.debug)
+                         reply_retention=args.reply_retention,
+                         max_deliveries=args.max_deliveries, debug=args.debug)
     try:
         return asyncio.run(run(options))
     except KeyboardInterrupt:

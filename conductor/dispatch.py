@@ -1,7 +1,14 @@
 """From request bytes to reply bytes: decode, check, run one transaction, encode.
 
-Knows nothing of AMQP (``server.py`` does) and nothing of tables (handlers do).  Every
-failure becomes an error reply; nothing a caller sends can raise out of :meth:`handle`.
+Knows nothing of AMQP (``server.py`` does) and nothing of Nova's tables (handlers do).
+Every failure becomes an error reply; nothing a caller sends can raise out of
+:meth:`Dispatcher.handle`.
+
+Exactly once: a write call's reply is stored under its message id in the transaction that
+makes its effect.  A redelivered message (its conductor died before acking) or a caller's
+retry (same message id, ``attempt`` > 1) is answered from the store without running again;
+a duplicate racing the original loses on the store's primary key and gets the original's
+reply.
 """
 
 from __future__ import annotations
@@ -16,17 +23,20 @@ from typing import Any
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from conductor.db import replies
 from conductor.db.engine import is_sqlite
 from conductor.db.query import require_admin, require_context
 from conductor.db.session import Session
 from conductor.handlers import HANDLERS, Handler
-from schemas import catalog, codec, envelope, exceptions
+from schemas import catalog, envelope, exceptions
 from schemas.context import RequestContext
 
 log = logging.getLogger(__name__)
 
 # PostgreSQL SQLSTATEs worth retrying: serialization_failure, deadlock_detected.
 _RETRY_SQLSTATES = {"40001", "40P01"}
+_CONNECTION_SQLSTATES = {"08000", "08001", "08003", "08004", "08006", "57P01", "57P02",
+                         "57P03"}
 
 
 @dataclass
@@ -36,6 +46,18 @@ class Options:
     clock_skew: float = 5.0
     db_retries: int = 5
     db_retry_delay: float = 0.05
+    max_concurrency: int = 20
+    max_deliveries: int = 5
+
+
+@dataclass
+class Delivery:
+    """What the transport knows about one message."""
+
+    message_id: str | None = None
+    redelivered: bool = False
+    received: float = 0.0  # time.monotonic() at arrival; 0 = now
+    delivery_count: int | None = None  # from the broker, where it counts (quorum queues)
 
 
 @dataclass
@@ -44,6 +66,12 @@ class Outcome:
     method: str
     ok: bool
     error_class: str | None = None
+    dead_letter: bool = False
+    replayed: bool = False
+
+
+class _Expired(Exception):
+    pass
 
 
 class Dispatcher:
@@ -53,22 +81,23 @@ class Dispatcher:
         self.options = options or Options()
         self.handlers = HANDLERS if handlers is None else handlers
         # SQLite has no row locks: one call at a time keeps the same races closed.
-        self._serial = asyncio.Lock() if is_sqlite(engine) else None
+        limit = 1 if is_sqlite(engine) else max(self.options.max_concurrency, 1)
+        self._slots = asyncio.Semaphore(limit)
 
-    async def handle(self, body: bytes, message_id: str | None = None) -> Outcome:
+    async def handle(self, body: bytes, delivery: Delivery | str | None = None) -> Outcome:
+        if not isinstance(delivery, Delivery):
+            delivery = Delivery(message_id=delivery)
+        if not delivery.received:
+            delivery.received = time.monotonic()
         method = "?"
         try:
             request = envelope.decode_request(body, max_size=self.options.max_message_size)
             method = request.method
-            if request.deadline is not None and \
-                    time.time() > request.deadline + self.options.clock_skew:
-                log.info("dropping %s (%s): its caller gave up %.1f s ago", method,
-                         message_id, time.time() - request.deadline)
-                return Outcome(None, method, False, "Expired")
-            result = await self._run(request)
-            return Outcome(self._encode_result(result, method), method, True)
+            return await self._handle(request, delivery)
+        except _Expired:
+            return Outcome(None, method, False, "Expired")
         except envelope.EnvelopeError as exc:
-            log.warning("refused request %s: %s", message_id, exc)
+            log.warning("refused request %s: %s", delivery.message_id, exc)
             return self._error(exceptions.InvalidRequest(reason=str(exc)), method)
         except exceptions.NovaException as exc:
             return self._error(exc, method)
@@ -76,27 +105,40 @@ class Dispatcher:
             log.exception("%s failed", method)
             return self._error(self._remote(exc), method)
 
-    async def _run(self, request: envelope.Request) -> Any:
+    async def _handle(self, request: envelope.Request, delivery: Delivery) -> Outcome:
         func, handler = self._resolve(request.method)
-        try:
-            context = RequestContext.from_dict(request.context)
-        except (TypeError, ValueError) as exc:
-            raise exceptions.InvalidRequest(reason=f"bad context: {exc}") from None
-        try:
-            bound = func.signature.bind(context, *request.args, **request.kwargs)
-        except TypeError as exc:
-            raise exceptions.InvalidRequest(
-                reason=f"{request.method}{func.signature}: {exc}") from None
-        if bound.arguments.get("session") is not None:
-            raise exceptions.InvalidRequest(
-                reason=f"{request.method}: 'session' is in-process only; send None")
+        context = self._context(request)
+        args, kwargs = self._bind(func, context, request)
         if func.access == "admin":
             require_admin(context)
         elif func.access == "any":
             require_context(context)
-        args = bound.args[1:]
-        return await self._transaction(request.method, handler, context, args,
-                                       bound.kwargs)
+        message_id = delivery.message_id if func.is_write else None
+        async with self._slots:
+            self._check_deadline(request, delivery)
+            if message_id and (delivery.redelivered or request.attempt > 1):
+                stored = await self._stored(message_id)
+                if stored is not None:
+                    log.info("%s %s: answered from the reply store (already applied)",
+                             request.method, message_id)
+                    return Outcome(stored, request.method, True, replayed=True)
+            if delivery.redelivered and delivery.message_id and \
+                    await self._poisoned(request.method, delivery):
+                error = exceptions.PoisonMessage(method=request.method,
+                                                 limit=self.options.max_deliveries)
+                return Outcome(encode_error(error), request.method, False, "PoisonMessage",
+                               dead_letter=True)
+            try:
+                reply = await self._transaction(request.method, handler, context, args,
+                                                kwargs, message_id)
+            except sa_exc.IntegrityError as exc:
+                # A duplicate of this message that committed first beats us on the reply
+                # store's key; any other integrity failure is the handler's DBError.
+                stored = await self._stored(message_id) if message_id else None
+                if stored is None:
+                    raise _db_error(exc) from None
+                return Outcome(stored, request.method, True, replayed=True)
+        return Outcome(reply, request.method, True)
 
     def _resolve(self, method: str) -> tuple[catalog.Function, Handler]:
         func = catalog.get(method)
@@ -107,16 +149,75 @@ class Dispatcher:
             raise exceptions.NotImplementedInConductor(method=method)
         return func, handler
 
+    @staticmethod
+    def _context(request: envelope.Request) -> RequestContext:
+        try:
+            return RequestContext.from_dict(request.context)
+        except (TypeError, ValueError) as exc:
+            raise exceptions.InvalidRequest(reason=f"bad context: {exc}") from None
+
+    @staticmethod
+    def _bind(func: catalog.Function, context: RequestContext, request: envelope.Request
+              ) -> tuple[tuple[Any, ...], dict[str, Any]]:
+        try:
+            bound = func.signature.bind(context, *request.args, **request.kwargs)
+        except TypeError as exc:
+            raise exceptions.InvalidRequest(
+                reason=f"{request.method}{func.signature}: {exc}") from None
+        if bound.arguments.get("session") is not None:
+            raise exceptions.InvalidRequest(
+                reason=f"{request.method}: 'session' is in-process only; send None")
+        return bound.args[1:], bound.kwargs
+
+    def _check_deadline(self, request: envelope.Request, delivery: Delivery) -> None:
+        """Refuse to start a call its caller no longer waits for."""
+        late = None
+        if request.timeout is not None:
+            late = time.monotonic() - (delivery.received + request.timeout)
+        if request.deadline is not None:
+            skewed = time.time() - (request.deadline + self.options.clock_skew)
+            late = skewed if late is None else max(late, skewed)
+        if late is not None and late > 0:
+            log.info("dropping %s (%s): its caller gave up %.1f s ago", request.method,
+                     delivery.message_id, late)
+            raise _Expired()
+
+    async def _stored(self, message_id: str) -> bytes | None:
+        try:
+            async with self.engine.connect() as conn:
+                return await replies.stored_reply(conn, message_id)
+        except (sa_exc.DBAPIError, OSError) as exc:
+            raise _connection_error(exc) from None
+
+    async def _poisoned(self, method: str, delivery: Delivery) -> bool:
+        assert delivery.message_id is not None
+        count = delivery.delivery_count
+        if count is None:
+            try:
+                count = await replies.count_delivery(self.engine, delivery.message_id, method)
+            except (sa_exc.DBAPIError, OSError) as exc:
+                raise _connection_error(exc) from None
+        if count > self.options.max_deliveries:
+            log.error("dead-lettering %s (%s): delivered %d times, the limit is %d",
+                      method, delivery.message_id, count, self.options.max_deliveries)
+            return True
+        return False
+
     async def _transaction(self, method: str, handler: Handler, context: RequestContext,
-                           args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+                           args: tuple[Any, ...], kwargs: dict[str, Any],
+                           message_id: str | None) -> bytes:
         attempt = 0
         while True:
             attempt += 1
             try:
-                if self._serial is not None:
-                    async with self._serial:
-                        return await self._once(method, handler, context, args, kwargs)
-                return await self._once(method, handler, context, args, kwargs)
+                async with self.engine.begin() as conn:
+                    result = await handler(Session(conn, method), context, *args, **kwargs)
+                    reply = self._encode_result(result, method)
+                    if message_id:
+                        await replies.record_reply(conn, message_id, method, reply)
+                    return reply
+            except sa_exc.IntegrityError:
+                raise
             except sa_exc.DBAPIError as exc:
                 if _sqlstate(exc) in _RETRY_SQLSTATES and attempt <= self.options.db_retries:
                     delay = self.options.db_retry_delay * 2 ** (attempt - 1)
@@ -126,20 +227,15 @@ class Dispatcher:
                     continue
                 raise _db_error(exc) from None
             except (TimeoutError, OSError) as exc:
-                raise exceptions.DBConnectionError(reason=f"{type(exc).__name__}: {exc}") \
-                    from None
-
-    async def _once(self, method: str, handler: Handler, context: RequestContext,
-                    args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-        async with self.engine.begin() as conn:
-            return await handler(Session(conn, method), context, *args, **kwargs)
+                raise _connection_error(exc) from None
 
     def _encode_result(self, result: Any, method: str) -> bytes:
         try:
             return envelope.encode_result(result)
         except (TypeError, ValueError) as exc:
             log.exception("%s returned a value the wire cannot carry", method)
-            return envelope.encode_error(self._remote(exc).to_wire())
+            raise exceptions.RemoteError(exc_type=type(exc).__name__, value=str(exc)) \
+                from None
 
     def _remote(self, exc: BaseException) -> exceptions.RemoteError:
         tb = "".join(traceback.format_exception(exc)) if self.options.debug else None
@@ -147,14 +243,17 @@ class Dispatcher:
                                       traceback=tb)
 
     def _error(self, exc: exceptions.NovaException, method: str) -> Outcome:
-        wire = exc.to_wire()
-        try:
-            reply = envelope.encode_error(wire)
-        except (TypeError, ValueError):
-            # kwargs the wire cannot carry: keep class and message, drop the rest.
-            wire["kwargs"] = {k: repr(v) for k, v in wire["kwargs"].items()}
-            reply = envelope.encode_error(wire)
-        return Outcome(reply, method, False, wire["class"])
+        return Outcome(encode_error(exc), method, False, type(exc).__name__)
+
+
+def encode_error(exc: exceptions.NovaException) -> bytes:
+    wire = exc.to_wire()
+    try:
+        return envelope.encode_error(wire)
+    except (TypeError, ValueError):
+        # kwargs the wire cannot carry: keep class and message, show the rest as text.
+        wire["kwargs"] = {k: repr(v) for k, v in wire["kwargs"].items()}
+        return envelope.encode_error(wire)
 
 
 def _sqlstate(exc: sa_exc.DBAPIError) -> str | None:
@@ -162,16 +261,17 @@ def _sqlstate(exc: sa_exc.DBAPIError) -> str | None:
     return getattr(orig, "sqlstate", None) or getattr(orig, "pgcode", None)
 
 
+def _connection_error(exc: BaseException) -> exceptions.NovaException:
+    if isinstance(exc, sa_exc.DBAPIError):
+        return exceptions.DBConnectionError(reason=str(exc.orig))
+    return exceptions.DBConnectionError(reason=f"{type(exc).__name__}: {exc}")
+
+
 def _db_error(exc: sa_exc.DBAPIError) -> exceptions.NovaException:
     if exc.connection_invalidated or isinstance(exc, sa_exc.InterfaceError) or \
-            _sqlstate(exc) in {"08000", "08003", "08006", "57P01", "57P02", "57P03"}:
-        return exceptions.DBConnectionError(reason=str(exc.orig))
-    if isinstance(exc, sa_exc.OperationalError) and "connect" in str(exc.orig).lower():
-        return exceptions.DBConnectionError(reason=str(exc.orig))
+            _sqlstate(exc) in _CONNECTION_SQLSTATES:
+        return _connection_error(exc)
+    text = str(exc.orig).lower()
+    if isinstance(exc, sa_exc.OperationalError) and ("connect" in text or "closed" in text):
+        return _connection_error(exc)
     return exceptions.DBError(inner_exception=exc.orig)
-
-
-def encode_error_for(method: str, exc: exceptions.NovaException) -> bytes:
-    """An error reply built outside a dispatch (oversized body, ...)."""
-    del method
-    return codec.packb({"error": exc.to_wire()})

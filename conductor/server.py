@@ -9,15 +9,18 @@ reply-to publish).
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import logging
 import signal
+import time
 from dataclasses import dataclass
 from typing import Any
 
 import aio_pika
 from aio_pika.abc import AbstractIncomingMessage
 
-from conductor.dispatch import Dispatcher, encode_error_for
+from conductor.db import replies
+from conductor.dispatch import Delivery, Dispatcher, encode_error
 from schemas import envelope, exceptions
 
 log = logging.getLogger(__name__)
@@ -32,6 +35,8 @@ class ServerOptions:
     topic: str = DEFAULT_TOPIC
     prefetch: int = 128
     quorum_queues: bool = False
+    reply_retention: float = 3600.0  # seconds a write's reply stays replayable
+    purge_interval: float = 60.0
 
 
 class Server:
@@ -44,7 +49,13 @@ class Server:
         self._consumer_tag: str | None = None
         self._inflight: set[asyncio.Task[Any]] = set()
         self._stopped = asyncio.Event()
+        self._purger: asyncio.Task[None] | None = None
         self.served = 0
+        self.dead_lettered = 0
+
+    @property
+    def dead_letter_queue(self) -> str:
+        return f"{self.options.topic}.dead"
 
     async def start(self) -> None:
         self._connection = await aio_pika.connect_robust(self.options.amqp_url)
@@ -55,7 +66,10 @@ class Server:
             arguments["x-queue-type"] = "quorum"
         self._queue = await self._channel.declare_queue(
             self.options.topic, durable=True, arguments=arguments)
+        await self._channel.declare_queue(self.dead_letter_queue, durable=True,
+                                          arguments=arguments)
         self._consumer_tag = await self._queue.consume(self._on_message)
+        self._purger = asyncio.create_task(self._purge_replies())
         log.info("consuming %r on %s", self.options.topic, _safe_amqp(self.options.amqp_url))
 
     async def _on_message(self, message: AbstractIncomingMessage) -> None:
@@ -74,13 +88,13 @@ class Server:
         if limit and len(body) > limit:
             log.warning("refused message %s of %d bytes (limit %d)", message.message_id,
                         len(body), limit)
-            reply: bytes | None = encode_error_for(message.type or "?",
-                                                   exceptions.InvalidRequest(
-                                                       reason=f"request of {len(body)} bytes "
-                                                       f"exceeds the limit of {limit}"))
+            reply: bytes | None = encode_error(exceptions.InvalidRequest(
+                reason=f"request of {len(body)} bytes exceeds the limit of {limit}"))
         else:
-            outcome = await self.dispatcher.handle(body, message.message_id)
+            outcome = await self.dispatcher.handle(body, _delivery(message))
             reply = outcome.reply
+            if outcome.dead_letter:
+                await self._dead_letter(message, outcome.method)
         try:
             if reply is not None and message.reply_to:
                 await self._reply(message, reply)
@@ -98,8 +112,36 @@ class Server:
                              delivery_mode=aio_pika.DeliveryMode.NOT_PERSISTENT),
             routing_key=message.reply_to or "", mandatory=False)
 
+    async def _dead_letter(self, message: AbstractIncomingMessage, method: str) -> None:
+        assert self._channel is not None
+        self.dead_lettered += 1
+        try:
+            await self._channel.default_exchange.publish(
+                aio_pika.Message(message.body, content_type=message.content_type,
+                                 message_id=message.message_id, type=method,
+                                 headers={"x-conductor-reason": "redelivered past the limit",
+                                          "x-conductor-topic": self.options.topic},
+                                 delivery_mode=aio_pika.DeliveryMode.PERSISTENT),
+                routing_key=self.dead_letter_queue)
+        except Exception:
+            log.exception("could not dead-letter %s (%s)", message.message_id, method)
+
+    async def _purge_replies(self) -> None:
+        retention = dt.timedelta(seconds=self.options.reply_retention)
+        while True:
+            await asyncio.sleep(self.options.purge_interval)
+            try:
+                gone = await replies.purge(self.dispatcher.engine, retention)
+                if gone:
+                    log.info("purged %d stored replies older than %s", gone, retention)
+            except Exception as exc:
+                log.warning("purging stored replies failed: %s", exc)
+
     async def stop(self, grace: float = 30.0) -> None:
         """Stop consuming, let in-flight calls finish (up to ``grace`` s), close."""
+        if self._purger is not None:
+            self._purger.cancel()
+            self._purger = None
         if self._queue is not None and self._consumer_tag is not None:
             try:
                 await self._queue.cancel(self._consumer_tag)
@@ -129,6 +171,14 @@ class Server:
         await stop.wait()
         log.info("signal received: stopping")
         await self.stop()
+
+
+def _delivery(message: AbstractIncomingMessage) -> Delivery:
+    count = (message.headers or {}).get("x-delivery-count")
+    return Delivery(message_id=message.message_id, redelivered=bool(message.redelivered),
+                    received=time.monotonic(),
+                    # quorum queues count deliveries themselves (0 on the first)
+                    delivery_count=int(count) + 1 if isinstance(count, int) else None)
 
 
 async def _ack(message: AbstractIncomingMessage) -> None:

@@ -1,9 +1,11 @@
 """Request and reply envelopes: their shape, and the checks both sides apply.
 
-Request: ``{"v", "method", "args", "kwargs", "context", "deadline"}``; a batch (job queue)
-is ``{"v", "method": BATCH_METHOD, "calls": [{"method", "args", "kwargs"}, ...],
-"context", "deadline"}``.  Reply: ``{"result": ...}`` or ``{"error": {"class", "message",
-"kwargs"}}``.  ``deadline`` is the caller's absolute give-up time (epoch seconds) or None.
+Request: ``{"v", "method", "args", "kwargs", "context", "deadline", "timeout", "attempt"}``;
+a batch (job queue) is ``{"v", "method": BATCH_METHOD, "calls": [{"method", "args",
+"kwargs"}, ...], "context", ...}``.  Reply: ``{"result": ...}`` or ``{"error": {"class",
+"message", "kwargs"}}``.  ``deadline`` is the caller's absolute give-up time (epoch
+seconds), ``timeout`` the same as a duration (for a receiver whose clock is skewed), and
+``attempt`` counts the caller's sends of this message id (a retry is attempt 2 or more).
 """
 
 from __future__ import annotations
@@ -39,10 +41,13 @@ class Request:
     version: str = PROTOCOL_VERSION
     deadline: float | None = None
     calls: list[Call] | None = None  # only for a batch
+    timeout: float | None = None
+    attempt: int = 1
 
     def to_dict(self) -> dict[str, Any]:
         body: dict[str, Any] = {"v": self.version, "method": self.method,
-                                "context": self.context, "deadline": self.deadline}
+                                "context": self.context, "deadline": self.deadline,
+                                "timeout": self.timeout, "attempt": self.attempt}
         if self.calls is not None:
             body["calls"] = [{"method": c.method, "args": c.args, "kwargs": c.kwargs}
                              for c in self.calls]
@@ -88,10 +93,11 @@ def decode_request(data: bytes, *, max_size: int = 0,
     context = body.get("context")
     if not isinstance(context, dict):
         raise EnvelopeError("'context' must be a map")
-    deadline = body.get("deadline")
-    if deadline is not None and (isinstance(deadline, bool)
-                                 or not isinstance(deadline, (int, float))):
-        raise EnvelopeError("'deadline' must be a number or nil")
+    deadline = _number(body, "deadline")
+    timeout = _number(body, "timeout")
+    attempt = body.get("attempt", 1)
+    if isinstance(attempt, bool) or not isinstance(attempt, int) or attempt < 1:
+        raise EnvelopeError("'attempt' must be a positive integer")
     call = _check_call(body, "request")
     calls = None
     if call.method == BATCH_METHOD:
@@ -101,8 +107,17 @@ def decode_request(data: bytes, *, max_size: int = 0,
         if len(raw) > max_batch:
             raise EnvelopeError(f"a batch holds at most {max_batch} calls, not {len(raw)}")
         calls = [_check_call(c, f"batch call {i}") for i, c in enumerate(raw)]
-    return Request(call.method, call.args, call.kwargs, context, version,
-                   float(deadline) if deadline is not None else None, calls)
+    return Request(call.method, call.args, call.kwargs, context, version, deadline, calls,
+                   timeout, attempt)
+
+
+def _number(body: dict[str, Any], key: str) -> float | None:
+    value = body.get(key)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value != value:
+        raise EnvelopeError(f"'{key}' must be a number or nil")
+    return float(value)
 
 
 def encode_result(result: Any) -> bytes:

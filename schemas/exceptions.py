@@ -93,6 +93,13 @@ class RemoteError(RPCError):
         super().__init__(exc_type=exc_type, value=value, traceback=traceback, **kwargs)
 
 
+class PoisonMessage(RPCError):
+    """The message was redelivered past the limit (it kept killing its conductor)."""
+
+    message = ("%(method)s was delivered more than %(limit)s times without completing; "
+               "it was dead-lettered")
+
+
 class NotImplementedInConductor(RPCError):
     message = "%(method)s is in the catalog but the conductor does not implement it yet"
     code = 501

@@ -39,7 +39,8 @@ class LocalClient:
     async def _send(self, func: catalog.Function, bound: inspect.BoundArguments) -> Any:
         context = bound.arguments["context"]
         body = envelope.Request(func.name, list(bound.args[1:]), dict(bound.kwargs),
-                                context.to_dict(), deadline=time.time() + 60).encode()
+                                context.to_dict(), deadline=time.time() + 60,
+                                timeout=60).encode()
         outcome = await self.dispatcher.handle(body, uuid.uuid4().hex)
         assert outcome.reply is not None
         ok, value = envelope.decode_reply(outcome.reply)

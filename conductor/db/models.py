@@ -927,3 +927,4 @@ COMPUTED.update(_COMPUTED)
 # Relationships are registered in conductor.db.relations (kept apart for length); importing
 # it here means importing the models always registers them.
 from conductor.db import relations as _relations  # noqa: E402, F401
+from conductor.db import rpc_tables as _rpc_tables  # noqa: E402, F401
