@@ -1,0 +1,258 @@
+"""Flavors, their access list and extra specs (api-compute.md §3.8)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import ColumnElement, Select, exists, false, func, or_, select
+
+from conductor.db.models import InstanceTypeExtraSpecs, InstanceTypeProjects, InstanceTypes
+from conductor.db.query import model_query
+from conductor.db.session import Row, Session, rows_as_dict
+from conductor.db.values import check_value, lookup_int
+from conductor.handlers import api
+from conductor.handlers._lookup import text_equals
+from schemas import exceptions
+from schemas.context import RequestContext
+
+flavors = InstanceTypes.__table__
+specs = InstanceTypeExtraSpecs.__table__
+access = InstanceTypeProjects.__table__
+
+# Any constant will do: it only has to differ from other advisory locks of the database.
+_CREATE_LOCK = 0x666C61766F72  # "flavor"
+
+
+def _flavor_dict(row: Row) -> Row:
+    row["extra_specs"] = rows_as_dict(row["extra_specs"])
+    return row
+
+
+async def _first_flavor(session: Session, stmt: Select[Any]) -> Row | None:
+    row = await session.row(stmt.order_by(flavors.c.id).limit(1), ("extra_specs",))
+    return None if row is None else _flavor_dict(row)
+
+
+async def _by_flavorid(session: Session, context: RequestContext, flavor_id: Any, *,
+                       specs_too: bool = True) -> Row:
+    stmt = model_query(context, InstanceTypes).where(text_equals(flavors.c.flavorid,
+                                                                 flavor_id))
+    row = await (_first_flavor(session, stmt) if specs_too else
+                 session.row(stmt.order_by(flavors.c.id).limit(1)))
+    if row is None:
+        raise exceptions.FlavorNotFound(flavor_id=flavor_id)
+    return row
+
+
+async def _by_name(session: Session, context: RequestContext, name: Any) -> Row:
+    row = await _first_flavor(session, model_query(context, InstanceTypes)
+                              .where(text_equals(flavors.c.name, name)))
+    if row is None:
+        raise exceptions.InstanceTypeNotFoundByName(instance_type_name=name)
+    return row
+
+
+async def _lock(session: Session, flavor: Row) -> None:
+    """Serialise access-list writers of one flavor on its row, so that two concurrent
+    adds cannot both insert (a no-op on SQLite, where the dispatcher runs one writer at a
+    time).  Duplicate spec rows would be invisible to callers, so specs go unlocked."""
+    await session.execute(select(flavors.c.id).where(flavors.c.id == flavor["id"])
+                          .with_for_update())
+
+
+def _live_flavor_ids(flavor_id: Any) -> Select[Any]:
+    return select(flavors.c.id).where(flavors.c.deleted == false(),
+                                      text_equals(flavors.c.flavorid, flavor_id))
+
+
+def _live_specs(context: RequestContext, flavor_id: Any) -> Select[Any]:
+    return (model_query(context, InstanceTypeExtraSpecs, read_deleted="no")
+            .where(specs.c.instance_type_id.in_(_live_flavor_ids(flavor_id))))
+
+
+@api
+async def instance_type_create(session: Session, context: RequestContext, values: Any) -> Row:
+    if not isinstance(values, dict):
+        raise exceptions.InvalidInput(reason="instance_type_create: values must be a dict")
+    for key in ("name", "flavorid"):
+        if key not in values:
+            raise exceptions.InvalidInput(reason=f"instance_type_create: values must "
+                                          f"contain {key!r}")
+    name = values["name"]
+    if session.dialect == "postgresql":
+        # Closes the check-then-insert race between two creates of the same flavor;
+        # SQLite gets the same from the dispatcher's one-writer rule.
+        await session.execute(select(func.pg_advisory_xact_lock(_CREATE_LOCK)))
+    visible = model_query(context, InstanceTypes).limit(1)
+    for column, value in ((flavors.c.name, name), (flavors.c.flavorid, values["flavorid"])):
+        if await session.row(visible.where(text_equals(column, value))) is not None:
+            raise exceptions.InstanceTypeExists(name=name)  # keyed by name either way
+    given_specs = values.get("extra_specs") or {}
+    try:
+        if not isinstance(given_specs, dict):
+            raise exceptions.InvalidInput(reason="instance_types.extra_specs must be a dict "
+                                          "of key -> value")
+        cols = session.check(InstanceTypes, values, allowed_extra=("extra_specs",))
+        spec_rows = [session.check(InstanceTypeExtraSpecs, {"key": k, "value": v})
+                     for k, v in given_specs.items()]
+    except exceptions.InvalidInput as exc:
+        # Nova wraps everything that goes wrong while building the rows (§3.8 step 4).
+        raise exceptions.DBError(exc) from None
+    flavor = await session.insert(InstanceTypes, cols, checked=True, echo=values)
+    for spec in spec_rows:
+        await session.insert(InstanceTypeExtraSpecs,
+                             {**spec, "instance_type_id": flavor["id"]}, checked=True)
+    flavor["extra_specs"] = dict(given_specs)
+    return flavor
+
+
+def _at_least(column: str, value: Any) -> ColumnElement[bool]:
+    bound = check_value(flavors, column, value)
+    # ``>= NULL`` holds for no row (SQLAlchemy refuses to write it)
+    return false() if bound is None else flavors.c[column] >= bound
+
+
+@api
+async def instance_type_get_all(session: Session, context: RequestContext,
+                                inactive: Any = False, filters: Any = None) -> list[Row]:
+    filters = filters or {}
+    if not isinstance(filters, dict):
+        raise exceptions.InvalidInput(reason="instance_type_get_all: filters must be a dict")
+    stmt = model_query(context, InstanceTypes, read_deleted="yes" if inactive else "no")
+    for key, column in (("min_memory_mb", "memory_mb"), ("min_root_gb", "root_gb")):
+        if key in filters:
+            stmt = stmt.where(_at_least(column, filters[key]))
+    if "disabled" in filters:
+        stmt = stmt.where(flavors.c.disabled == check_value(flavors, "disabled",
+                                                            filters["disabled"]))
+    is_public = check_value(flavors, "is_public", filters.get("is_public"))
+    if is_public is not None:
+        cond: ColumnElement[bool] = flavors.c.is_public == is_public
+        if is_public and context.project_id is not None:
+            cond = or_(cond, exists().where(access.c.instance_type_id == flavors.c.id,
+                                            access.c.project_id == context.project_id,
+                                            access.c.deleted == false()))
+        stmt = stmt.where(cond)
+    rows = await session.rows(stmt.order_by(flavors.c.name, flavors.c.id), ("extra_specs",))
+    return [_flavor_dict(r) for r in rows]
+
+
+@api
+async def instance_type_get(session: Session, context: RequestContext, id: Any) -> Row:
+    key = lookup_int(id)
+    row = None
+    if key is not None:
+        row = await _first_flavor(session, model_query(context, InstanceTypes)
+                                  .where(flavors.c.id == key))
+    if row is None:
+        raise exceptions.InstanceTypeNotFound(instance_type_id=id)
+    return row
+
+
+@api
+async def instance_type_get_by_name(session: Session, context: RequestContext,
+                                    name: Any) -> Row:
+    return await _by_name(session, context, name)
+
+
+@api
+async def instance_type_get_by_flavor_id(session: Session, context: RequestContext,
+                                         id: Any) -> Row:
+    # ``id`` is the public flavorid, not the internal key (Nova's parameter name).
+    return await _by_flavorid(session, context, id)
+
+
+@api
+async def instance_type_destroy(session: Session, context: RequestContext, name: Any) -> None:
+    flavor = await _by_name(session, context, name)
+    await session.soft_delete_where(InstanceTypes, flavors.c.id == flavor["id"])
+    # every spec row, deleted ones included, as Nova's unfiltered query does
+    await session.soft_delete_where(InstanceTypeExtraSpecs,
+                                    specs.c.instance_type_id == flavor["id"])
+
+
+@api
+async def instance_type_access_get_by_flavor_id(session: Session, context: RequestContext,
+                                                flavor_id: Any) -> list[Row]:
+    row = await session.row(model_query(context, InstanceTypes)
+                            .where(text_equals(flavors.c.flavorid, flavor_id))
+                            .order_by(flavors.c.id).limit(1), ("projects",))
+    if row is None:
+        # Nova crashes here; the spec recommends the getter's not-found error.
+        raise exceptions.FlavorNotFound(flavor_id=flavor_id)
+    projects: list[Row] = row["projects"]
+    return projects
+
+
+def _access_conditions(flavor: Row, project_id: Any) -> tuple[ColumnElement[bool], ...]:
+    return (access.c.instance_type_id == flavor["id"],
+            text_equals(access.c.project_id, project_id))
+
+
+@api
+async def instance_type_access_add(session: Session, context: RequestContext,
+                                   flavor_id: Any, project_id: Any) -> Row:
+    flavor = await _by_flavorid(session, context, flavor_id, specs_too=False)
+    await _lock(session, flavor)
+    found = await session.row(model_query(context, InstanceTypeProjects, read_deleted="yes")
+                              .where(*_access_conditions(flavor, project_id))
+                              .order_by(access.c.id).limit(1))
+    if found is None:
+        return await session.insert(InstanceTypeProjects,
+                                    {"instance_type_id": flavor["id"],
+                                     "project_id": project_id},
+                                    echo={"project_id": project_id})
+    if found["deleted"]:
+        return await session.update(InstanceTypeProjects, found,
+                                    {"deleted": False, "deleted_at": None}, checked=True)
+    raise exceptions.FlavorAccessExists(flavor_id=flavor_id, project_id=project_id)
+
+
+@api
+async def instance_type_access_remove(session: Session, context: RequestContext,
+                                      flavor_id: Any, project_id: Any) -> None:
+    flavor = await _by_flavorid(session, context, flavor_id, specs_too=False)
+    # Deleted rows match too, so removing twice succeeds and restamps deleted_at (Quirk).
+    removed = await session.soft_delete_where(InstanceTypeProjects,
+                                              *_access_conditions(flavor, project_id))
+    if not removed:
+        raise exceptions.FlavorAccessNotFound(flavor_id=flavor_id, project_id=project_id)
+
+
+@api
+async def instance_type_extra_specs_get(session: Session, context: RequestContext,
+                                        flavor_id: Any) -> dict[str, Any]:
+    # ascending id: if a key has several rows, the newest one wins
+    rows = await session.rows(_live_specs(context, flavor_id).order_by(specs.c.id))
+    return rows_as_dict(rows)
+
+
+@api
+async def instance_type_extra_specs_delete(session: Session, context: RequestContext,
+                                           flavor_id: Any, key: Any) -> None:
+    await session.soft_delete_where(
+        InstanceTypeExtraSpecs, specs.c.deleted == false(),
+        specs.c.instance_type_id.in_(_live_flavor_ids(flavor_id)),
+        text_equals(specs.c.key, key))
+
+
+@api
+async def instance_type_extra_specs_update_or_create(session: Session,
+                                                     context: RequestContext,
+                                                     flavor_id: Any,
+                                                     extra_specs: Any) -> None:
+    flavor = await _by_flavorid(session, context, flavor_id, specs_too=False)
+    if not isinstance(extra_specs, dict):
+        raise exceptions.InvalidInput(reason="instance_type_extra_specs_update_or_create: "
+                                      "extra_specs must be a dict of key -> value")
+    for key, value in extra_specs.items():
+        cols = session.check(InstanceTypeExtraSpecs,
+                             {"key": key, "value": value, "instance_type_id": flavor["id"],
+                              "deleted": False})
+        existing = await session.row(_live_specs(context, flavor_id)
+                                     .where(text_equals(specs.c.key, key))
+                                     .order_by(specs.c.id).limit(1))
+        if existing is None:
+            await session.insert(InstanceTypeExtraSpecs, cols, checked=True)
+        else:
+            await session.update(InstanceTypeExtraSpecs, existing, cols, checked=True)
