@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 import logging
+import os
 import time
 import uuid
 from dataclasses import dataclass, replace
@@ -57,7 +58,9 @@ class _Transport:
         async with self._lock:
             if self.connection is not None:
                 return
-            connection = await aio_pika.connect_robust(self.url)
+            connection = await aio_pika.connect_robust(
+                self.url, client_properties={"connection_name": f"client:{self.topic}:"
+                                                                f"{os.getpid()}"})
             connection.close_callbacks.add(self._on_close)
             channel = await connection.channel(publisher_confirms=True, on_return_raises=True)
             # Direct reply-to: consume before publishing, on the publishing channel.

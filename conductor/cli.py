@@ -91,6 +91,9 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=args.log_level.upper(),
                         format="%(asctime)s %(process)d %(levelname)s %(name)s: %(message)s")
     if args.command == "serve":
+        # The start-up schema check goes through Alembic, which is chatty at INFO.
+        logging.getLogger("alembic").setLevel(logging.WARNING)
+    if args.command == "serve":
         return _serve(args)
     if args.command == "db":
         return _db(args)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import logging
+import os
 import signal
 import time
 from dataclasses import dataclass
@@ -58,7 +59,10 @@ class Server:
         return f"{self.options.topic}.dead"
 
     async def start(self) -> None:
-        self._connection = await aio_pika.connect_robust(self.options.amqp_url)
+        self._connection = await aio_pika.connect_robust(
+            self.options.amqp_url,
+            client_properties={"connection_name": f"conductor:{self.options.topic}:"
+                                                  f"{os.getpid()}"})
         self._channel = await self._connection.channel(publisher_confirms=False)
         await self._channel.set_qos(prefetch_count=self.options.prefetch)
         arguments: dict[str, Any] = {}
@@ -157,6 +161,8 @@ class Server:
                             len(still), grace)
         if self._connection is not None:
             await self._connection.close()
+        log.warning("stopped: served %d calls, dead-lettered %d", self.served,
+                    self.dead_lettered)
         self._stopped.set()
 
     async def serve_forever(self) -> None:
