@@ -10,6 +10,7 @@ from typing import Any, Literal
 
 from sqlalchemy import ColumnElement, Select, Table, and_, false, or_, select, true
 
+from conductor.db.values import NO_MATCH, lookup_value
 from schemas import exceptions
 from schemas.context import RequestContext
 
@@ -84,8 +85,24 @@ def model_query(context: RequestContext, model: Any, *, read_deleted: str | None
 
 
 def equals(column: Any, value: Any) -> ColumnElement[bool]:
-    """``column = value``, with None matching NULL as ``filter_by(col=None)`` does."""
-    return column.is_(None) if value is None else column == value
+    """``filter_by(column=value)``: None matches NULL, and a value of a type the column
+    cannot hold matches nothing (as on Nova's SQLite), never a driver error."""
+    if value is None:
+        return column.is_(None)
+    converted = lookup_value(column, value)
+    return false() if converted is NO_MATCH else column == converted
+
+
+def one_of(column: Any, values: Any) -> ColumnElement[bool]:
+    """``column IN values`` with the same conversions as :func:`equals`; None in the
+    values matches NULL."""
+    items = list(values)
+    wanted = [v for v in (lookup_value(column, x) for x in items if x is not None)
+              if v is not NO_MATCH]
+    conds = [column.in_(wanted)] if wanted else []
+    if any(x is None for x in items):
+        conds.append(column.is_(None))
+    return or_(false(), *conds)
 
 
 def all_of(*conditions: ColumnElement[bool]) -> ColumnElement[bool]:

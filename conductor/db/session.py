@@ -13,7 +13,7 @@ from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from sqlalchemy import Executable, Table, bindparam, delete, insert, select, update
+from sqlalchemy import Executable, Table, bindparam, delete, insert, select, text, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from conductor.db import values as vals
@@ -83,9 +83,23 @@ class Session:
         cols = values if checked else self.check(table, values)
         result = await self.conn.execute(insert(table).values(cols).returning(*table.c))
         row = dict(result.mappings().one())
+        pk = _primary_key(table)
+        if pk.name in cols and self.dialect == "postgresql" and pk.autoincrement is not False \
+                and isinstance(row[pk.name], int):
+            await self._advance_sequence(table, pk.name, row[pk.name])
         if echo:
             row.update({k: v for k, v in echo.items() if k in table.c})
         return row
+
+    async def _advance_sequence(self, table: Table, column: str, used: int) -> None:
+        """Move the id sequence past an id the caller forced, so later inserts don't
+        collide with it (models.md §3); it never moves backwards."""
+        await self.conn.execute(
+            text("SELECT setval(pg_get_serial_sequence(:t, :c), "
+                 "GREATEST(:used, (SELECT last_value FROM "
+                 "pg_sequences WHERE schemaname || '.' || sequencename = "
+                 "pg_get_serial_sequence(:t, :c))))"),
+            {"t": table.name, "c": column, "used": used})
 
     async def update(self, model: Any, row: Row, values: Row, *, checked: bool = False,
                      echo: Row | None = None) -> Row:

@@ -190,3 +190,46 @@ def lookup_int(value: Any) -> int | None:
     if out is None or not _INT64[0] <= out <= _INT64[1]:
         return None
     return out
+
+
+NO_MATCH: Any = object()
+
+
+def lookup_text(value: Any) -> str | None:
+    """``value`` as a text column compares it; None when no stored string can equal it.
+
+    Nova's tests ran on SQLite, where ``flavorid = 1`` finds the flavorid ``'1'`` and a
+    dict simply matches nothing; PostgreSQL refuses such a comparison outright.
+    """
+    if isinstance(value, str):
+        return value
+    if isinstance(value, bool):
+        return str(int(value))
+    if isinstance(value, (int, float, decimal.Decimal, uuid.UUID)):
+        return str(value)
+    return None
+
+
+def lookup_value(col: Column[Any], value: Any) -> Any:
+    """``value`` as an equality lookup on ``col`` sees it, or NO_MATCH (never an error)."""
+    ctype = col.type
+    if isinstance(ctype, Boolean):
+        if isinstance(value, bool) or (isinstance(value, int) and value in (0, 1)):
+            return bool(value)
+        return NO_MATCH
+    if isinstance(ctype, Integer):
+        out = lookup_int(value)
+        return NO_MATCH if out is None else out
+    if isinstance(ctype, (String, Text)):
+        out_text = lookup_text(value)
+        return NO_MATCH if out_text is None else out_text
+    if isinstance(ctype, Float):
+        if isinstance(value, bool) or not isinstance(value, (int, float, decimal.Decimal)):
+            return NO_MATCH
+        return float(value)
+    if isinstance(ctype, (DateTime, Date)):
+        try:
+            return convert(col.table, col, value)  # type: ignore[arg-type]
+        except exceptions.InvalidInput:
+            return NO_MATCH
+    return value

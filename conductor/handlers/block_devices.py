@@ -12,11 +12,10 @@ from sqlalchemy import ColumnElement, update
 
 from conductor.db.base import utcnow
 from conductor.db.models import BlockDeviceMapping
-from conductor.db.query import deleted_filter, model_query
+from conductor.db.query import deleted_filter, equals, model_query
 from conductor.db.session import Row, Session
 from conductor.db.values import lookup_int
 from conductor.handlers import api
-from conductor.handlers._lookup import text_equals
 from schemas import exceptions
 from schemas.context import RequestContext
 
@@ -78,8 +77,8 @@ async def block_device_mapping_update_or_create(session: Session, context: Reque
     instance_uuid, device_name = cols["instance_uuid"], cols["device_name"]
     found = await session.row(
         model_query(context, BlockDeviceMapping)
-        .where(text_equals(bdms.c.instance_uuid, instance_uuid),
-               text_equals(bdms.c.device_name, device_name))
+        .where(equals(bdms.c.instance_uuid, instance_uuid),
+               equals(bdms.c.device_name, device_name))
         .order_by(bdms.c.id).limit(1))
     if found is None:
         await session.insert(BlockDeviceMapping, cols, checked=True)
@@ -90,7 +89,7 @@ async def block_device_mapping_update_or_create(session: Session, context: Reque
     if _is_swap_or_ephemeral(virtual_name):
         # deleted rows included: Nova's query here has no read_deleted filter
         await session.soft_delete_where(
-            BlockDeviceMapping, text_equals(bdms.c.instance_uuid, instance_uuid),
+            BlockDeviceMapping, equals(bdms.c.instance_uuid, instance_uuid),
             bdms.c.virtual_name == virtual_name,
             bdms.c.device_name != device_name)
 
@@ -100,7 +99,7 @@ async def block_device_mapping_get_all_by_instance(session: Session, context: Re
                                                    instance_uuid: Any) -> list[Row]:
     return await session.rows(
         model_query(context, BlockDeviceMapping)
-        .where(text_equals(bdms.c.instance_uuid, instance_uuid)).order_by(bdms.c.id))
+        .where(equals(bdms.c.instance_uuid, instance_uuid)).order_by(bdms.c.id))
 
 
 @api
@@ -120,13 +119,13 @@ async def _destroy_visible(session: Session, context: RequestContext, *where: An
 async def block_device_mapping_destroy_by_instance_and_device(
         session: Session, context: RequestContext, instance_uuid: Any,
         device_name: Any) -> None:
-    await _destroy_visible(session, context, text_equals(bdms.c.instance_uuid, instance_uuid),
-                           text_equals(bdms.c.device_name, device_name))
+    await _destroy_visible(session, context, equals(bdms.c.instance_uuid, instance_uuid),
+                           equals(bdms.c.device_name, device_name))
 
 
 @api
 async def block_device_mapping_destroy_by_instance_and_volume(
         session: Session, context: RequestContext, instance_uuid: Any,
         volume_id: Any) -> None:
-    await _destroy_visible(session, context, text_equals(bdms.c.instance_uuid, instance_uuid),
-                           text_equals(bdms.c.volume_id, volume_id))
+    await _destroy_visible(session, context, equals(bdms.c.instance_uuid, instance_uuid),
+                           equals(bdms.c.volume_id, volume_id))

@@ -7,8 +7,8 @@ from typing import Any
 from conductor.db.models import InstanceFault
 from conductor.db.query import model_query
 from conductor.db.session import Row, Session
+from conductor.db.values import lookup_text
 from conductor.handlers import api
-from conductor.handlers._lookup import lookup_text
 from schemas import exceptions
 from schemas.context import RequestContext
 

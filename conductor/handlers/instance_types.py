@@ -7,11 +7,10 @@ from typing import Any
 from sqlalchemy import ColumnElement, Select, exists, false, func, or_, select
 
 from conductor.db.models import InstanceTypeExtraSpecs, InstanceTypeProjects, InstanceTypes
-from conductor.db.query import model_query
+from conductor.db.query import equals, model_query
 from conductor.db.session import Row, Session, rows_as_dict
 from conductor.db.values import check_value, lookup_int
 from conductor.handlers import api
-from conductor.handlers._lookup import text_equals
 from schemas import exceptions
 from schemas.context import RequestContext
 
@@ -35,7 +34,7 @@ async def _first_flavor(session: Session, stmt: Select[Any]) -> Row | None:
 
 async def _by_flavorid(session: Session, context: RequestContext, flavor_id: Any, *,
                        specs_too: bool = True) -> Row:
-    stmt = model_query(context, InstanceTypes).where(text_equals(flavors.c.flavorid,
+    stmt = model_query(context, InstanceTypes).where(equals(flavors.c.flavorid,
                                                                  flavor_id))
     row = await (_first_flavor(session, stmt) if specs_too else
                  session.row(stmt.order_by(flavors.c.id).limit(1)))
@@ -46,7 +45,7 @@ async def _by_flavorid(session: Session, context: RequestContext, flavor_id: Any
 
 async def _by_name(session: Session, context: RequestContext, name: Any) -> Row:
     row = await _first_flavor(session, model_query(context, InstanceTypes)
-                              .where(text_equals(flavors.c.name, name)))
+                              .where(equals(flavors.c.name, name)))
     if row is None:
         raise exceptions.InstanceTypeNotFoundByName(instance_type_name=name)
     return row
@@ -62,7 +61,7 @@ async def _lock(session: Session, flavor: Row) -> None:
 
 def _live_flavor_ids(flavor_id: Any) -> Select[Any]:
     return select(flavors.c.id).where(flavors.c.deleted == false(),
-                                      text_equals(flavors.c.flavorid, flavor_id))
+                                      equals(flavors.c.flavorid, flavor_id))
 
 
 def _live_specs(context: RequestContext, flavor_id: Any) -> Select[Any]:
@@ -85,7 +84,7 @@ async def instance_type_create(session: Session, context: RequestContext, values
         await session.execute(select(func.pg_advisory_xact_lock(_CREATE_LOCK)))
     visible = model_query(context, InstanceTypes).limit(1)
     for column, value in ((flavors.c.name, name), (flavors.c.flavorid, values["flavorid"])):
-        if await session.row(visible.where(text_equals(column, value))) is not None:
+        if await session.row(visible.where(equals(column, value))) is not None:
             raise exceptions.InstanceTypeExists(name=name)  # keyed by name either way
     given_specs = values.get("extra_specs") or {}
     try:
@@ -175,7 +174,7 @@ async def instance_type_destroy(session: Session, context: RequestContext, name:
 async def instance_type_access_get_by_flavor_id(session: Session, context: RequestContext,
                                                 flavor_id: Any) -> list[Row]:
     row = await session.row(model_query(context, InstanceTypes)
-                            .where(text_equals(flavors.c.flavorid, flavor_id))
+                            .where(equals(flavors.c.flavorid, flavor_id))
                             .order_by(flavors.c.id).limit(1), ("projects",))
     if row is None:
         # Nova crashes here; the spec recommends the getter's not-found error.
@@ -186,7 +185,7 @@ async def instance_type_access_get_by_flavor_id(session: Session, context: Reque
 
 def _access_conditions(flavor: Row, project_id: Any) -> tuple[ColumnElement[bool], ...]:
     return (access.c.instance_type_id == flavor["id"],
-            text_equals(access.c.project_id, project_id))
+            equals(access.c.project_id, project_id))
 
 
 @api
@@ -233,7 +232,7 @@ async def instance_type_extra_specs_delete(session: Session, context: RequestCon
     await session.soft_delete_where(
         InstanceTypeExtraSpecs, specs.c.deleted == false(),
         specs.c.instance_type_id.in_(_live_flavor_ids(flavor_id)),
-        text_equals(specs.c.key, key))
+        equals(specs.c.key, key))
 
 
 @api
@@ -250,7 +249,7 @@ async def instance_type_extra_specs_update_or_create(session: Session,
                              {"key": key, "value": value, "instance_type_id": flavor["id"],
                               "deleted": False})
         existing = await session.row(_live_specs(context, flavor_id)
-                                     .where(text_equals(specs.c.key, key))
+                                     .where(equals(specs.c.key, key))
                                      .order_by(specs.c.id).limit(1))
         if existing is None:
             await session.insert(InstanceTypeExtraSpecs, cols, checked=True)

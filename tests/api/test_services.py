@@ -152,6 +152,10 @@ async def test_create_with_explicit_base_columns(db, admin):
     s = await _service(db, admin, id=77, created_at=old, updated_at=old)
     got = await db.service_get(admin, 77)
     assert s["id"] == 77 and got["created_at"] == old and got["updated_at"] == old
+    # A forced id moves the id sequence past it: the next automatic id does not collide.
+    assert (await _service(db, admin))["id"] == 78
+    await _service(db, admin, id=5)
+    assert (await _service(db, admin))["id"] == 79
 
 
 async def test_bad_values_are_invalid_input_naming_the_column(db, admin):
@@ -163,6 +167,13 @@ async def test_bad_values_are_invalid_input_naming_the_column(db, admin):
     s = await db.service_create(admin, {"host": 12, "report_count": "3"})
     got = await db.service_get(admin, s["id"])
     assert got["host"] == "12" and got["report_count"] == 3
+
+
+async def test_lookups_with_values_of_the_wrong_type_match_nothing(db, admin):
+    await _service(db, admin, host="12")
+    assert [s["host"] for s in await db.service_get_all_by_host(admin, 12)] == ["12"]
+    assert await db.service_get_all_by_host(admin, {"not": "a host"}) == []
+    assert await db.service_get_by_host_and_topic(admin, ["x"], 5) is None
 
 
 async def test_anonymous_context_is_refused(db):

@@ -2,6 +2,7 @@
 
 import asyncio
 import collections
+import subprocess
 import uuid
 
 import aio_pika
@@ -202,3 +203,26 @@ async def test_poison_message_dead_lettered(conductors, amqp_url):
         message = await dead.get(timeout=5)
         assert message.type == "service_get_all"
         await message.ack()
+
+
+async def test_serve_workers_starts_competing_processes(conductors):
+    parent = await conductors.start("--workers", "2", wait=False)
+    await conductors.wait_consumers(2)
+    async with ConductorClient(conductors.amqp_url, topic=conductors.topic, timeout=30) as db:
+        made = await asyncio.gather(*[db.service_create(ADMIN, {"host": f"w-{i}"})
+                                      for i in range(50)])
+    assert sorted(s["host"] for s in made) == sorted(f"w-{i}" for i in range(50))
+    parent.terminate()
+    assert await asyncio.to_thread(parent.wait, 30) == 0
+    assert await conductors.consumers() == 0
+
+
+async def test_quorum_queues(conductors):
+    await conductors.start("--quorum-queues")
+    async with ConductorClient(conductors.amqp_url, topic=conductors.topic, timeout=30) as db:
+        assert (await db.service_create(ADMIN, {"host": "q"}))["host"] == "q"
+    listing = await asyncio.to_thread(
+        subprocess.run, ["rabbitmqctl", "list_queues", "name", "type", "-q"],
+        capture_output=True, text=True, timeout=60)
+    types = dict(line.split("\t")[:2] for line in listing.stdout.splitlines() if "\t" in line)
+    assert types[conductors.topic] == "quorum"
