@@ -37,7 +37,8 @@ def convert(table: Table, col: Column[Any], value: Any) -> Any:
     """``value`` as column ``col`` stores it, or InvalidInput."""
     name = col.name
     if value is None:
-        if not col.nullable and not col.primary_key and col.default is None:
+        # An explicit None bypasses the column default, so NOT NULL refuses it.
+        if not col.nullable and not col.primary_key:
             raise _invalid(table, name, "may not be null")
         return None
     ctype = col.type

@@ -1,0 +1,56 @@
+"""The conductor command as a user runs it."""
+
+import asyncio
+import json
+import subprocess
+import sys
+
+from conductor.handlers import load_all
+from schemas import catalog
+
+
+def _run(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "conductor.cli", *args],
+                          capture_output=True, text=True, timeout=120)
+
+
+async def test_api_coverage_reports_the_truth():
+    proc = await asyncio.to_thread(_run, "api-coverage", "--missing")
+    assert proc.returncode == 0
+    done = len(load_all()) + len([f for f in catalog.FUNCTIONS if f.kind == "local"])
+    assert proc.stdout.splitlines()[0].startswith(f"implemented: {done}/{len(catalog.FUNCTIONS)}")
+    missing = [line.split()[-1] for line in proc.stdout.splitlines() if "missing:" in line]
+    assert set(missing) == {f.name for f in catalog.remote_functions()} - set(load_all())
+
+
+async def test_call_prints_json_and_errors(amqp_url, conductor, rpc_client, admin):
+    topic = conductor.options.topic
+    made = await rpc_client.service_create(admin, {"host": "cli-host"})
+    proc = await asyncio.to_thread(_run, "call", "service_get", str(made["id"]),
+                                   "--amqp-url", amqp_url, "--topic", topic)
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)["host"] == "cli-host"
+    proc = await asyncio.to_thread(_run, "call", "service_get", "424242",
+                                   "--amqp-url", amqp_url, "--topic", topic)
+    assert proc.returncode == 1 and "ServiceNotFound" in proc.stderr
+    proc = await asyncio.to_thread(_run, "call", "service_get_all", "--user", "u",
+                                   "--project", "p", "--amqp-url", amqp_url, "--topic", topic)
+    assert proc.returncode == 1 and "AdminRequired" in proc.stderr
+    proc = await asyncio.to_thread(_run, "call", "service_get", "--amqp-url", amqp_url,
+                                   "--topic", topic)
+    assert proc.returncode == 2 and "TypeError" in proc.stderr
+
+
+async def test_db_sync_and_version(pg_base_url):
+    from tests.conftest import _create_pg_database, _drop_pg_database
+
+    url = await _create_pg_database(pg_base_url, "conductor_test_cli")
+    try:
+        proc = await asyncio.to_thread(_run, "db", "sync", "--db-url", url)
+        assert proc.returncode == 0, proc.stderr
+        proc = await asyncio.to_thread(_run, "db", "version", "--db-url", url)
+        from conductor.db.migrate import head_revision
+
+        assert f"current: {head_revision()}" in proc.stdout
+    finally:
+        await _drop_pg_database(pg_base_url, "conductor_test_cli")
