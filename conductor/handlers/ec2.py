@@ -1,0 +1,56 @@
+"""EC2 instance id mappings (api-compute.md §3.12): the mapping row's ``id`` is the EC2 id."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from conductor.db.models import InstanceIdMapping
+from conductor.db.query import model_query
+from conductor.db.session import Row, Session
+from conductor.db.values import lookup_text
+from conductor.handlers import api
+from conductor.handlers.instance_metadata import lookup_id
+from schemas import exceptions
+from schemas.context import RequestContext
+
+instance_ids = InstanceIdMapping.__table__
+
+
+async def create_instance_mapping(session: Session, instance_uuid: Any) -> Row:
+    # A new row even when the uuid is already mapped, as Nova does.
+    return await session.insert(InstanceIdMapping, {"uuid": instance_uuid})
+
+
+@api
+async def ec2_instance_create(session: Session, context: RequestContext,
+                              instance_ec2_id: Any) -> Row:
+    # The parameter is the instance uuid despite its name (Nova's signature).
+    return await create_instance_mapping(session, instance_ec2_id)
+
+
+@api
+async def get_ec2_instance_id_by_uuid(session: Session, context: RequestContext,
+                                      instance_id: Any) -> int:
+    key = lookup_text(instance_id)
+    found = None
+    if key is not None:
+        found = await session.scalar(
+            model_query(context, InstanceIdMapping).where(instance_ids.c.uuid == key)
+            .order_by(instance_ids.c.id).limit(1).with_only_columns(instance_ids.c.id))
+    if found is None:
+        raise exceptions.InstanceNotFound(instance_id=instance_id)
+    return int(found)
+
+
+@api
+async def get_instance_uuid_by_ec2_id(session: Session, context: RequestContext,
+                                      ec2_id: Any) -> str:
+    key = lookup_id(ec2_id)
+    found = None
+    if key is not None:
+        found = await session.scalar(
+            model_query(context, InstanceIdMapping).where(instance_ids.c.id == key)
+            .with_only_columns(instance_ids.c.uuid))
+    if found is None:
+        raise exceptions.InstanceNotFound(instance_id=ec2_id)
+    return str(found)

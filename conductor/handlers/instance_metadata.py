@@ -1,0 +1,200 @@
+"""Instance metadata, system metadata (api-compute.md §3.9) and info caches (§3.7).
+
+None of these functions checks that the instance exists; they work on ``instance_uuid``
+alone.  :func:`replace_metadata` and :func:`delete_info_cache` are shared with
+``instance_update`` and ``instance_destroy``, and :func:`lookup_id` with every instance
+module (it would sit next to ``lookup_int`` in ``conductor.db.values``).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import Table, select
+
+from conductor.db.base import utcnow
+from conductor.db.models import InstanceInfoCache, InstanceMetadata, InstanceSystemMetadata
+from conductor.db.query import deleted_filter, model_query
+from conductor.db.session import Row, Session
+from conductor.db.values import lookup_int, lookup_text
+from conductor.handlers import api
+from schemas import exceptions
+from schemas.context import RequestContext
+
+caches = InstanceInfoCache.__table__
+user_meta = InstanceMetadata.__table__
+system_meta = InstanceSystemMetadata.__table__
+
+
+def lookup_id(value: Any) -> int | None:
+    """An integer key of a 32-bit ``Integer`` column; None when it cannot name a row.
+
+    ``lookup_int`` admits 64-bit values, which asyncpg refuses to bind to an INTEGER
+    parameter (a driver error instead of the not-found error of api-compute.md §1.4).
+    """
+    key = lookup_int(value)
+    if key is None or not -(2**31) <= key < 2**31:
+        return None
+    return key
+
+
+def _metadata_dict(values: Any, what: str) -> dict[Any, Any]:
+    if not isinstance(values, dict):
+        raise exceptions.InvalidInput(reason=f"{what} must be a dict of key -> value, got "
+                                      f"{type(values).__name__}")
+    return values
+
+
+async def _visible_items(session: Session, context: RequestContext, table: Table,
+                         instance_uuid: Any, read_deleted: str | None) -> list[Row]:
+    key = lookup_text(instance_uuid)
+    if key is None:
+        return []
+    return await session.rows(
+        model_query(context, table, read_deleted=read_deleted)
+        .where(table.c.instance_uuid == key).order_by(table.c.id))
+
+
+async def replace_metadata(session: Session, context: RequestContext, table: Table,
+                           instance_uuid: Any, metadata: Any, delete: Any,
+                           read_deleted: str | None = "no") -> None:
+    """``instance_[system_]metadata_update``: rows found with ``read_deleted`` (None: the
+    context's); with ``delete``, keys not in ``metadata`` get a flag-only soft delete."""
+    given = _metadata_dict(metadata, "metadata")
+    # Convert first, so a value the column refuses writes nothing.
+    wanted = [session.check(table, {"key": k, "value": v, "instance_uuid": instance_uuid})
+              for k, v in given.items()]
+    items = await _visible_items(session, context, table, instance_uuid, read_deleted)
+    wanted_keys = {w["key"] for w in wanted}
+    if delete:
+        for item in items:
+            if item["key"] not in wanted_keys:
+                # Flag-only: deleted_at stays NULL (a Nova quirk, api-compute.md §1.3).
+                await session.update(table, item, {"deleted": True}, checked=True)
+    by_key: dict[Any, list[Row]] = {}
+    for item in items:
+        by_key.setdefault(item["key"], []).append(item)
+    for row in wanted:
+        existing = by_key.get(row["key"])
+        if existing:
+            # Every visible row of the key, so that a duplicate cannot shadow the new value.
+            for item in existing:
+                await session.update(table, item, {"value": row["value"]}, checked=True)
+        else:
+            await session.insert(table, row, checked=True)
+
+
+def _as_dict(items: list[Row]) -> dict[Any, Any]:
+    # Rows come in id order: with duplicate keys the highest id wins.
+    return {item["key"]: item["value"] for item in items}
+
+
+async def _delete_key(session: Session, context: RequestContext, table: Table,
+                      instance_uuid: Any, key: Any, read_deleted: str | None) -> None:
+    uuid_key, item_key = lookup_text(instance_uuid), lookup_text(key)
+    if uuid_key is None or item_key is None:
+        return
+    visible = deleted_filter(table, read_deleted or context.read_deleted)
+    await session.soft_delete_where(table, table.c.instance_uuid == uuid_key,
+                                    table.c.key == item_key,
+                                    *(() if visible is None else (visible,)))
+
+
+# --- user metadata: deleted rows never ---------------------------------------------------
+
+@api
+async def instance_metadata_get(session: Session, context: RequestContext,
+                                instance_uuid: Any) -> dict[Any, Any]:
+    return _as_dict(await _visible_items(session, context, user_meta, instance_uuid, "no"))
+
+
+@api
+async def instance_metadata_delete(session: Session, context: RequestContext,
+                                   instance_uuid: Any, key: Any) -> None:
+    await _delete_key(session, context, user_meta, instance_uuid, key, "no")
+
+
+@api
+async def instance_metadata_update(session: Session, context: RequestContext,
+                                   instance_uuid: Any, metadata: Any, delete: Any) -> Any:
+    await replace_metadata(session, context, user_meta, instance_uuid, metadata, delete)
+    return metadata
+
+
+# --- system metadata: deleted rows per context -------------------------------------------
+
+@api
+async def instance_system_metadata_get(session: Session, context: RequestContext,
+                                       instance_uuid: Any) -> dict[Any, Any]:
+    return _as_dict(await _visible_items(session, context, system_meta, instance_uuid, None))
+
+
+@api
+async def instance_system_metadata_delete(session: Session, context: RequestContext,
+                                          instance_uuid: Any, key: Any) -> None:
+    await _delete_key(session, context, system_meta, instance_uuid, key, None)
+
+
+@api
+async def instance_system_metadata_update(session: Session, context: RequestContext,
+                                          instance_uuid: Any, metadata: Any,
+                                          delete: Any) -> None:
+    await replace_metadata(session, context, system_meta, instance_uuid, metadata, delete,
+                           read_deleted=None)
+
+
+# --- info cache: one row per instance, deleted or not ------------------------------------
+
+async def _cache(session: Session, instance_uuid: Any) -> Row | None:
+    key = lookup_text(instance_uuid)
+    if key is None:
+        return None
+    return await session.row(select(caches).where(caches.c.instance_uuid == key)
+                             .order_by(caches.c.id).limit(1))
+
+
+async def _update_cache(session: Session, instance_uuid: Any, values: Any,
+                        existing: Row | None = None) -> Row:
+    cache = existing if existing is not None else await _cache(session, instance_uuid)
+    if cache is not None and cache["deleted"]:
+        return cache
+    if cache is not None:
+        return await session.update(InstanceInfoCache, cache, values, echo=values)
+    if values is not None and not isinstance(values, dict):
+        raise exceptions.InvalidInput(reason=f"values must be a dict, got "
+                                      f"{type(values).__name__}")
+    values = dict(values or {}, instance_uuid=instance_uuid)
+    return await session.insert(InstanceInfoCache, values, echo=values)
+
+
+async def delete_info_cache(session: Session, instance_uuid: Any,
+                            existing: Row | None = None) -> Row:
+    """``instance_info_cache_delete``; ``existing`` is the cache row if already loaded
+    (it is updated in place)."""
+    return await _update_cache(session, instance_uuid,
+                               {"deleted": True, "deleted_at": utcnow()}, existing)
+
+
+@api
+async def instance_info_cache_create(session: Session, context: RequestContext,
+                                     values: Any) -> Row:
+    return await session.insert(InstanceInfoCache, values, echo=values)
+
+
+@api
+async def instance_info_cache_get(session: Session, context: RequestContext,
+                                  instance_uuid: Any) -> Row | None:
+    return await _cache(session, instance_uuid)
+
+
+@api
+async def instance_info_cache_update(session: Session, context: RequestContext,
+                                     instance_uuid: Any, values: Any) -> Row:
+    return await _update_cache(session, instance_uuid, values)
+
+
+@api
+async def instance_info_cache_delete(session: Session, context: RequestContext,
+                                     instance_uuid: Any) -> None:
+    await delete_info_cache(session, instance_uuid)
+
