@@ -44,25 +44,41 @@ class _Pending:
 
 
 class _Transport:
-    """The shared connection, channel and reply consumer of one client."""
+    """The shared connection, channel and reply consumer of one client.
+
+    Reconnection is done here rather than by aio-pika's robust connection: a direct
+    reply-to publish is refused on a channel whose reply consumer is not back yet, so a
+    new connection is only used once its reply consumer is in place.
+    """
 
     def __init__(self, url: str, topic: str) -> None:
         self.url = url
         self.topic = topic
-        self.connection: aio_pika.abc.AbstractRobustConnection | None = None
-        self.channel: aio_pika.abc.AbstractRobustChannel | None = None
+        self.connection: aio_pika.abc.AbstractConnection | None = None
+        self.channel: aio_pika.abc.AbstractChannel | None = None
         self.pending: dict[str, _Pending] = {}
         self._lock = asyncio.Lock()
+        self._closing = False
 
-    async def connect(self) -> None:
+    @property
+    def connected(self) -> bool:
+        return self.channel is not None and not self.channel.is_closed
+
+    async def connect(self, timeout: float | None = None) -> None:
         async with self._lock:
-            if self.connection is not None:
+            if self.connected:
                 return
-            connection = await aio_pika.connect_robust(
-                self.url, client_properties={"connection_name": f"client:{self.topic}:"
-                                                                f"{os.getpid()}"})
+            self._closing = False
+            try:
+                connection = await aio_pika.connect(
+                    self.url, timeout=timeout,
+                    client_properties={"connection_name": f"client:{self.topic}:"
+                                                          f"{os.getpid()}"})
+            except (aiormq.exceptions.AMQPError, OSError, TimeoutError) as exc:
+                raise exceptions.ConnectionLost(method="connect") from exc
             connection.close_callbacks.add(self._on_close)
             channel = await connection.channel(publisher_confirms=True, on_return_raises=True)
+            channel.close_callbacks.add(self._on_close)
             # Direct reply-to: consume before publishing, on the publishing channel.
             reply_queue = await channel.get_queue(REPLY_QUEUE, ensure=False)
             await reply_queue.consume(self._on_reply, no_ack=True)
@@ -74,34 +90,43 @@ class _Transport:
         if pending is not None and not pending.future.done():
             pending.future.set_result(message.body)
 
-    def _on_close(self, _connection: Any, exc: BaseException | None = None) -> None:
+    def _on_close(self, closed: Any, exc: BaseException | None = None) -> None:
         # Replies to calls in flight went to a reply-to queue that died with the
         # connection: fail them now rather than at their timeout.
+        if closed is not self.connection and closed is not self.channel:
+            return
+        self.connection = None
+        self.channel = None
         pending, self.pending = self.pending, {}
         for p in pending.values():
             if not p.future.done():
                 p.future.set_exception(exceptions.ConnectionLost(method=p.method))
 
     async def wait_connected(self, timeout: float) -> None:
-        """Wait (bounded) for the robust connection to come back after a cut."""
-        if self.connection is None:
-            await self.connect()
-            return
-        try:
-            await asyncio.wait_for(self.connection.connected.wait(), timeout)
-        except TimeoutError:
-            pass
+        """Reconnect after a cut, retrying for at most ``timeout`` seconds."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        delay = 0.1
+        while not self.connected:
+            try:
+                await self.connect(timeout=max(deadline - loop.time(), 0.1))
+            except exceptions.ConnectionLost:
+                if loop.time() + delay > deadline:
+                    raise
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 2.0)
 
     async def close(self) -> None:
-        if self.connection is not None:
-            connection, self.connection = self.connection, None
+        connection, self.connection, self.channel = self.connection, None, None
+        if connection is not None:
             await connection.close()
 
     async def publish(self, func: catalog.Function, body: bytes, message_id: str,
                       options: CallOptions) -> bytes | None:
-        if self.channel is None:
-            await self.connect()
-        assert self.channel is not None
+        if not self.connected:
+            await self.connect(timeout=options.timeout)
+        channel = self.channel
+        assert channel is not None
         loop = asyncio.get_running_loop()
         message = aio_pika.Message(
             body, content_type=envelope.CONTENT_TYPE, message_id=message_id,
@@ -115,7 +140,7 @@ class _Transport:
             self.pending[message_id] = _Pending(future, func.name)
         try:
             try:
-                await self.channel.default_exchange.publish(
+                await channel.default_exchange.publish(
                     message, routing_key=self.topic, mandatory=True,
                     timeout=options.timeout)
             except aiormq.exceptions.DeliveryError as exc:
@@ -212,7 +237,11 @@ class ConductorClient:
                     raise
                 log.info("%s: %s; retrying (%d/%d) with the same message id", func.name,
                          type(exc).__name__, attempt, attempts - 1)
-                await self._transport.wait_connected(options.timeout)
+                try:
+                    await self._transport.wait_connected(options.timeout)
+                except exceptions.ConnectionLost:
+                    if attempt + 1 >= attempts:
+                        raise
                 continue
             if reply is None:
                 return None

@@ -159,15 +159,17 @@ class Dispatcher:
     @staticmethod
     def _bind(func: catalog.Function, context: RequestContext, request: envelope.Request
               ) -> tuple[tuple[Any, ...], dict[str, Any]]:
+        """The handler's arguments, by name; Nova's in-process ``session`` is dropped."""
         try:
             bound = func.signature.bind(context, *request.args, **request.kwargs)
         except TypeError as exc:
             raise exceptions.InvalidRequest(
                 reason=f"{request.method}{func.signature}: {exc}") from None
-        if bound.arguments.get("session") is not None:
+        arguments = bound.arguments
+        if arguments.get("session") is not None:
             raise exceptions.InvalidRequest(
                 reason=f"{request.method}: 'session' is in-process only; send None")
-        return bound.args[1:], bound.kwargs
+        return (), {k: v for k, v in arguments.items() if k not in ("context", "session")}
 
     def _check_deadline(self, request: envelope.Request, delivery: Delivery) -> None:
         """Refuse to start a call its caller no longer waits for."""

@@ -132,18 +132,26 @@ async def sqlite_url(tmp_path_factory: pytest.TempPathFactory) -> str:
 
 
 TABLES = [t.name for t in reversed(models.Base.metadata.sorted_tables)]
+_SERIAL = [t.name for t in models.Base.metadata.sorted_tables
+           if "id" in t.c and t.c.id.primary_key and t.c.id.autoincrement is not False
+           and t.c.id.type.python_type is int]
+# One round trip (a DO block is one statement): DELETE is far quicker than TRUNCATE on
+# tables this small.
+_PG_WIPE = "DO $$ BEGIN " + " ".join(
+    [f'DELETE FROM "{n}";' for n in TABLES] +
+    [f"PERFORM setval(pg_get_serial_sequence('\"{n}\"', 'id'), 1, false);"
+     for n in _SERIAL]) + " END $$"
 
 
 async def _wipe(engine: Any) -> None:
     async with engine.begin() as conn:
         if engine.dialect.name == "postgresql":
-            names = ", ".join(f'"{n}"' for n in TABLES)
-            await conn.execute(text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
+            await conn.exec_driver_sql(_PG_WIPE)
         else:
             for name in TABLES:
                 await conn.execute(text(f'DELETE FROM "{name}"'))
-            await conn.execute(text("DELETE FROM sqlite_sequence")) \
-                if await _has_sqlite_sequence(conn) else None
+            if await _has_sqlite_sequence(conn):
+                await conn.execute(text("DELETE FROM sqlite_sequence"))
 
 
 async def _has_sqlite_sequence(conn: Any) -> bool:

@@ -185,10 +185,18 @@ def check_value(table: Table, column: str, value: Any) -> Any:
     return convert(table, table.c[column], value)
 
 
-def lookup_int(value: Any) -> int | None:
-    """An integer key as a lookup sees it; None when it cannot name a row (api §1.4)."""
+_INT32 = (-(2**31), 2**31 - 1)
+
+
+def lookup_int(value: Any, *, big: bool = False) -> int | None:
+    """An integer key as a lookup sees it; None when it cannot name a row (api §1.4).
+
+    Ids are 32-bit ``Integer`` columns: asyncpg refuses to bind a larger value to one, so
+    such a value names no row, as on SQLite.  ``big`` allows BigInteger's range.
+    """
     out = _to_int(value) if not isinstance(value, bool) else None
-    if out is None or not _INT64[0] <= out <= _INT64[1]:
+    low, high = _INT64 if big else _INT32
+    if out is None or not low <= out <= high:
         return None
     return out
 
@@ -203,7 +211,8 @@ def lookup_text(value: Any) -> str | None:
     dict simply matches nothing; PostgreSQL refuses such a comparison outright.
     """
     if isinstance(value, str):
-        return value
+        # PostgreSQL text cannot hold NUL, so no stored value can equal this one.
+        return None if "\x00" in value else value
     if isinstance(value, bool):
         return str(int(value))
     if isinstance(value, (int, float, decimal.Decimal, uuid.UUID)):
@@ -219,7 +228,7 @@ def lookup_value(col: Column[Any], value: Any) -> Any:
             return bool(value)
         return NO_MATCH
     if isinstance(ctype, Integer):
-        out = lookup_int(value)
+        out = lookup_int(value, big=type(ctype) is not Integer)
         return NO_MATCH if out is None else out
     if isinstance(ctype, (String, Text)):
         out_text = lookup_text(value)

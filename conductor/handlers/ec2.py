@@ -7,9 +7,8 @@ from typing import Any
 from conductor.db.models import InstanceIdMapping
 from conductor.db.query import model_query
 from conductor.db.session import Row, Session
-from conductor.db.values import lookup_text
+from conductor.db.values import lookup_int, lookup_text
 from conductor.handlers import api
-from conductor.handlers.instance_metadata import lookup_id
 from schemas import exceptions
 from schemas.context import RequestContext
 
@@ -45,7 +44,7 @@ async def get_ec2_instance_id_by_uuid(session: Session, context: RequestContext,
 @api
 async def get_instance_uuid_by_ec2_id(session: Session, context: RequestContext,
                                       ec2_id: Any) -> str:
-    key = lookup_id(ec2_id)
+    key = lookup_int(ec2_id)
     found = None
     if key is not None:
         found = await session.scalar(

@@ -2,8 +2,7 @@
 
 None of these functions checks that the instance exists; they work on ``instance_uuid``
 alone.  :func:`replace_metadata` and :func:`delete_info_cache` are shared with
-``instance_update`` and ``instance_destroy``, and :func:`lookup_id` with every instance
-module (it would sit next to ``lookup_int`` in ``conductor.db.values``).
+``instance_update`` and ``instance_destroy``.
 """
 
 from __future__ import annotations
@@ -16,7 +15,7 @@ from conductor.db.base import utcnow
 from conductor.db.models import InstanceInfoCache, InstanceMetadata, InstanceSystemMetadata
 from conductor.db.query import deleted_filter, model_query
 from conductor.db.session import Row, Session
-from conductor.db.values import lookup_int, lookup_text
+from conductor.db.values import lookup_text
 from conductor.handlers import api
 from schemas import exceptions
 from schemas.context import RequestContext
@@ -24,18 +23,6 @@ from schemas.context import RequestContext
 caches = InstanceInfoCache.__table__
 user_meta = InstanceMetadata.__table__
 system_meta = InstanceSystemMetadata.__table__
-
-
-def lookup_id(value: Any) -> int | None:
-    """An integer key of a 32-bit ``Integer`` column; None when it cannot name a row.
-
-    ``lookup_int`` admits 64-bit values, which asyncpg refuses to bind to an INTEGER
-    parameter (a driver error instead of the not-found error of api-compute.md §1.4).
-    """
-    key = lookup_int(value)
-    if key is None or not -(2**31) <= key < 2**31:
-        return None
-    return key
 
 
 def _metadata_dict(values: Any, what: str) -> dict[Any, Any]:

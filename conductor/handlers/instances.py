@@ -25,12 +25,12 @@ from conductor.db.models import (
     SecurityGroup,
     SecurityGroupInstanceAssociation,
 )
-from conductor.db.query import equals, model_query, require_admin, require_uuid
+from conductor.db.query import equals, model_query, require_uuid
 from conductor.db.session import Row, Session
-from conductor.db.values import NO_MATCH, convert, lookup_text, lookup_value
+from conductor.db.values import NO_MATCH, convert, lookup_int, lookup_text, lookup_value
 from conductor.handlers import api
 from conductor.handlers.ec2 import create_instance_mapping
-from conductor.handlers.instance_metadata import delete_info_cache, lookup_id, replace_metadata
+from conductor.handlers.instance_metadata import delete_info_cache, replace_metadata
 from schemas import exceptions
 from schemas.conditions import Constraint, EqualityCondition
 from schemas.context import RequestContext
@@ -92,7 +92,7 @@ async def load_by_uuid(session: Session, context: RequestContext, instance_uuid:
 
 async def _by_id(session: Session, context: RequestContext, instance_id: Any,
                  joins: tuple[str, ...]) -> Row:
-    key = lookup_id(instance_id)
+    key = lookup_int(instance_id)
     row = None
     if key is not None:
         row = await session.row(model_query(context, Instance, project_only=True)
@@ -282,7 +282,7 @@ async def instance_get_all_by_host_and_not_type(session: Session, context: Reque
                                                 host: Any, type_id: Any = None) -> list[Row]:
     # SQL ``!=``: NULL never differs, so the default None means "has a flavor", and a
     # value no integer column can hold differs from every flavor id.
-    type_key = lookup_id(type_id) if type_id is not None else None
+    type_key = lookup_int(type_id) if type_id is not None else None
     differs = (instances.c.instance_type_id.is_not(None) if type_key is None
                else instances.c.instance_type_id != type_key)
     return await _listed(session, context, equals(instances.c.host, host), differs)
@@ -332,16 +332,9 @@ async def instance_get_all_hung_in_rebooting(session: Session, context: RequestC
         .order_by(instances.c.id))
 
 
-# Not registered yet: Nova's signature has a ``session=None`` of its own, which cannot share
-# its name with the handler's first parameter, so ``signature_mismatches`` can never accept
-# a handler for it.  The dispatcher passes that argument by position, so registering is
-# ``api(instance_data_get_for_project)`` once the registry maps the catalog's ``session``
-# to ``rpc_session``.
+@api
 async def instance_data_get_for_project(session: Session, context: RequestContext,
-                                        project_id: Any,
-                                        rpc_session: Any = None) -> tuple[int, int, int]:
-    # rpc_session is Nova's in-process session; the dispatcher refuses anything but None.
-    require_admin(context)
+                                        project_id: Any) -> tuple[int, int, int]:
     result = await session.execute(
         select(func.count(instances.c.id), func.sum(instances.c.vcpus),
                func.sum(instances.c.memory_mb))
@@ -483,7 +476,7 @@ async def instance_add_security_group(session: Session, context: RequestContext,
                                       instance_id: Any, security_group_id: Any) -> None:
     # instance_id is the uuid here (Nova's naming).
     instance = await load_by_uuid(session, context, instance_id, ())
-    key = lookup_id(security_group_id)
+    key = lookup_int(security_group_id)
     group = None
     if key is not None:
         group = await session.row(model_query(context, SecurityGroup, project_only=True)
@@ -500,7 +493,7 @@ async def instance_add_security_group(session: Session, context: RequestContext,
 async def instance_remove_security_group(session: Session, context: RequestContext,
                                          instance_id: Any, security_group_id: Any) -> None:
     instance = await load_by_uuid(session, context, instance_id, ())
-    key = lookup_id(security_group_id)
+    key = lookup_int(security_group_id)
     if key is None:
         return
     await session.soft_delete_where(SecurityGroupInstanceAssociation,

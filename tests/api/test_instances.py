@@ -16,8 +16,6 @@ from conductor.db.models import (
     SecurityGroupIngressRule,
     SecurityGroupInstanceAssociation,
 )
-from conductor.db.session import Session
-from conductor.handlers.instances import instance_create, instance_data_get_for_project
 from schemas import exceptions
 from schemas.conditions import constraint, equal_any, not_equal
 from schemas.context import RequestContext, get_admin_context
@@ -164,19 +162,20 @@ async def test_ec2_lookups_not_found(db, user):
         assert str(arg) in str(info.value)
 
 
-async def test_data_get_for_project_counts_live_instances(engine, admin):
-    async with engine.begin() as conn:
-        session = Session(conn, "instance_create")
-        for values in ({"project_id": "p", "vcpus": 2, "memory_mb": 512},
-                       {"project_id": "p", "vcpus": 4, "memory_mb": 1024,
-                        "vm_state": "error"},
-                       {"project_id": "p", "vcpus": 8, "deleted": True},
-                       {"project_id": "q", "vcpus": 1}):
-            await instance_create(session, admin, values)
-        assert await instance_data_get_for_project(session, admin, "p") == (2, 6, 1536)
-        assert await instance_data_get_for_project(session, admin, "none") == (0, 0, 0)
-        with pytest.raises(exceptions.AdminRequired):
-            await instance_data_get_for_project(session, RequestContext("u", "p"), "p")
+async def test_data_get_for_project_counts_live_instances(db, admin):
+    for values in ({"project_id": "p", "vcpus": 2, "memory_mb": 512},
+                   {"project_id": "p", "vcpus": 4, "memory_mb": 1024, "vm_state": "error"},
+                   {"project_id": "p", "vcpus": 8, "deleted": True},
+                   {"project_id": "q", "vcpus": 1}):
+        await db.instance_create(admin, values)
+    result = await db.instance_data_get_for_project(admin, "p")
+    assert result == (2, 6, 1536) and isinstance(result, tuple)
+    assert await db.instance_data_get_for_project(admin, "none") == (0, 0, 0)
+    assert await db.instance_data_get_for_project(admin, "p", session=None) == (2, 6, 1536)
+    with pytest.raises(exceptions.InvalidRequest, match="in-process only"):
+        await db.instance_data_get_for_project(admin, "p", session="mine")
+    with pytest.raises(exceptions.AdminRequired):
+        await db.instance_data_get_for_project(RequestContext("u", "p"), "p")
 
 
 # --- reads ------------------------------------------------------------------------------

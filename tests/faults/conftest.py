@@ -1,5 +1,4 @@
 import asyncio
-import json
 import os
 import subprocess
 import sys
@@ -96,16 +95,15 @@ def cut_broker_connections(topic: str) -> int:
     Only this test's connections: others on the same broker (parallel test runs) live on.
     """
     listing = subprocess.run(
-        ["rabbitmqctl", "list_connections", "pid", "client_properties", "--formatter",
-         "json", "-q"], check=True, capture_output=True, text=True, timeout=60)
+        ["rabbitmqctl", "list_connections", "pid", "client_properties", "-q",
+         "--no-table-headers"], check=True, capture_output=True, text=True, timeout=60)
     closed = 0
-    for conn in json.loads(listing.stdout or "[]"):
-        props = {p[0]: p[2] for p in conn.get("client_properties", [])}
-        name = str(props.get("connection_name", ""))
-        if f":{topic}:" in name:
-            pid = conn["pid"].removeprefix("#PID")
-            subprocess.run(["rabbitmqctl", "close_connection", pid, "fault test"],
-                           check=False, capture_output=True, timeout=60)
+    for line in listing.stdout.splitlines():
+        pid, _, props = line.partition("\t")
+        if f'{{"connection_name","conductor:{topic}:' in props or \
+                f'{{"connection_name","client:{topic}:' in props:
+            subprocess.run(["rabbitmqctl", "close_connection", pid.strip(), "fault test"],
+                           check=True, capture_output=True, timeout=60)
             closed += 1
     return closed
 

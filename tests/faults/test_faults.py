@@ -226,3 +226,29 @@ async def test_quorum_queues(conductors):
         capture_output=True, text=True, timeout=60)
     types = dict(line.split("\t")[:2] for line in listing.stdout.splitlines() if "\t" in line)
     assert types[conductors.topic] == "quorum"
+
+
+async def test_calls_in_flight_fail_promptly_when_the_connection_drops(conductors, pg_engine):
+    await conductors.start()
+    async with ConductorClient(conductors.amqp_url, topic=conductors.topic, timeout=60) as db:
+        service = await db.service_create(ADMIN, {"host": "inflight"})
+        async with pg_engine.connect() as locker:
+            await locker.execute(text("LOCK TABLE services IN ACCESS EXCLUSIVE MODE"))
+            pending = asyncio.ensure_future(db.service_get(ADMIN, service["id"]))
+            await asyncio.sleep(0.3)
+            loop = asyncio.get_running_loop()
+            started = loop.time()
+            await asyncio.to_thread(cut_broker_connections, conductors.topic)
+            with pytest.raises(exceptions.ConnectionLost):
+                await pending
+            assert loop.time() - started < 10  # the call's timeout is 60 s
+            await locker.rollback()
+        # The same client works again once it has reconnected.
+        for _ in range(100):
+            try:
+                assert (await db.service_get(ADMIN, service["id"]))["host"] == "inflight"
+                break
+            except (exceptions.ConnectionLost, exceptions.NoConductor):
+                await asyncio.sleep(0.2)
+        else:
+            pytest.fail("the client never recovered")
