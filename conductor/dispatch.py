@@ -83,6 +83,10 @@ class Dispatcher:
         # SQLite has no row locks: one call at a time keeps the same races closed.
         limit = 1 if is_sqlite(engine) else max(self.options.max_concurrency, 1)
         self._slots = asyncio.Semaphore(limit)
+        # Reads run without BEGIN/COMMIT round trips: under READ COMMITTED every statement
+        # takes its own snapshot inside a transaction too, so the answers are the same.
+        self._read_engine = None if is_sqlite(engine) else \
+            engine.execution_options(isolation_level="AUTOCOMMIT")
 
     async def handle(self, body: bytes, delivery: Delivery | str | None = None) -> Outcome:
         if not isinstance(delivery, Delivery):
@@ -130,7 +134,7 @@ class Dispatcher:
                                dead_letter=True)
             try:
                 reply = await self._transaction(request.method, handler, context, args,
-                                                kwargs, message_id)
+                                                kwargs, message_id, func.kind == "read")
             except sa_exc.IntegrityError as exc:
                 # A duplicate of this message that committed first beats us on the reply
                 # store's key; any other integrity failure is the handler's DBError.
@@ -207,11 +211,16 @@ class Dispatcher:
 
     async def _transaction(self, method: str, handler: Handler, context: RequestContext,
                            args: tuple[Any, ...], kwargs: dict[str, Any],
-                           message_id: str | None) -> bytes:
+                           message_id: str | None, read: bool = False) -> bytes:
         attempt = 0
         while True:
             attempt += 1
             try:
+                if read and self._read_engine is not None:
+                    async with self._read_engine.connect() as conn:
+                        result = await handler(Session(conn, method), context, *args,
+                                               **kwargs)
+                        return self._encode_result(result, method)
                 async with self.engine.begin() as conn:
                     result = await handler(Session(conn, method), context, *args, **kwargs)
                     reply = self._encode_result(result, method)

@@ -16,6 +16,7 @@ from typing import Any
 from sqlalchemy import Executable, Table, bindparam, delete, insert, select, text, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from conductor.db import inline
 from conductor.db import values as vals
 from conductor.db.base import COMPUTED, CONFIG, Config, Relation, get_relation, utcnow
 from conductor.db.query import table_of
@@ -43,21 +44,35 @@ class Session:
 
     async def rows(self, stmt: Executable, joins: Joins = ()) -> list[Row]:
         """All rows of ``stmt`` as dicts, with ``joins`` loaded and computed keys added."""
-        result = await self.conn.execute(stmt)
-        rows = [dict(m) for m in result.mappings()]
-        if rows:
-            await self.finish(_table_of_stmt(stmt), rows, joins)
-        return rows
+        return await self._fetch(stmt, joins, first=False)
 
     async def row(self, stmt: Executable, joins: Joins = ()) -> Row | None:
         """The first row of ``stmt`` (callers order it), or None."""
-        result = await self.conn.execute(stmt)
-        mapping = result.mappings().first()
-        if mapping is None:
-            return None
-        row = dict(mapping)
-        await self.finish(_table_of_stmt(stmt), [row], joins)
-        return row
+        rows = await self._fetch(stmt, joins, first=True)
+        return rows[0] if rows else None
+
+    async def _fetch(self, stmt: Any, joins: Joins, first: bool) -> list[Row]:
+        table = _table_of_stmt(stmt)
+        tree = _join_tree(joins)
+        shapes = None
+        if tree and table is not None and self.dialect == "postgresql":
+            # One round trip for the rows and every relationship (conductor.db.inline).
+            columns, shapes = inline.columns_for(table, tree)
+            stmt = stmt.add_columns(*columns)
+        result = (await self.conn.execute(stmt)).mappings()
+        if first:
+            mapping = result.first()
+            rows = [dict(mapping)] if mapping is not None else []
+        else:
+            rows = [dict(m) for m in result]
+        if rows and table is not None:
+            if shapes is not None:
+                for row in rows:
+                    inline.unpack(row, shapes)
+                _complete(table, rows, tree)
+            else:
+                await self._load_tree(table, rows, tree)
+        return rows
 
     async def scalar(self, stmt: Executable) -> Any:
         return (await self.conn.execute(stmt)).scalar()
@@ -162,14 +177,7 @@ class Session:
             children = await self._load_relation(rel, rows)
             if children:
                 await self._load_tree(rel.target, children, subtree)
-            elif rel.target.name in COMPUTED:
-                pass
-        compute = COMPUTED.get(table.name)
-        for row in rows:
-            if compute is not None:
-                row.update(compute(row))
-            for key in [k for k in row if k.startswith("_")]:
-                del row[key]
+        _complete(table, rows, {})
 
     async def _load_relation(self, rel: Relation, rows: list[Row]) -> list[Row]:
         parent_pk = _primary_key(rel.parent)
@@ -213,6 +221,27 @@ def _relation_statement(rel: Relation) -> Any:
                 .order_by(parent_pk, target_pk))
         _RELATION_STATEMENTS[id(rel)] = stmt
     return stmt
+
+
+def _complete(table: Table, rows: list[Row], tree: dict[str, dict[str, Any]]) -> None:
+    """Computed keys on ``rows`` and the loaded ``tree`` below them; ``_`` keys dropped."""
+    for name, subtree in tree.items():
+        rel = get_relation(table, name)
+        children: list[Row] = []
+        for row in rows:
+            value = row.get(name)
+            if rel.uselist:
+                children.extend(value or ())
+            elif value is not None:
+                children.append(value)
+        if children:
+            _complete(rel.target, children, subtree)
+    compute = COMPUTED.get(table.name)
+    for row in rows:
+        if compute is not None:
+            row.update(compute(row))
+        for key in [k for k in row if k.startswith("_")]:
+            del row[key]
 
 
 def _join_tree(joins: Joins) -> dict[str, dict[str, Any]]:

@@ -1,0 +1,52 @@
+"""Relationship loading: the one-statement PostgreSQL path equals the per-relationship one."""
+
+from sqlalchemy import select
+
+from conductor.db.models import Aggregate, ComputeNode, Instance
+from conductor.db.session import Session
+from conductor.dispatch import Dispatcher
+from conductor.handlers.instances import FULL, LISTED
+from schemas.context import get_admin_context
+from tests.support import LocalClient
+
+ADMIN = get_admin_context()
+
+
+async def _both_ways(conn, stmt, joins):
+    inline = Session(conn, "test")
+    batched = Session(conn, "test")
+    batched.dialect = "batched"  # forces one query per relationship
+    return await inline.rows(stmt, joins), await batched.rows(stmt, joins)
+
+
+async def test_inline_loading_equals_batched_loading(pg_engine, handlers):
+    from tests.conftest import _wipe
+
+    await _wipe(pg_engine)
+    db = LocalClient(Dispatcher(pg_engine))
+    flavor = await db.instance_type_create(ADMIN, {"name": "m1", "flavorid": "1",
+                                                   "memory_mb": 512, "vcpus": 1,
+                                                   "root_gb": 1, "extra_specs": {"a": "b"}})
+    made = []
+    for i in range(3):
+        made.append(await db.instance_create(
+            ADMIN, {"host": f"h{i}", "instance_type_id": flavor["id"] if i else None,
+                    "metadata": {"k": str(i), "x": "y"}, "security_groups": ["default"],
+                    "info_cache": {"network_info": "[]"} if i != 1 else None}))
+    await db.instance_metadata_delete(ADMIN, made[2]["uuid"], "x")
+    aggregate = await db.aggregate_create(ADMIN, {"name": "agg"}, {"k": "v"}) \
+        if "aggregate_create" in handlers else None
+    service = await db.service_create(ADMIN, {"host": "h0", "topic": "compute"})
+    await db.compute_node_create(ADMIN, {"service_id": service["id"],
+                                         "stats": {"a": 1, "b": 2}})
+    async with pg_engine.connect() as conn:
+        for model, joins in ((Instance, FULL), (Instance, LISTED),
+                             (Instance, ("system_metadata", "block_device_mapping")),
+                             (ComputeNode, ("service", "stats")),
+                             (Aggregate, ("_hosts", "_metadata"))):
+            table = model.__table__
+            inline, batched = await _both_ways(conn, select(table).order_by(table.c.id),
+                                               joins)
+            assert inline == batched, model.__name__
+            assert inline or model is Aggregate
+    assert made[0]["security_groups"][0]["name"] == "default"
