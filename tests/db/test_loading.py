@@ -34,8 +34,6 @@ async def test_inline_loading_equals_batched_loading(pg_engine, handlers):
                     "metadata": {"k": str(i), "x": "y"}, "security_groups": ["default"],
                     "info_cache": {"network_info": "[]"} if i != 1 else None}))
     await db.instance_metadata_delete(ADMIN, made[2]["uuid"], "x")
-    aggregate = await db.aggregate_create(ADMIN, {"name": "agg"}, {"k": "v"}) \
-        if "aggregate_create" in handlers else None
     service = await db.service_create(ADMIN, {"host": "h0", "topic": "compute"})
     await db.compute_node_create(ADMIN, {"service_id": service["id"],
                                          "stats": {"a": 1, "b": 2}})
