@@ -9,7 +9,7 @@ from sqlalchemy import false, func, select
 from conductor.db.models import ComputeNode, ComputeNodeStat, Service
 from conductor.db.query import equals, model_query
 from conductor.db.session import Row, Session
-from conductor.db.values import lookup_int
+from conductor.db.values import lookup_int, lookup_text
 from conductor.handlers import api
 from schemas import exceptions
 from schemas.context import RequestContext
@@ -64,7 +64,10 @@ async def compute_node_get_all(session: Session, context: RequestContext) -> lis
 @api
 async def compute_node_search_by_hypervisor(session: Session, context: RequestContext,
                                             hypervisor_match: Any) -> list[Row]:
-    pattern = f"%{'' if hypervisor_match is None else hypervisor_match}%"
+    match = "" if hypervisor_match is None else lookup_text(hypervisor_match)
+    if match is None:
+        return []  # no hostname can contain it (e.g. NUL) or equal a dict
+    pattern = f"%{match}%"
     return await session.rows(
         model_query(context, ComputeNode)
         .where(nodes.c.hypervisor_hostname.like(pattern)).order_by(nodes.c.id),

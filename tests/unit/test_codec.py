@@ -55,8 +55,15 @@ def test_unknown_types_are_refused_naming_the_type(value):
         codec.packb({"nested": [value]})
 
 
-@pytest.mark.parametrize("data", [b"\xc1", b"\x92\x01", b"\x81\xa1a", b"\xd4\x63\x00",
-                                  b"\xc7\x03\x01abc", b"\x01\x02"])
+@pytest.mark.parametrize("data", [
+    b"\xc1", b"\x92\x01", b"\x81\xa1a", b"\xd4\x63\x00", b"\xc7\x03\x01abc", b"\x01\x02",
+    b"\xc7\x02\x03ab",                      # a UUID of two bytes
+    b"\xd4\x0a\x05",                        # a condition that is not a list
+    b"\xc7\x03\x0a\x91\xa1x",               # an unknown condition kind
+    b"\xc7\x02\x09\x91\x01",               # a timedelta of one field
+    b"\x81\x91\x01\x02",                    # a list as a map key
+    b"\x91" * 5000 + b"\xc0",               # nested past the stack limit
+])
 def test_garbage_raises_value_error(data):
     with pytest.raises(ValueError):
         codec.unpackb(data)
