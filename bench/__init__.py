@@ -1,0 +1,1 @@
+"""The conductor benchmark (issue 5): ``python -m bench.run --help``."""

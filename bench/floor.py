@@ -1,0 +1,250 @@
+"""The floor: a minimal hand-written aio-pika + asyncpg server, no SQLAlchemy.
+
+It consumes its own topic and answers ``instance_get_by_uuid`` and ``service_get`` in the
+conductor's wire format (``schemas.codec``; reply ``{"result": ...}``) with ONE SQL round
+trip per call: a single SELECT whose correlated subqueries aggregate each relationship as
+JSON, converted back to the types the conductor returns (naive datetimes, floats, ...).
+Acked after the reply is published, as the conductor does.  What it skips is what the
+benchmark measures the cost of: context objects, signature binding, an explicit
+transaction, one statement per relationship, SQLAlchemy result processing.
+
+    python -m bench.floor --db-url postgresql://postgres@127.0.0.1/conductor_bench \
+        --amqp-url amqp://guest:guest@127.0.0.1:5672/ --topic bench-floor
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import datetime as dt
+import json
+import logging
+import signal
+import sys
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import aio_pika
+import asyncpg
+from aio_pika.abc import AbstractIncomingMessage
+
+from schemas import codec, exceptions
+
+log = logging.getLogger("bench.floor")
+
+CONTENT_TYPE = "application/msgpack"
+TABLES = ("instances", "security_groups", "security_group_rules", "instance_info_caches",
+          "instance_metadata", "instance_types", "services", "compute_nodes")
+
+Converter = Callable[[Any], Any]
+
+
+def _timestamp(value: Any) -> Any:
+    return None if value is None else dt.datetime.fromisoformat(value)
+
+
+def _date(value: Any) -> Any:
+    return None if value is None else dt.date.fromisoformat(value)
+
+
+def _float(value: Any) -> Any:
+    return None if value is None else float(value)
+
+
+_CONVERTERS: dict[str, Converter] = {
+    "timestamp without time zone": _timestamp,
+    "date": _date,
+    "double precision": _float,
+    "real": _float,
+}
+
+
+class Schema:
+    """Column names and JSON converters per table, read once from information_schema."""
+
+    def __init__(self, columns: dict[str, list[tuple[str, str]]]) -> None:
+        self.columns = {t: [name for name, _ in cols] for t, cols in columns.items()}
+        self.converters = {t: [(name, _CONVERTERS[kind]) for name, kind in cols
+                               if kind in _CONVERTERS] for t, cols in columns.items()}
+
+    @classmethod
+    async def load(cls, conn: asyncpg.Connection) -> Schema:
+        rows = await conn.fetch(
+            "SELECT table_name, column_name, data_type FROM information_schema.columns "
+            "WHERE table_schema = current_schema() AND table_name = ANY($1::text[]) "
+            "ORDER BY table_name, ordinal_position", list(TABLES))
+        columns: dict[str, list[tuple[str, str]]] = {t: [] for t in TABLES}
+        for r in rows:
+            columns[r["table_name"]].append((r["column_name"], r["data_type"]))
+        missing = [t for t, cols in columns.items() if not cols]
+        if missing:
+            raise SystemExit(f"floor: tables missing (run the migrations): {missing}")
+        return cls(columns)
+
+    def fix(self, table: str, row: dict[str, Any] | None) -> dict[str, Any] | None:
+        """A row decoded from JSON, with its values back in the columns' Python types."""
+        if row is not None:
+            for name, convert in self.converters[table]:
+                row[name] = convert(row[name])
+        return row
+
+    def json_object(self, table: str, alias: str, extra: str = "") -> str:
+        parts = [f"'{c}', {alias}.\"{c}\"" for c in self.columns[table]]
+        return f"json_build_object({', '.join(parts)}{extra})"
+
+
+def instance_sql(schema: Schema) -> str:
+    rules = ("(SELECT coalesce(json_agg(r ORDER BY r.id), '[]'::json) "
+             "FROM security_group_rules r "
+             "WHERE r.parent_group_id = sg.id AND r.deleted = false)")
+    group = schema.json_object("security_groups", "sg", f", 'rules', {rules}")
+    return f"""
+SELECT i.*,
+  (SELECT coalesce(json_agg({group} ORDER BY sg.id), '[]'::json)
+     FROM security_group_instance_association a
+     JOIN security_groups sg ON sg.id = a.security_group_id AND sg.deleted = false
+    WHERE a.instance_uuid = i.uuid AND a.deleted = false AND i.deleted = false) AS "_sg",
+  (SELECT row_to_json(c) FROM instance_info_caches c
+    WHERE c.instance_uuid = i.uuid ORDER BY c.id LIMIT 1) AS "_ic",
+  (SELECT coalesce(json_agg(m ORDER BY m.id), '[]'::json) FROM instance_metadata m
+    WHERE m.instance_uuid = i.uuid AND m.deleted = false) AS "_md",
+  (SELECT row_to_json(t) FROM instance_types t
+    WHERE t.id = i.instance_type_id ORDER BY t.id LIMIT 1) AS "_it"
+FROM instances i
+WHERE i.uuid = $1 AND ($2::text IS NULL OR i.project_id = $2)
+  AND ($3::text = 'yes' OR i.deleted = ($3::text = 'only'))
+ORDER BY i.id LIMIT 1"""
+
+
+SERVICE_SQL = """
+SELECT s.*,
+  (SELECT coalesce(json_agg(c ORDER BY c.id), '[]'::json) FROM compute_nodes c
+    WHERE c.service_id = s.id AND c.deleted = false) AS "_cn"
+FROM services s
+WHERE s.id = $1 AND ($2::text = 'yes' OR s.deleted = ($2::text = 'only'))"""
+
+
+class Floor:
+    def __init__(self, pool: asyncpg.Pool, schema: Schema) -> None:
+        self.pool = pool
+        self.schema = schema
+        self.instance_sql = instance_sql(schema)
+        self.handlers: dict[str, Callable[[dict[str, Any], list[Any]], Awaitable[Any]]] = {
+            "instance_get_by_uuid": self.instance_get_by_uuid,
+            "service_get": self.service_get,
+        }
+
+    async def instance_get_by_uuid(self, context: dict[str, Any], args: list[Any]) -> Any:
+        (uuid,) = args
+        scoped = (not context.get("is_admin") and context.get("user_id")
+                  and context.get("project_id"))
+        record = await self.pool.fetchrow(self.instance_sql, uuid,
+                                          context["project_id"] if scoped else None,
+                                          context.get("read_deleted", "no"))
+        if record is None:
+            raise exceptions.InstanceNotFound(instance_id=uuid)
+        row = dict(record)
+        fix = self.schema.fix
+        groups = json.loads(row.pop("_sg"))
+        for group in groups:
+            fix("security_groups", group)
+            for rule in group["rules"]:
+                fix("security_group_rules", rule)
+        row["security_groups"] = groups
+        info = row.pop("_ic")
+        row["info_cache"] = fix("instance_info_caches", json.loads(info)) if info else None
+        row["metadata"] = [fix("instance_metadata", m) for m in json.loads(row.pop("_md"))]
+        flavor = row.pop("_it")
+        row["instance_type"] = fix("instance_types", json.loads(flavor)) if flavor else None
+        row["name"] = f"instance-{row['id']:08x}"
+        return row
+
+    async def service_get(self, context: dict[str, Any], args: list[Any]) -> Any:
+        (service_id,) = args
+        if not context.get("is_admin"):
+            raise exceptions.AdminRequired()
+        key = service_id if isinstance(service_id, int) and \
+            not isinstance(service_id, bool) else None
+        record = None
+        if key is not None and -2**31 <= key < 2**31:
+            record = await self.pool.fetchrow(SERVICE_SQL, key,
+                                              context.get("read_deleted", "no"))
+        if record is None:
+            raise exceptions.ServiceNotFound(service_id=service_id)
+        row = dict(record)
+        row["compute_node"] = [self.schema.fix("compute_nodes", n)
+                               for n in json.loads(row.pop("_cn"))]
+        return row
+
+    async def answer(self, body: bytes) -> bytes:
+        try:
+            request = codec.unpackb(body)
+            handler = self.handlers.get(request["method"])
+            if handler is None:
+                raise exceptions.NotImplementedInConductor(method=request["method"])
+            result = await handler(request["context"], request["args"])
+            return codec.packb({"result": result})
+        except exceptions.NovaException as exc:
+            return codec.packb({"error": exc.to_wire()})
+        except Exception as exc:
+            log.exception("floor call failed")
+            return codec.packb({"error": exceptions.RemoteError(
+                exc_type=type(exc).__name__, value=str(exc)).to_wire()})
+
+
+async def serve(args: argparse.Namespace) -> int:
+    dsn = args.db_url.replace("postgresql+asyncpg://", "postgresql://", 1)
+    pool = await asyncpg.create_pool(dsn, min_size=args.pool_size, max_size=args.pool_size)
+    async with pool.acquire() as conn:
+        schema = await Schema.load(conn)
+    floor = Floor(pool, schema)
+    connection = await aio_pika.connect(args.amqp_url)
+    channel = await connection.channel(publisher_confirms=False)
+    await channel.set_qos(prefetch_count=args.prefetch)
+    queue = await channel.declare_queue(args.topic, durable=True)
+    exchange = channel.default_exchange
+
+    async def on_message(message: AbstractIncomingMessage) -> None:
+        reply = await floor.answer(message.body)
+        if message.reply_to:
+            await exchange.publish(
+                aio_pika.Message(reply, content_type=CONTENT_TYPE,
+                                 correlation_id=message.correlation_id,
+                                 delivery_mode=aio_pika.DeliveryMode.NOT_PERSISTENT),
+                routing_key=message.reply_to, mandatory=False)
+        await message.ack()
+
+    tag = await queue.consume(on_message)
+    log.info("floor consuming %r", args.topic)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+    await queue.cancel(tag)
+    await connection.close()
+    await pool.close()
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="bench.floor", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--db-url", required=True)
+    parser.add_argument("--amqp-url", default="amqp://guest:guest@127.0.0.1:5672/")
+    parser.add_argument("--topic", required=True)
+    parser.add_argument("--prefetch", type=int, default=128)
+    parser.add_argument("--pool-size", type=int, default=10)
+    parser.add_argument("--log-level", default="WARNING")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=args.log_level.upper(),
+                        format="%(asctime)s %(process)d %(levelname)s %(name)s: %(message)s")
+    try:
+        import uvloop
+    except ImportError:
+        return asyncio.run(serve(args))
+    return uvloop.run(serve(args))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
