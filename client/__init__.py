@@ -2,5 +2,6 @@
 
 from client.blocking import BlockingConductorClient
 from client.core import CallOptions, ConductorClient
+from client.jobs import Pending
 
-__all__ = ["BlockingConductorClient", "CallOptions", "ConductorClient"]
+__all__ = ["BlockingConductorClient", "CallOptions", "ConductorClient", "Pending"]

@@ -10,7 +10,8 @@ from typing import Any, TypeVar
 
 from client import _methods
 from client.core import DEFAULT_URL, ConductorClient
-from schemas import catalog
+from client.jobs import JobQueue
+from schemas import catalog, envelope
 from schemas.conditions import constraint, equal_any, not_equal
 from schemas.context import RequestContext
 
@@ -68,6 +69,23 @@ class BlockingConductorClient:
 
     def _invoke(self, func: catalog.Function, bound: inspect.BoundArguments) -> Any:
         return self._run(self._async._send(func, bound))
+
+    def job_queue(self, max_calls: int = envelope.DEFAULT_MAX_BATCH) -> BlockingJobQueue:
+        """``with db.job_queue() as q:``: the async client's job queue, blocking."""
+        return BlockingJobQueue(self, max_calls)
+
+
+class BlockingJobQueue(JobQueue):
+    def __init__(self, client: BlockingConductorClient, max_calls: int) -> None:
+        super().__init__(max_calls)
+        self._client = client
+
+    def __enter__(self) -> BlockingJobQueue:
+        return self
+
+    def __exit__(self, exc_type: Any, *exc: Any) -> None:
+        if exc_type is None and self._calls:
+            self._finish(self._client._run(self._client._async._send_batch(self._calls)))
 
 
 _methods.install(BlockingConductorClient, BlockingConductorClient._invoke)

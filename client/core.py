@@ -8,6 +8,7 @@ import logging
 import os
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -16,6 +17,7 @@ import aiormq
 from aio_pika.abc import AbstractIncomingMessage
 
 from client import _methods
+from client.jobs import JobQueue
 from schemas import catalog, envelope, exceptions
 from schemas.conditions import constraint, equal_any, not_equal
 from schemas.context import RequestContext
@@ -219,17 +221,37 @@ class ConductorClient:
 
     async def _send(self, func: catalog.Function, bound: inspect.BoundArguments,
                     message_id: str | None = None) -> Any:
-        context = bound.arguments.get("context")
-        if not isinstance(context, RequestContext):
-            raise TypeError(f"{func.name}: context must be a RequestContext, "
-                            f"not {type(context).__name__}")
+        context = _context_of(func.name, bound)
+        args, kwargs = list(bound.args[1:]), dict(bound.kwargs)
+
+        def request(attempt: int, timeout: float) -> envelope.Request:
+            return envelope.Request(func.name, args, kwargs, context.to_dict(),
+                                    deadline=time.time() + timeout, timeout=timeout,
+                                    attempt=attempt)
+
+        return await self._roundtrip(func, request, message_id)
+
+    async def _send_batch(self, calls: list[tuple[catalog.Function, inspect.BoundArguments]]
+                          ) -> list[Any]:
+        queued = [envelope.Call(func.name, list(bound.args[1:]), dict(bound.kwargs),
+                                _context_of(func.name, bound).to_dict())
+                  for func, bound in calls]
+
+        def request(attempt: int, timeout: float) -> envelope.Request:
+            return envelope.Request(envelope.BATCH_METHOD, [], {}, queued[0].context or {},
+                                    deadline=time.time() + timeout, calls=queued,
+                                    timeout=timeout, attempt=attempt)
+
+        return await self._roundtrip(_BATCH, request, None)  # type: ignore[no-any-return]
+
+    async def _roundtrip(self, func: catalog.Function,
+                         request: Callable[[int, float], envelope.Request],
+                         message_id: str | None) -> Any:
         options = self._options
         message_id = message_id or uuid.uuid4().hex
         attempts = 1 + max(options.retries, 0)
         for attempt in range(1, attempts + 1):
-            body = envelope.Request(func.name, list(bound.args[1:]), dict(bound.kwargs),
-                                    context.to_dict(), deadline=time.time() + options.timeout,
-                                    timeout=options.timeout, attempt=attempt).encode()
+            body = request(attempt, options.timeout).encode()
             try:
                 reply = await self._transport.publish(func, body, message_id, options)
             except (exceptions.ConnectionLost, exceptions.RPCTimeout) as exc:
@@ -250,6 +272,35 @@ class ConductorClient:
                 return value
             raise exceptions.from_wire(value)
         raise AssertionError("unreachable")
+
+    def job_queue(self, max_calls: int = envelope.DEFAULT_MAX_BATCH) -> AsyncJobQueue:
+        """``async with db.job_queue() as q:`` queues writes and sends them as one batch,
+        run in order in one transaction, all or nothing (database-snapshots.md)."""
+        return AsyncJobQueue(self, max_calls)
+
+
+_BATCH = catalog.Function(envelope.BATCH_METHOD, (), "write", "none")
+
+
+def _context_of(name: str, bound: inspect.BoundArguments) -> RequestContext:
+    context = bound.arguments.get("context")
+    if not isinstance(context, RequestContext):
+        raise TypeError(f"{name}: context must be a RequestContext, "
+                        f"not {type(context).__name__}")
+    return context
+
+
+class AsyncJobQueue(JobQueue):
+    def __init__(self, client: ConductorClient, max_calls: int) -> None:
+        super().__init__(max_calls)
+        self._client = client
+
+    async def __aenter__(self) -> AsyncJobQueue:
+        return self
+
+    async def __aexit__(self, exc_type: Any, *exc: Any) -> None:
+        if exc_type is None and self._calls:
+            self._finish(await self._client._send_batch(self._calls))
 
 
 _methods.install(ConductorClient, ConductorClient._invoke)

@@ -110,14 +110,9 @@ class Dispatcher:
             return self._error(self._remote(exc), method)
 
     async def _handle(self, request: envelope.Request, delivery: Delivery) -> Outcome:
-        func, handler = self._resolve(request.method)
-        context = self._context(request)
-        args, kwargs = self._bind(func, context, request)
-        if func.access == "admin":
-            require_admin(context)
-        elif func.access == "any":
-            require_context(context)
-        message_id = delivery.message_id if func.is_write else None
+        work = self._prepare_batch(request) if request.calls is not None else \
+            self._prepare(request.method, request.context, request.args, request.kwargs)
+        message_id = delivery.message_id if work.is_write else None
         async with self._slots:
             self._check_deadline(request, delivery)
             if message_id and (delivery.redelivered or request.attempt > 1):
@@ -133,8 +128,8 @@ class Dispatcher:
                 return Outcome(encode_error(error), request.method, False, "PoisonMessage",
                                dead_letter=True)
             try:
-                reply = await self._transaction(request.method, handler, context, args,
-                                                kwargs, message_id, func.kind == "read")
+                reply = await self._transaction(request.method, work, message_id,
+                                                not work.is_write)
             except sa_exc.IntegrityError as exc:
                 # A duplicate of this message that committed first beats us on the reply
                 # store's key; any other integrity failure is the handler's DBError.
@@ -153,27 +148,48 @@ class Dispatcher:
             raise exceptions.NotImplementedInConductor(method=method)
         return func, handler
 
-    @staticmethod
-    def _context(request: envelope.Request) -> RequestContext:
+    def _prepare(self, method: str, raw_context: dict[str, Any], args: list[Any],
+                 kwargs: dict[str, Any]) -> _Call:
+        """Resolve, bind and access-check one call before any database work."""
+        func, handler = self._resolve(method)
         try:
-            return RequestContext.from_dict(request.context)
+            context = RequestContext.from_dict(raw_context)
         except (TypeError, ValueError) as exc:
             raise exceptions.InvalidRequest(reason=f"bad context: {exc}") from None
-
-    @staticmethod
-    def _bind(func: catalog.Function, context: RequestContext, request: envelope.Request
-              ) -> tuple[tuple[Any, ...], dict[str, Any]]:
-        """The handler's arguments, by name; Nova's in-process ``session`` is dropped."""
         try:
-            bound = func.signature.bind(context, *request.args, **request.kwargs)
+            bound = func.signature.bind(context, *args, **kwargs)
         except TypeError as exc:
-            raise exceptions.InvalidRequest(
-                reason=f"{request.method}{func.signature}: {exc}") from None
+            raise exceptions.InvalidRequest(reason=f"{method}{func.signature}: {exc}") \
+                from None
         arguments = bound.arguments
         if arguments.get("session") is not None:
             raise exceptions.InvalidRequest(
-                reason=f"{request.method}: 'session' is in-process only; send None")
-        return (), {k: v for k, v in arguments.items() if k not in ("context", "session")}
+                reason=f"{method}: 'session' is in-process only; send None")
+        if func.access == "admin":
+            require_admin(context)
+        elif func.access == "any":
+            require_context(context)
+        # Nova's in-process ``session`` is dropped; handlers take arguments by name.
+        named = {k: v for k, v in arguments.items() if k not in ("context", "session")}
+        return _Call(method, handler, context, named, func.is_write)
+
+    def _prepare_batch(self, request: envelope.Request) -> _Batch:
+        assert request.calls is not None
+        calls = []
+        for index, call in enumerate(request.calls):
+            try:
+                if call.method == envelope.BATCH_METHOD:
+                    raise exceptions.InvalidRequest(reason="a batch cannot hold a batch")
+                prepared = self._prepare(call.method, call.context or request.context,
+                                         call.args, call.kwargs)
+                if not prepared.is_write:
+                    raise exceptions.InvalidRequest(
+                        reason=f"{call.method} is a read: only writes can be queued")
+            except exceptions.NovaException as exc:
+                exc.batch_index = index  # type: ignore[attr-defined]
+                raise
+            calls.append(prepared)
+        return _Batch(calls)
 
     def _check_deadline(self, request: envelope.Request, delivery: Delivery) -> None:
         """Refuse to start a call its caller no longer waits for."""
@@ -209,8 +225,7 @@ class Dispatcher:
             return True
         return False
 
-    async def _transaction(self, method: str, handler: Handler, context: RequestContext,
-                           args: tuple[Any, ...], kwargs: dict[str, Any],
+    async def _transaction(self, method: str, work: _Call | _Batch,
                            message_id: str | None, read: bool = False) -> bytes:
         attempt = 0
         while True:
@@ -218,12 +233,9 @@ class Dispatcher:
             try:
                 if read and self._read_engine is not None:
                     async with self._read_engine.connect() as conn:
-                        result = await handler(Session(conn, method), context, *args,
-                                               **kwargs)
-                        return self._encode_result(result, method)
+                        return self._encode_result(await work.run(conn), method)
                 async with self.engine.begin() as conn:
-                    result = await handler(Session(conn, method), context, *args, **kwargs)
-                    reply = self._encode_result(result, method)
+                    reply = self._encode_result(await work.run(conn), method)
                     if message_id:
                         await replies.record_reply(conn, message_id, method, reply)
                     return reply
@@ -257,8 +269,47 @@ class Dispatcher:
         return Outcome(encode_error(exc), method, False, type(exc).__name__)
 
 
+@dataclass
+class _Call:
+    method: str
+    handler: Handler
+    context: RequestContext
+    kwargs: dict[str, Any]
+    is_write: bool
+
+    async def run(self, conn: Any) -> Any:
+        return await self.handler(Session(conn, self.method), self.context, **self.kwargs)
+
+
+@dataclass
+class _Batch:
+    """A job queue's calls: in order, in the one transaction, all or nothing."""
+
+    calls: list[_Call]
+    is_write: bool = True
+
+    async def run(self, conn: Any) -> list[Any]:
+        results = []
+        for index, call in enumerate(self.calls):
+            try:
+                results.append(await call.run(conn))
+            except exceptions.NovaException as exc:
+                exc.batch_index = index  # type: ignore[attr-defined]
+                raise
+            except sa_exc.DBAPIError as exc:
+                if _sqlstate(exc) in _RETRY_SQLSTATES:
+                    raise  # the whole batch is retried
+                error = _db_error(exc)
+                error.batch_index = index  # type: ignore[attr-defined]
+                raise error from None
+        return results
+
+
 def encode_error(exc: exceptions.NovaException) -> bytes:
     wire = exc.to_wire()
+    index = getattr(exc, "batch_index", None)
+    if index is not None:
+        wire["batch_index"] = index
     try:
         return envelope.encode_error(wire)
     except (TypeError, ValueError):

@@ -2,7 +2,8 @@
 
 Request: ``{"v", "method", "args", "kwargs", "context", "deadline", "timeout", "attempt"}``;
 a batch (job queue) is ``{"v", "method": BATCH_METHOD, "calls": [{"method", "args",
-"kwargs"}, ...], "context", ...}``.  Reply: ``{"result": ...}`` or ``{"error": {"class",
+"kwargs", "context"}, ...], "context", ...}`` (a call without its own context uses the
+batch's).  Reply: ``{"result": ...}`` or ``{"error": {"class",
 "message", "kwargs"}}``.  ``deadline`` is the caller's absolute give-up time (epoch
 seconds), ``timeout`` the same as a duration (for a receiver whose clock is skewed), and
 ``attempt`` counts the caller's sends of this message id (a retry is attempt 2 or more).
@@ -30,6 +31,7 @@ class Call:
     method: str
     args: list[Any] = field(default_factory=list)
     kwargs: dict[str, Any] = field(default_factory=dict)
+    context: dict[str, Any] | None = None
 
 
 @dataclass
@@ -49,8 +51,8 @@ class Request:
                                 "context": self.context, "deadline": self.deadline,
                                 "timeout": self.timeout, "attempt": self.attempt}
         if self.calls is not None:
-            body["calls"] = [{"method": c.method, "args": c.args, "kwargs": c.kwargs}
-                             for c in self.calls]
+            body["calls"] = [{"method": c.method, "args": c.args, "kwargs": c.kwargs,
+                              "context": c.context} for c in self.calls]
         else:
             body["args"] = self.args
             body["kwargs"] = self.kwargs
@@ -74,7 +76,10 @@ def _check_call(body: Any, where: str) -> Call:
     kwargs = body.get("kwargs", {})
     if not isinstance(kwargs, dict) or not all(isinstance(k, str) for k in kwargs):
         raise EnvelopeError(f"{where}: 'kwargs' must be a map with string keys")
-    return Call(method, args, kwargs)
+    context = body.get("context")
+    if context is not None and not isinstance(context, dict):
+        raise EnvelopeError(f"{where}: 'context' must be a map")
+    return Call(method, args, kwargs, context)
 
 
 def decode_request(data: bytes, *, max_size: int = 0,

@@ -603,7 +603,10 @@ def from_wire(error: dict[str, Any]) -> Exception:
     kwargs = error.get("kwargs") or {}
     cls = lookup(name)
     if cls is None:
-        return RemoteError(exc_type=name, value=message, traceback=error.get("traceback"))
+        unknown = RemoteError(exc_type=name, value=message, traceback=error.get("traceback"))
+        if error.get("batch_index") is not None:
+            unknown.batch_index = error["batch_index"]  # type: ignore[attr-defined]
+        return unknown
     exc = cls.__new__(cls)
     Exception.__init__(exc, message)
     exc.kwargs = dict(kwargs)
@@ -613,4 +616,7 @@ def from_wire(error: dict[str, Any]) -> Exception:
         exc.exc_type = kwargs.get("exc_type")
         exc.value = kwargs.get("value")
         exc.traceback = kwargs.get("traceback")
+    if error.get("batch_index") is not None:
+        # Which queued call of a job queue failed (database-snapshots.md).
+        exc.batch_index = error["batch_index"]  # type: ignore[attr-defined]
     return exc

@@ -8,6 +8,7 @@ import uuid
 from typing import Any
 
 from client import _methods
+from client.core import AsyncJobQueue
 from conductor.dispatch import Dispatcher
 from schemas import catalog, envelope, exceptions
 from schemas.conditions import constraint, equal_any, not_equal
@@ -41,6 +42,20 @@ class LocalClient:
         body = envelope.Request(func.name, list(bound.args[1:]), dict(bound.kwargs),
                                 context.to_dict(), deadline=time.time() + 60,
                                 timeout=60).encode()
+        return await self._roundtrip(body)
+
+    async def _send_batch(self, calls: list[tuple[catalog.Function, inspect.BoundArguments]]
+                          ) -> Any:
+        queued = [envelope.Call(f.name, list(b.args[1:]), dict(b.kwargs),
+                                b.arguments["context"].to_dict()) for f, b in calls]
+        body = envelope.Request(envelope.BATCH_METHOD, [], {}, queued[0].context or {},
+                                calls=queued, timeout=60).encode()
+        return await self._roundtrip(body)
+
+    def job_queue(self, max_calls: int = envelope.DEFAULT_MAX_BATCH) -> AsyncJobQueue:
+        return AsyncJobQueue(self, max_calls)  # type: ignore[arg-type]
+
+    async def _roundtrip(self, body: bytes) -> Any:
         outcome = await self.dispatcher.handle(body, uuid.uuid4().hex)
         assert outcome.reply is not None
         ok, value = envelope.decode_reply(outcome.reply)

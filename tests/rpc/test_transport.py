@@ -153,6 +153,10 @@ def _use_blocking_client(amqp_url, topic):
             db.service_get(admin)
         with pytest.raises(exceptions.AdminRequired):
             db.service_get_all(RequestContext("u", "p"))
+        with db.job_queue() as q:
+            handle = q.service_update(admin, service["id"], {"report_count": 3})
+        assert handle.result is None
+        assert db.service_get(admin, service["id"])["report_count"] == 3
 
 
 async def test_blocking_client_same_methods(amqp_url, conductor):
