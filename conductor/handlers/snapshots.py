@@ -1,0 +1,80 @@
+"""Snapshots (api-network-quota-storage.md §5.4): rows plus ``name`` and ``volume_name``."""
+
+from __future__ import annotations
+
+import uuid as uuid_module
+from typing import Any
+
+from conductor.db.models import Snapshot
+from conductor.db.query import authorize_project, equals, model_query
+from conductor.db.session import Row, Session
+from conductor.handlers import api
+from schemas import exceptions
+from schemas.context import RequestContext
+
+snapshots = Snapshot.__table__
+
+
+async def _snapshot(session: Session, context: RequestContext, snapshot_id: Any, *,
+                    lock: bool = False) -> Row:
+    stmt = (model_query(context, Snapshot, project_only=True)
+            .where(equals(snapshots.c.id, snapshot_id)))
+    row = await session.row(stmt.with_for_update() if lock else stmt)
+    if row is None:
+        raise exceptions.SnapshotNotFound(snapshot_id=snapshot_id)
+    return row
+
+
+@api
+async def snapshot_create(session: Session, context: RequestContext, values: Any) -> Row:
+    if values is not None and not isinstance(values, dict):
+        raise exceptions.InvalidInput(reason=f"values must be a dict, got "
+                                      f"{type(values).__name__}")
+    values = dict(values or {})
+    if not values.get("id"):
+        values["id"] = str(uuid_module.uuid4())
+    row = await session.insert(Snapshot, values, echo=values)
+    await session.load(Snapshot, [row], ())  # the computed name and volume_name
+    return row
+
+
+@api
+async def snapshot_destroy(session: Session, context: RequestContext,
+                           snapshot_id: Any) -> None:
+    await session.soft_delete_where(Snapshot, equals(snapshots.c.id, snapshot_id))
+
+
+@api
+async def snapshot_get(session: Session, context: RequestContext, snapshot_id: Any) -> Row:
+    return await _snapshot(session, context, snapshot_id)
+
+
+@api
+async def snapshot_get_all(session: Session, context: RequestContext) -> list[Row]:
+    return await session.rows(model_query(context, Snapshot).order_by(snapshots.c.id))
+
+
+@api
+async def snapshot_get_all_by_project(session: Session, context: RequestContext,
+                                      project_id: Any) -> list[Row]:
+    authorize_project(context, project_id)
+    return await session.rows(model_query(context, Snapshot)
+                              .where(equals(snapshots.c.project_id, project_id))
+                              .order_by(snapshots.c.id))
+
+
+@api
+async def snapshot_get_all_for_volume(session: Session, context: RequestContext,
+                                      volume_id: Any) -> list[Row]:
+    return await session.rows(model_query(context, Snapshot, read_deleted="no",
+                                          project_only=True)
+                              .where(equals(snapshots.c.volume_id, volume_id))
+                              .order_by(snapshots.c.id))
+
+
+@api
+async def snapshot_update(session: Session, context: RequestContext, snapshot_id: Any,
+                          values: Any) -> None:
+    cols = session.check(Snapshot, values)
+    snapshot = await _snapshot(session, context, snapshot_id, lock=True)
+    await session.update(Snapshot, snapshot, cols, checked=True)

@@ -1,0 +1,155 @@
+"""Volume types and their extra specs (api-network-quota-storage.md §5.3)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import Select, false, func, select
+
+from conductor.db.models import VolumeTypeExtraSpecs, VolumeTypes
+from conductor.db.query import equals, model_query
+from conductor.db.session import Row, Session, rows_as_dict
+from conductor.db.values import lookup_int
+from conductor.handlers import api
+from schemas import exceptions
+from schemas.context import RequestContext
+
+types = VolumeTypes.__table__
+specs = VolumeTypeExtraSpecs.__table__
+
+# Any constant will do: it only has to differ from other advisory locks of the database.
+_CREATE_LOCK = 0x766F6C74797065  # "voltype"
+
+
+def _type_dict(row: Row) -> Row:
+    row["extra_specs"] = rows_as_dict(row["extra_specs"])
+    return row
+
+
+async def _first_type(session: Session, stmt: Select[Any]) -> Row | None:
+    row = await session.row(stmt.order_by(types.c.id).limit(1), ("extra_specs",))
+    return None if row is None else _type_dict(row)
+
+
+async def _by_name(session: Session, context: RequestContext, name: Any) -> Row:
+    row = await _first_type(session, model_query(context, VolumeTypes)
+                            .where(equals(types.c.name, name)))
+    if row is None:
+        raise exceptions.VolumeTypeNotFoundByName(volume_type_name=name)
+    return row
+
+
+def _live_specs(context: RequestContext, volume_type_id: Any) -> Select[Any]:
+    return (model_query(context, VolumeTypeExtraSpecs, read_deleted="no")
+            .where(equals(specs.c.volume_type_id, volume_type_id)))
+
+
+@api
+async def volume_type_create(session: Session, context: RequestContext, values: Any) -> Row:
+    if not isinstance(values, dict):
+        raise exceptions.InvalidInput(reason="volume_type_create: values must be a dict")
+    if "name" not in values:
+        raise exceptions.InvalidInput(reason="volume_type_create: values must contain "
+                                      "'name'")
+    name = values["name"]
+    if session.dialect == "postgresql":
+        # Closes the check-then-insert race between two creates of the same name; SQLite
+        # gets the same from the dispatcher's one-writer rule.
+        await session.execute(select(func.pg_advisory_xact_lock(_CREATE_LOCK)))
+    visible = model_query(context, VolumeTypes).where(equals(types.c.name, name)).limit(1)
+    if await session.row(visible) is not None:
+        raise exceptions.VolumeTypeExists(name=name)
+    given_specs = values.get("extra_specs") or {}
+    try:
+        if not isinstance(given_specs, dict):
+            raise exceptions.InvalidInput(reason="volume_types.extra_specs must be a dict "
+                                          "of key -> value")
+        cols = session.check(VolumeTypes, values, allowed_extra=("extra_specs",))
+        spec_rows = [session.check(VolumeTypeExtraSpecs, {"key": k, "value": v})
+                     for k, v in given_specs.items()]
+    except exceptions.InvalidInput as exc:
+        # Nova wraps whatever goes wrong while building the rows (§5.3).
+        raise exceptions.DBError(exc) from None
+    volume_type = await session.insert(VolumeTypes, cols, checked=True, echo=values)
+    for spec in spec_rows:
+        await session.insert(VolumeTypeExtraSpecs,
+                             {**spec, "volume_type_id": volume_type["id"]}, checked=True)
+    volume_type["extra_specs"] = dict(given_specs)
+    return volume_type
+
+
+@api
+async def volume_type_get_all(session: Session, context: RequestContext,
+                              inactive: Any = False) -> dict[Any, Row]:
+    rows = await session.rows(
+        model_query(context, VolumeTypes, read_deleted="yes" if inactive else "no")
+        .order_by(types.c.name, types.c.id), ("extra_specs",))
+    # name order: with duplicate names the last row read wins
+    return {row["name"]: _type_dict(row) for row in rows}
+
+
+@api
+async def volume_type_get(session: Session, context: RequestContext, id: Any) -> Row:
+    key = lookup_int(id)
+    row = None
+    if key is not None:
+        row = await _first_type(session, model_query(context, VolumeTypes)
+                                .where(types.c.id == key))
+    if row is None:
+        raise exceptions.VolumeTypeNotFound(volume_type_id=id)
+    return row
+
+
+@api
+async def volume_type_get_by_name(session: Session, context: RequestContext,
+                                  name: Any) -> Row:
+    return await _by_name(session, context, name)
+
+
+@api
+async def volume_type_destroy(session: Session, context: RequestContext, name: Any) -> None:
+    volume_type = await _by_name(session, context, name)
+    await session.soft_delete_where(VolumeTypes, types.c.id == volume_type["id"])
+    # every spec row, deleted ones included, as Nova's unfiltered bulk update does
+    await session.soft_delete_where(VolumeTypeExtraSpecs,
+                                    specs.c.volume_type_id == volume_type["id"])
+
+
+@api
+async def volume_type_extra_specs_get(session: Session, context: RequestContext,
+                                      volume_type_id: Any) -> dict[Any, Any]:
+    # id order: if a key has several rows, the newest one wins
+    rows = await session.rows(_live_specs(context, volume_type_id).order_by(specs.c.id))
+    return rows_as_dict(rows)
+
+
+@api
+async def volume_type_extra_specs_delete(session: Session, context: RequestContext,
+                                         volume_type_id: Any, key: Any) -> None:
+    await session.soft_delete_where(VolumeTypeExtraSpecs, specs.c.deleted == false(),
+                                    equals(specs.c.volume_type_id, volume_type_id),
+                                    equals(specs.c.key, key))
+
+
+@api
+async def volume_type_extra_specs_update_or_create(session: Session,
+                                                   context: RequestContext,
+                                                   volume_type_id: Any,
+                                                   extra_specs: Any) -> None:
+    if not isinstance(extra_specs, dict):
+        raise exceptions.InvalidInput(reason="volume_type_extra_specs_update_or_create: "
+                                      "extra_specs must be a dict of key -> value")
+    # Convert every value first, so a value the column refuses writes nothing.
+    wanted = [session.check(VolumeTypeExtraSpecs,
+                            {"key": k, "value": v, "volume_type_id": volume_type_id,
+                             "deleted": False})
+              for k, v in extra_specs.items()]
+    for cols in wanted:
+        existing = await session.rows(_live_specs(context, cols["volume_type_id"])
+                                      .where(equals(specs.c.key, cols["key"]))
+                                      .order_by(specs.c.id))
+        if not existing:
+            await session.insert(VolumeTypeExtraSpecs, cols, checked=True)
+        # every live row of the key, so that a duplicate cannot shadow the new value
+        for row in existing:
+            await session.update(VolumeTypeExtraSpecs, row, cols, checked=True)

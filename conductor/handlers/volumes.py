@@ -1,0 +1,253 @@
+"""Volumes and their metadata (api-network-quota-storage.md §5.1, §5.2).
+
+``volume_allocate_iscsi_target`` belongs to the iSCSI targets module; :func:`load_volume`
+is what any module uses to read a volume as ``volume_get`` does.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid as uuid_module
+from typing import Any
+
+from sqlalchemy import false, func, or_, select, update
+
+from conductor.db.base import utcnow
+from conductor.db.models import IscsiTarget, Volume, VolumeMetadata
+from conductor.db.query import authorize_project, equals, model_query, require_uuid
+from conductor.db.session import Row, Session, rows_as_dict
+from conductor.db.values import convert
+from conductor.handlers import api
+from schemas import exceptions
+from schemas.context import RequestContext
+
+volumes = Volume.__table__
+volume_meta = VolumeMetadata.__table__
+targets = IscsiTarget.__table__
+
+# What every volume result carries nested (§5.1).
+JOINS = ("volume_metadata", "volume_type")
+
+
+def _dict_arg(value: Any, what: str, *, none_ok: bool) -> dict[Any, Any]:
+    if value is None and none_ok:
+        return {}
+    if not isinstance(value, dict):
+        raise exceptions.InvalidInput(reason=f"{what} must be a dict, got "
+                                      f"{type(value).__name__}")
+    return dict(value)
+
+
+async def load_volume(session: Session, context: RequestContext, volume_id: Any,
+                      joins: tuple[str, ...] = JOINS, *, lock: bool = False) -> Row:
+    """The volume as ``volume_get`` sees it (context read_deleted, strict project scope for
+    user contexts) or ``VolumeNotFound``; ``lock`` takes its row lock."""
+    stmt = (model_query(context, Volume, project_only=True)
+            .where(equals(volumes.c.id, volume_id)))
+    row = await session.row(stmt.with_for_update() if lock else stmt, joins)
+    if row is None:
+        raise exceptions.VolumeNotFound(volume_id=volume_id)
+    return row
+
+
+async def _replace_metadata(session: Session, context: RequestContext, volume: Row,
+                            metadata: Any, delete: Any) -> None:
+    given = _dict_arg(metadata, "metadata", none_ok=False)
+    # Convert first, so a value the column refuses writes nothing.
+    wanted = [session.check(VolumeMetadata, {"key": k, "value": v, "volume_id": volume["id"]})
+              for k, v in given.items()]
+    items = await session.rows(
+        model_query(context, VolumeMetadata, read_deleted="no")
+        .where(volume_meta.c.volume_id == volume["id"]).order_by(volume_meta.c.id))
+    wanted_keys = {w["key"] for w in wanted}
+    if delete:
+        for item in items:
+            if item["key"] not in wanted_keys:
+                # Flag only, deleted_at stays NULL, as Nova saves it (§5.2).
+                await session.update(VolumeMetadata, item, {"deleted": True}, checked=True)
+    by_key: dict[Any, list[Row]] = {}
+    for item in items:
+        by_key.setdefault(item["key"], []).append(item)
+    for row in wanted:
+        existing = by_key.get(row["key"])
+        if existing:
+            # every live row of the key, so that no duplicate can shadow the new value
+            for item in existing:
+                await session.update(VolumeMetadata, item, {"value": row["value"]},
+                                     checked=True)
+        else:
+            await session.insert(VolumeMetadata, row, checked=True)
+
+
+# --- volumes ------------------------------------------------------------------------
+
+@api
+async def volume_create(session: Session, context: RequestContext, values: Any) -> Row:
+    values = _dict_arg(values, "values", none_ok=True)
+    if not values.get("id"):
+        values["id"] = str(uuid_module.uuid4())
+    cols = session.check(Volume, values, allowed_extra=("metadata",))
+    meta = [session.check(VolumeMetadata, {"key": k, "value": v, "volume_id": cols["id"]})
+            for k, v in _dict_arg(values.get("metadata"), "volumes.metadata",
+                                  none_ok=True).items()]
+    await session.insert(Volume, cols, checked=True)
+    for item in meta:
+        await session.insert(VolumeMetadata, item, checked=True)
+    # Read back as volume_get: a row the caller may not see raises and rolls back (§5.1).
+    return await load_volume(session, context, cols["id"])
+
+
+@api
+async def volume_get(session: Session, context: RequestContext, volume_id: Any) -> Row:
+    return await load_volume(session, context, volume_id)
+
+
+@api
+async def volume_get_all(session: Session, context: RequestContext) -> list[Row]:
+    return await session.rows(model_query(context, Volume).order_by(volumes.c.id), JOINS)
+
+
+@api
+async def volume_get_all_by_host(session: Session, context: RequestContext,
+                                 host: Any) -> list[Row]:
+    return await session.rows(model_query(context, Volume)
+                              .where(equals(volumes.c.host, host))
+                              .order_by(volumes.c.id), JOINS)
+
+
+@api
+async def volume_get_all_by_instance_uuid(session: Session, context: RequestContext,
+                                          instance_uuid: Any) -> list[Row]:
+    return await session.rows(model_query(context, Volume, read_deleted="no")
+                              .where(equals(volumes.c.instance_uuid, instance_uuid))
+                              .order_by(volumes.c.id), JOINS)
+
+
+@api
+async def volume_get_all_by_project(session: Session, context: RequestContext,
+                                    project_id: Any) -> list[Row]:
+    authorize_project(context, project_id)
+    return await session.rows(model_query(context, Volume)
+                              .where(equals(volumes.c.project_id, project_id))
+                              .order_by(volumes.c.id), JOINS)
+
+
+@api
+async def volume_get_by_ec2_id(session: Session, context: RequestContext,
+                               ec2_id: Any) -> Row:
+    # Declared in nova/db/api.py 2012.2 without an implementation (§7 item 7).
+    raise NotImplementedError("volume_get_by_ec2_id has no implementation in Nova 2012.2")
+
+
+@api
+async def volume_update(session: Session, context: RequestContext, volume_id: Any,
+                        values: Any) -> Row:
+    values = _dict_arg(values, "values", none_ok=True)
+    metadata = values.pop("metadata", None)
+    cols = session.check(Volume, values)
+    volume = await load_volume(session, context, volume_id, (), lock=True)
+    if metadata is not None:
+        await _replace_metadata(session, context, volume, metadata, delete=True)
+    await session.update(Volume, volume, cols, checked=True, echo=values)
+    # the fresh metadata list (allowed by §5.1) and the type the row now names
+    await session.load(Volume, [volume], JOINS)
+    return volume
+
+
+@api
+async def volume_destroy(session: Session, context: RequestContext, volume_id: Any) -> Row:
+    volume = await load_volume(session, context, volume_id)
+    await session.soft_delete_where(Volume, volumes.c.id == volume["id"])
+    # the target goes back to the pool
+    await session.execute(update(targets).where(targets.c.volume_id == volume["id"])
+                          .values(volume_id=None))
+    # every metadata row, deleted ones included, as Nova's unfiltered bulk update does
+    await session.soft_delete_where(VolumeMetadata, volume_meta.c.volume_id == volume["id"])
+    fresh = (await session.execute(select(volumes.c.deleted, volumes.c.deleted_at)
+                                   .where(volumes.c.id == volume["id"]))).one()
+    volume["deleted"], volume["deleted_at"] = fresh.deleted, fresh.deleted_at
+    return volume
+
+
+@api
+async def volume_attached(session: Session, context: RequestContext, volume_id: Any,
+                          instance_id: Any, mountpoint: Any) -> None:
+    # ``instance_id`` carries the instance uuid (Nova's parameter name).
+    require_uuid(instance_id)
+    volume = await load_volume(session, context, volume_id, (), lock=True)
+    await session.update(Volume, volume, {
+        "status": "in-use", "mountpoint": mountpoint, "attach_status": "attached",
+        "instance_uuid": instance_id, "attach_time": utcnow()})
+
+
+@api
+async def volume_detached(session: Session, context: RequestContext, volume_id: Any) -> None:
+    volume = await load_volume(session, context, volume_id, (), lock=True)
+    await session.update(Volume, volume, {
+        "status": "available", "mountpoint": None, "attach_status": "detached",
+        "instance_uuid": None}, checked=True)
+
+
+@api
+async def volume_data_get_for_project(session: Session, context: RequestContext,
+                                      project_id: Any) -> tuple[int, int]:
+    result = await session.execute(
+        select(func.count(volumes.c.id), func.sum(volumes.c.size))
+        .where(volumes.c.deleted == false(), equals(volumes.c.project_id, project_id)))
+    count, gigabytes = result.one()
+    return (int(count or 0), int(gigabytes or 0))
+
+
+def _datetime_arg(name: str, value: Any) -> dt.datetime | None:
+    if value is None:
+        return None
+    try:
+        return convert(volumes, volumes.c.created_at, value)  # type: ignore[no-any-return]
+    except exceptions.InvalidInput:
+        raise exceptions.InvalidInput(
+            reason=f"{name} must be a datetime, got {type(value).__name__}") from None
+
+
+@api
+async def volume_get_active_by_window(session: Session, context: RequestContext, begin: Any,
+                                      end: Any = None, project_id: Any = None) -> list[Row]:
+    start, stop = _datetime_arg("begin", begin), _datetime_arg("end", end)
+    deleted_at = volumes.c.deleted_at
+    # No deleted filter and no project scoping (§5.1); ``> NULL`` holds for no row.
+    stmt = select(volumes).where(deleted_at.is_(None) if start is None
+                                 else or_(deleted_at.is_(None), deleted_at > start))
+    if stop is not None:
+        stmt = stmt.where(volumes.c.created_at < stop)
+    if project_id:
+        stmt = stmt.where(equals(volumes.c.project_id, project_id))
+    return await session.rows(stmt.order_by(volumes.c.id))
+
+
+# --- metadata -----------------------------------------------------------------------
+
+@api
+async def volume_metadata_get(session: Session, context: RequestContext,
+                              volume_id: Any) -> dict[Any, Any]:
+    volume = await load_volume(session, context, volume_id, ())
+    # id order: with duplicate keys the newest row wins
+    return rows_as_dict(await session.rows(
+        model_query(context, VolumeMetadata, read_deleted="no")
+        .where(volume_meta.c.volume_id == volume["id"]).order_by(volume_meta.c.id)))
+
+
+@api
+async def volume_metadata_delete(session: Session, context: RequestContext, volume_id: Any,
+                                 key: Any) -> None:
+    volume = await load_volume(session, context, volume_id, (), lock=True)
+    await session.soft_delete_where(VolumeMetadata, volume_meta.c.volume_id == volume["id"],
+                                    volume_meta.c.deleted == false(),
+                                    equals(volume_meta.c.key, key))
+
+
+@api
+async def volume_metadata_update(session: Session, context: RequestContext, volume_id: Any,
+                                 metadata: Any, delete: Any) -> None:
+    # The volume's row lock serialises metadata writers, so that two updates adding the
+    # same key cannot both insert it.
+    volume = await load_volume(session, context, volume_id, (), lock=True)
+    await _replace_metadata(session, context, volume, metadata, delete)
