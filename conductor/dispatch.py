@@ -17,6 +17,7 @@ import asyncio
 import logging
 import time
 import traceback
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -87,6 +88,7 @@ class Dispatcher:
         # takes its own snapshot inside a transaction too, so the answers are the same.
         self._read_engine = None if is_sqlite(engine) else \
             engine.execution_options(isolation_level="AUTOCOMMIT")
+        self.on_events: Callable[[], None] | None = None
 
     async def handle(self, body: bytes, delivery: Delivery | str | None = None) -> Outcome:
         if not isinstance(delivery, Delivery):
@@ -238,7 +240,9 @@ class Dispatcher:
                     reply = self._encode_result(await work.run(conn), method)
                     if message_id:
                         await replies.record_reply(conn, message_id, method, reply)
-                    return reply
+                if work.events and self.on_events is not None:
+                    self.on_events()  # committed: the outbox has something to send
+                return reply
             except sa_exc.IntegrityError:
                 raise
             except sa_exc.DBAPIError as exc:
@@ -276,9 +280,13 @@ class _Call:
     context: RequestContext
     kwargs: dict[str, Any]
     is_write: bool
+    events: int = 0
 
     async def run(self, conn: Any) -> Any:
-        return await self.handler(Session(conn, self.method), self.context, **self.kwargs)
+        session = Session(conn, self.method)
+        result = await self.handler(session, self.context, **self.kwargs)
+        self.events = session.events_recorded
+        return result
 
 
 @dataclass
@@ -287,6 +295,10 @@ class _Batch:
 
     calls: list[_Call]
     is_write: bool = True
+
+    @property
+    def events(self) -> int:
+        return sum(call.events for call in self.calls)
 
     async def run(self, conn: Any) -> list[Any]:
         results = []

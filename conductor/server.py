@@ -20,8 +20,9 @@ from typing import Any
 import aio_pika
 from aio_pika.abc import AbstractIncomingMessage
 
-from conductor.db import replies
+from conductor.db import events, replies
 from conductor.dispatch import Delivery, Dispatcher, encode_error
+from conductor.outbox import OutboxPublisher
 from schemas import envelope, exceptions
 
 log = logging.getLogger(__name__)
@@ -51,6 +52,7 @@ class Server:
         self._inflight: set[asyncio.Task[Any]] = set()
         self._stopped = asyncio.Event()
         self._purger: asyncio.Task[None] | None = None
+        self.outbox: OutboxPublisher | None = None
         self.served = 0
         self.dead_lettered = 0
 
@@ -72,6 +74,9 @@ class Server:
             self.options.topic, durable=True, arguments=arguments)
         await self._channel.declare_queue(self.dead_letter_queue, durable=True,
                                           arguments=arguments)
+        self.outbox = OutboxPublisher(self.dispatcher.engine, self._connection)
+        await self.outbox.start()
+        self.dispatcher.on_events = self.outbox.kick
         self._consumer_tag = await self._queue.consume(self._on_message)
         self._purger = asyncio.create_task(self._purge_replies())
         log.info("consuming %r on %s", self.options.topic, _safe_amqp(self.options.amqp_url))
@@ -136,8 +141,10 @@ class Server:
             await asyncio.sleep(self.options.purge_interval)
             try:
                 gone = await replies.purge(self.dispatcher.engine, retention)
+                gone += await events.purge_sent(self.dispatcher.engine, retention)
                 if gone:
-                    log.info("purged %d stored replies older than %s", gone, retention)
+                    log.info("purged %d stored replies and sent events older than %s",
+                             gone, retention)
             except Exception as exc:
                 log.warning("purging stored replies failed: %s", exc)
 
@@ -159,6 +166,8 @@ class Server:
             if still:
                 log.warning("%d calls still running after %.0f s; closing anyway",
                             len(still), grace)
+        if self.outbox is not None:
+            await self.outbox.stop()
         if self._connection is not None:
             await self._connection.close()
         log.warning("stopped: served %d calls, dead-lettered %d", self.served,

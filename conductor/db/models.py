@@ -808,9 +808,11 @@ class DatabaseSnapshot(NovaBase, Base):
     __tablename__ = "database_snapshots"
     __table_args__ = (
         Index("ix_database_snapshots_resource_id", "resource_id", unique=True),
-        # the conventional name would exceed PostgreSQL's 63 characters
+        # the conventional name would exceed PostgreSQL's 63 characters; unique among
+        # live rows, so two racing creates of one provider snapshot cannot both land
         Index("ix_database_snapshots_provider_key",
-              "organization_service_id", "region_name", "snapshot_id"),
+              "organization_service_id", "region_name", "snapshot_id", unique=True,
+              postgresql_where=text("deleted = false"), sqlite_where=text("deleted = 0")),
         Index("ix_database_snapshots_instance_resource_id", "instance_resource_id"),
     )
 

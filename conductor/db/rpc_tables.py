@@ -35,3 +35,22 @@ class RpcDelivery(Base):
     deliveries: Mapped[int] = mapped_column(Integer, nullable=False, default=1)
     updated_at: Mapped[dt.datetime] = mapped_column(DateTime, nullable=False, default=utcnow,
                                                     onupdate=utcnow)
+
+
+class EventOutbox(Base):
+    """Lifecycle events written with the change that causes them, published afterwards.
+
+    A row is published (with publisher confirms) and then marked sent, so an event is
+    never lost when a conductor dies between commit and publish, and never invented by a
+    change that rolled back; consumers de-duplicate by ``event_id``.
+    """
+
+    __tablename__ = "event_outbox"
+    __table_args__ = (Index("ix_event_outbox_sent_at_id", "sent_at", "id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    event_id: Mapped[str] = mapped_column(String(36), nullable=False, unique=True)
+    routing_key: Mapped[str] = mapped_column(String(255), nullable=False)
+    body: Mapped[bytes] = mapped_column(LargeBinary, nullable=False)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime, nullable=False, default=utcnow)
+    sent_at: Mapped[dt.datetime | None] = mapped_column(DateTime)

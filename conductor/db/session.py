@@ -36,6 +36,7 @@ class Session:
         self.function = function
         self.config = config
         self.dialect = conn.dialect.name
+        self.events_recorded = 0  # outbox rows written (conductor.db.events)
 
     # -- plain statements -----------------------------------------------------------
 
@@ -82,10 +83,11 @@ class Session:
 
     # -- writes -----------------------------------------------------------------------
 
-    def check(self, model: Any, values: Any, allowed_extra: Iterable[str] = ()) -> Row:
+    def check(self, model: Any, values: Any, allowed_extra: Iterable[str] = (), *,
+              strict: bool = False) -> Row:
         """``values`` converted for ``model``'s columns (see :mod:`conductor.db.values`)."""
         return vals.check_values(table_of(model), values, self.function,
-                                 allowed_extra=allowed_extra)
+                                 allowed_extra=allowed_extra, strict=strict)
 
     async def insert(self, model: Any, values: Row, *, checked: bool = False,
                      echo: Row | None = None) -> Row:
@@ -100,7 +102,7 @@ class Session:
         row = dict(result.mappings().one())
         pk = _primary_key(table)
         if pk.name in cols and self.dialect == "postgresql" and pk.autoincrement is not False \
-                and isinstance(row[pk.name], int):
+                and isinstance(row[pk.name], int) and row[pk.name] >= 1:
             await self._advance_sequence(table, pk.name, row[pk.name])
         if echo:
             row.update({k: v for k, v in echo.items() if k in table.c})

@@ -142,10 +142,12 @@ def _show(value: Any) -> str:
 
 
 def check_values(table: Table, values: Any, function: str, *,
-                 allowed_extra: Iterable[str] = ()) -> dict[str, Any]:
+                 allowed_extra: Iterable[str] = (), strict: bool = False) -> dict[str, Any]:
     """The column part of ``values``, converted; extra keys logged or refused.
 
-    ``allowed_extra`` are relationship keys the calling function handles itself.
+    ``allowed_extra`` are relationship keys the calling function handles itself;
+    ``strict`` refuses unknown keys whatever ``--strict-values`` says (families that are
+    ours, not Nova's, such as database snapshots).
     """
     if values is None:
         return {}
@@ -163,11 +165,13 @@ def check_values(table: Table, values: Any, function: str, *,
         if col is not None:
             out[key] = convert(table, col, value)
         elif key not in extra:
-            _unknown_key(table, key, function)
+            _unknown_key(table, key, function, strict)
     return out
 
 
-def _unknown_key(table: Table, key: str, function: str) -> None:
+def _unknown_key(table: Table, key: str, function: str, strict: bool = False) -> None:
+    if strict:
+        raise exceptions.InvalidInput(reason=f"{table.name} has no column {key!r}")
     if CONFIG.strict_values:
         raise exceptions.InvalidInput(reason=f"{table.name} has no column {key!r} "
                                       f"(conductor runs with --strict-values)")
