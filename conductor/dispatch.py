@@ -107,6 +107,9 @@ class Dispatcher:
             return self._error(exceptions.InvalidRequest(reason=str(exc)), method)
         except exceptions.NovaException as exc:
             return self._error(exc, method)
+        except NotImplementedError as exc:
+            # Declared-only functions (handlers.DECLARED_ONLY): an answer, not a bug.
+            return self._error(self._remote(exc), method)
         except Exception as exc:  # a handler bug must not cost the caller its reply
             log.exception("%s failed", method)
             return self._error(self._remote(exc), method)
