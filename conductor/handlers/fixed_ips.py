@@ -1,0 +1,231 @@
+"""Fixed IPs (api-network-quota-storage.md §3.3).
+
+Rows come back with their columns only.  Reads by id or address are "owner-checked"
+(§1.2, mechanism 3): a user context may only see an address bound to an instance of its
+own project.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import and_, false, or_, select, true, update
+
+from conductor.db.base import utcnow
+from conductor.db.models import FixedIp, Instance, Network
+from conductor.db.query import equals, is_user_context, is_uuid_like, model_query
+from conductor.db.session import Row, Session
+from conductor.db.values import convert, lookup_int
+from conductor.handlers import api
+from schemas import exceptions
+from schemas.context import RequestContext
+
+fixed_ips = FixedIp.__table__
+instances = Instance.__table__
+networks = Network.__table__
+
+
+def _require_uuid(value: Any) -> None:
+    # This family raises InvalidUUID with the ``uuid`` kwarg (§3.3), unlike
+    # conductor.db.query.require_uuid, which follows the compute family's message form.
+    if not isinstance(value, str) or not is_uuid_like(value):
+        raise exceptions.InvalidUUID(uuid=value)
+
+
+async def _check_owner(session: Session, context: RequestContext, row: Row) -> None:
+    if not is_user_context(context) or row["instance_uuid"] is None:
+        return
+    project = await session.execute(
+        select(instances.c.project_id).where(instances.c.uuid == row["instance_uuid"])
+        .order_by(instances.c.id).limit(1))
+    found = project.first()
+    if found is None:
+        raise exceptions.InstanceNotFound(instance_id=row["instance_uuid"])
+    if found.project_id != context.project_id:
+        raise exceptions.NotAuthorized()
+
+
+async def load_by_address(session: Session, context: RequestContext, address: Any) -> Row:
+    """The fixed IP as ``fixed_ip_get_by_address`` sees it (context read_deleted, owner
+    checked), or ``FixedIpNotFoundForAddress``."""
+    row = await session.row(model_query(context, FixedIp)
+                            .where(equals(fixed_ips.c.address, address))
+                            .order_by(fixed_ips.c.id).limit(1))
+    if row is None:
+        raise exceptions.FixedIpNotFoundForAddress(address=address)
+    await _check_owner(session, context, row)
+    return row
+
+
+def _network_or_none(network_id: Any) -> Any:
+    return or_(equals(fixed_ips.c.network_id, network_id), fixed_ips.c.network_id.is_(None))
+
+
+@api
+async def fixed_ip_associate(session: Session, context: RequestContext, address: Any,
+                             instance_uuid: Any, network_id: Any = None,
+                             reserved: Any = False) -> Any:
+    _require_uuid(instance_uuid)
+    # An exact address: the lock blocks (§1.10), so a second caller sees the winner's
+    # instance and gets FixedIpAlreadyInUse.
+    row = await session.row(
+        model_query(context, FixedIp, read_deleted="no")
+        .where(equals(fixed_ips.c.address, address),
+               equals(fixed_ips.c.reserved, reserved), _network_or_none(network_id))
+        .order_by(fixed_ips.c.id).limit(1).with_for_update())
+    if row is None:
+        raise exceptions.FixedIpNotFoundForNetwork(address=address, network_id=network_id)
+    if row["instance_uuid"]:
+        raise exceptions.FixedIpAlreadyInUse(address=address)
+    values: dict[str, Any] = {"instance_uuid": instance_uuid}
+    if row["network_id"] is None:
+        values["network_id"] = network_id
+    await session.update(FixedIp, row, values)
+    return row["address"]
+
+
+@api
+async def fixed_ip_associate_pool(session: Session, context: RequestContext, network_id: Any,
+                                  instance_uuid: Any = None, host: Any = None) -> Any:
+    if instance_uuid:
+        _require_uuid(instance_uuid)
+    # A pool pick: skip rows other callers hold, so they get the next free one (§1.10).
+    row = await session.row(
+        model_query(context, FixedIp, read_deleted="no")
+        .where(_network_or_none(network_id), fixed_ips.c.reserved == false(),
+               fixed_ips.c.instance_uuid.is_(None), fixed_ips.c.host.is_(None))
+        .order_by(fixed_ips.c.id).limit(1).with_for_update(skip_locked=True))
+    if row is None:
+        raise exceptions.NoMoreFixedIps()
+    values: dict[str, Any] = {}
+    if row["network_id"] is None:
+        values["network_id"] = network_id
+    if instance_uuid:
+        values["instance_uuid"] = instance_uuid
+    if host:
+        values["host"] = host
+    await session.update(FixedIp, row, values)
+    return row["address"]
+
+
+@api
+async def fixed_ip_create(session: Session, context: RequestContext, values: Any) -> Any:
+    row = await session.insert(FixedIp, values, echo=values)
+    return row["address"]
+
+
+@api
+async def fixed_ip_bulk_create(session: Session, context: RequestContext, ips: Any) -> None:
+    if not isinstance(ips, (list, tuple)):
+        raise exceptions.InvalidInput(reason="fixed_ip_bulk_create: ips must be a list of "
+                                      "dicts")
+    # Every row is checked before the first is written.
+    rows = [session.check(FixedIp, ip) for ip in ips]
+    for row in rows:
+        await session.insert(FixedIp, row, checked=True)
+
+
+@api
+async def fixed_ip_disassociate(session: Session, context: RequestContext,
+                                address: Any) -> None:
+    row = await load_by_address(session, context, address)
+    await session.update(FixedIp, row, {"instance_uuid": None})
+
+
+@api
+async def fixed_ip_disassociate_all_by_timeout(session: Session, context: RequestContext,
+                                               host: Any, time: Any) -> int:
+    cutoff = convert(fixed_ips, fixed_ips.c.updated_at, time)
+    if cutoff is None:
+        return 0  # ``updated_at < NULL`` holds for no row
+    # Inner joins: a row with no network or no instance row never qualifies; deleted
+    # networks and instances still count.
+    stale = (select(fixed_ips.c.id)
+             .select_from(fixed_ips
+                          .join(networks, networks.c.id == fixed_ips.c.network_id)
+                          .join(instances, instances.c.uuid == fixed_ips.c.instance_uuid))
+             .where(fixed_ips.c.deleted == false(), fixed_ips.c.allocated == false(),
+                    fixed_ips.c.updated_at < cutoff,
+                    or_(equals(networks.c.host, host),
+                        and_(equals(instances.c.host, host),
+                             networks.c.multi_host == true()))))
+    result = await session.execute(
+        update(fixed_ips).where(fixed_ips.c.id.in_(stale))
+        .values(instance_uuid=None, leased=False, updated_at=utcnow()))
+    return int(result.rowcount)
+
+
+@api
+async def fixed_ip_get(session: Session, context: RequestContext, id: Any) -> Row:
+    key = lookup_int(id)
+    row = None
+    if key is not None:
+        row = await session.row(model_query(context, FixedIp).where(fixed_ips.c.id == key))
+    if row is None:
+        raise exceptions.FixedIpNotFound(id=id)
+    await _check_owner(session, context, row)
+    return row
+
+
+@api
+async def fixed_ip_get_all(session: Session, context: RequestContext) -> list[Row]:
+    rows = await session.rows(model_query(context, FixedIp, read_deleted="yes")
+                              .order_by(fixed_ips.c.id))
+    if not rows:
+        raise exceptions.NoFixedIpsDefined()
+    return rows
+
+
+@api
+async def fixed_ip_get_by_address(session: Session, context: RequestContext,
+                                  address: Any) -> Row:
+    return await load_by_address(session, context, address)
+
+
+@api
+async def fixed_ip_get_by_instance(session: Session, context: RequestContext,
+                                   instance_uuid: Any) -> list[Row]:
+    _require_uuid(instance_uuid)
+    rows = await session.rows(model_query(context, FixedIp, read_deleted="no")
+                              .where(fixed_ips.c.instance_uuid == instance_uuid)
+                              .order_by(fixed_ips.c.id))
+    if not rows:
+        raise exceptions.FixedIpNotFoundForInstance(instance_uuid=instance_uuid)
+    return rows
+
+
+@api
+async def fixed_ip_get_by_network_host(session: Session, context: RequestContext,
+                                       network_uuid: Any, host: Any) -> Row:
+    # Despite its name the parameter is the integer network id (§3.3).
+    row = await session.row(model_query(context, FixedIp, read_deleted="no")
+                            .where(equals(fixed_ips.c.network_id, network_uuid),
+                                   equals(fixed_ips.c.host, host))
+                            .order_by(fixed_ips.c.id).limit(1))
+    if row is None:
+        raise exceptions.FixedIpNotFoundForNetworkHost(network_id=network_uuid, host=host)
+    return row
+
+
+@api
+async def fixed_ips_by_virtual_interface(session: Session, context: RequestContext,
+                                         vif_id: Any) -> list[Row]:
+    return await session.rows(model_query(context, FixedIp, read_deleted="no")
+                              .where(equals(fixed_ips.c.virtual_interface_id, vif_id))
+                              .order_by(fixed_ips.c.id))
+
+
+@api
+async def fixed_ip_get_network(session: Session, context: RequestContext,
+                               address: Any) -> Row | None:
+    fixed = await load_by_address(session, context, address)
+    if fixed["network_id"] is None:
+        return None
+    return await session.row(select(networks).where(networks.c.id == fixed["network_id"]))
+
+
+@api
+async def fixed_ip_update(session: Session, context: RequestContext, address: Any,
+                          values: Any) -> None:
+    row = await load_by_address(session, context, address)
+    await session.update(FixedIp, row, values)
