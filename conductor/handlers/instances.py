@@ -31,6 +31,7 @@ from conductor.db.values import NO_MATCH, convert, lookup_int, lookup_text, look
 from conductor.handlers import api
 from conductor.handlers.ec2 import create_instance_mapping
 from conductor.handlers.instance_metadata import delete_info_cache, replace_metadata
+from conductor.handlers.security_groups import ensure_default_group
 from schemas import exceptions
 from schemas.conditions import Constraint, EqualityCondition
 from schemas.context import RequestContext
@@ -104,19 +105,6 @@ async def _by_id(session: Session, context: RequestContext, instance_id: Any,
 
 # --- create ---------------------------------------------------------------------------
 
-async def _ensure_default_group(session: Session, context: RequestContext) -> Row:
-    # security_group_ensure_default, inside this call's transaction.
-    found = await session.row(
-        select(groups).where(groups.c.deleted == false(), groups.c.name == "default",
-                             equals(groups.c.project_id, context.project_id))
-        .order_by(groups.c.id).limit(1))
-    if found is not None:
-        return found
-    return await session.insert(SecurityGroup, {
-        "name": "default", "description": "default", "user_id": context.user_id,
-        "project_id": context.project_id})
-
-
 async def _group_ids(session: Session, context: RequestContext, names: Any) -> list[int]:
     if names is None:
         names = []
@@ -124,7 +112,7 @@ async def _group_ids(session: Session, context: RequestContext, names: Any) -> l
             not all(isinstance(n, str) for n in names):
         raise exceptions.InvalidInput(reason="security_groups must be a list of group names")
     # The default group is made even when the list does not name it (a Nova quirk).
-    default = await _ensure_default_group(session, context)
+    _, default = await ensure_default_group(session, context)
     ids = [default["id"]] if "default" in names else []
     wanted = [n for n in names if n != "default"]
     if wanted:

@@ -1,0 +1,272 @@
+"""Security groups, their rules, and provider firewall rules (api-network-quota-storage.md
+§5.6, §5.7, §5.8).
+
+Only ``security_group_get`` scopes user contexts to their project; every other function
+here sees every project's rows (fidelity to 2012.2, §1.2).  :func:`ensure_default_group`
+is shared with ``instance_create``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import ColumnElement, false, func, select
+
+from conductor.db.models import (
+    Instance,
+    ProviderFirewallRule,
+    SecurityGroup,
+    SecurityGroupIngressRule,
+    SecurityGroupInstanceAssociation,
+)
+from conductor.db.query import authorize_project, equals, model_query
+from conductor.db.session import Row, Session
+from conductor.db.values import lookup_int, lookup_text
+from conductor.handlers import api
+from schemas import exceptions
+from schemas.context import RequestContext
+
+groups = SecurityGroup.__table__
+links = SecurityGroupInstanceAssociation.__table__
+rules = SecurityGroupIngressRule.__table__
+fw_rules = ProviderFirewallRule.__table__
+instances = Instance.__table__
+
+# What the firewall drivers walk: rule['grantee_group']['instances'][i]['instance_type'].
+GRANTEE = ("grantee_group", "grantee_group.instances", "grantee_group.instances.instance_type")
+
+# Only has to differ from the other advisory locks of the database (fits int4).
+_DEFAULT_LOCK = 0x73656367  # "secg"
+
+
+def _linked_instance(*where: ColumnElement[bool]) -> ColumnElement[bool]:
+    """A live association row to a live instance, matching ``where``."""
+    return (select(links.c.id)
+            .select_from(links.join(instances, instances.c.uuid == links.c.instance_uuid))
+            .where(links.c.deleted == false(), instances.c.deleted == false(), *where)
+            .exists())
+
+
+def _by_name(project_id: Any, group_name: Any) -> Any:
+    # Non-deleted only, whatever the context says.
+    return (select(groups)
+            .where(groups.c.deleted == false(), equals(groups.c.project_id, project_id),
+                   equals(groups.c.name, group_name))
+            .order_by(groups.c.id).limit(1))
+
+
+async def ensure_default_group(session: Session, context: RequestContext) -> tuple[bool, Row]:
+    """``security_group_ensure_default`` inside the caller's transaction: ``(True, group)``
+    when the project's default group exists, else ``(False, the group just made)``."""
+    if session.dialect == "postgresql":
+        # Serialises the lookup-or-create per project, so two first calls (or two first
+        # instance_create calls) make one group; SQLite runs one writer at a time anyway.
+        project = lookup_text(context.project_id) or ""
+        await session.execute(select(func.pg_advisory_xact_lock(_DEFAULT_LOCK,
+                                                                func.hashtext(project))))
+    found = await session.row(_by_name(context.project_id, "default"))
+    if found is not None:
+        return (True, found)
+    group = await session.insert(SecurityGroup, {
+        "name": "default", "description": "default", "user_id": context.user_id,
+        "project_id": context.project_id})
+    group["rules"] = []
+    return (False, group)
+
+
+async def _group_count(session: Session, *where: ColumnElement[bool]) -> int:
+    return int(await session.scalar(select(func.count(groups.c.id))
+                                    .where(groups.c.deleted == false(), *where)) or 0)
+
+
+# --- security groups (§5.6) ----------------------------------------------------------------
+
+@api
+async def security_group_get_all(session: Session, context: RequestContext) -> list[Row]:
+    return await session.rows(model_query(context, SecurityGroup).order_by(groups.c.id),
+                              ("rules",))
+
+
+@api
+async def security_group_get(session: Session, context: RequestContext,
+                             security_group_id: Any) -> Row:
+    key = lookup_int(security_group_id)
+    row = None
+    if key is not None:
+        row = await session.row(model_query(context, SecurityGroup, project_only=True)
+                                .where(groups.c.id == key), ("rules", "instances"))
+    if row is None:
+        raise exceptions.SecurityGroupNotFound(security_group_id=security_group_id)
+    return row
+
+
+@api
+async def security_group_get_by_name(session: Session, context: RequestContext,
+                                     project_id: Any, group_name: Any) -> Row:
+    row = await session.row(_by_name(project_id, group_name), ("instances", "rules"))
+    if row is None:
+        raise exceptions.SecurityGroupNotFoundForProject(project_id=project_id,
+                                                         security_group_id=group_name)
+    return row
+
+
+@api
+async def security_group_get_by_project(session: Session, context: RequestContext,
+                                        project_id: Any) -> list[Row]:
+    return await session.rows(
+        model_query(context, SecurityGroup, read_deleted="no")
+        .where(equals(groups.c.project_id, project_id)).order_by(groups.c.id), ("rules",))
+
+
+@api
+async def security_group_get_by_instance(session: Session, context: RequestContext,
+                                         instance_id: Any) -> list[Row]:
+    # The integer instance id here, not the uuid.
+    key = lookup_int(instance_id)
+    if key is None:
+        return []
+    linked = _linked_instance(links.c.security_group_id == groups.c.id,
+                              instances.c.id == key)
+    return await session.rows(model_query(context, SecurityGroup, read_deleted="no")
+                              .where(linked).order_by(groups.c.id), ("rules",))
+
+
+@api
+async def security_group_exists(session: Session, context: RequestContext, project_id: Any,
+                                group_name: Any) -> bool:
+    return await session.row(_by_name(project_id, group_name)) is not None
+
+
+@api
+async def security_group_in_use(session: Session, context: RequestContext,
+                                group_id: Any) -> bool:
+    key = lookup_int(group_id)
+    if key is None:
+        return False
+    return bool(await session.scalar(select(_linked_instance(links.c.security_group_id
+                                                             == key))))
+
+
+@api
+async def security_group_create(session: Session, context: RequestContext,
+                                values: Any) -> Row:
+    # No (project, name) uniqueness: callers ask security_group_exists first.
+    row = await session.insert(SecurityGroup, values, echo=values)
+    row["rules"] = []
+    return row
+
+
+@api
+async def security_group_ensure_default(session: Session,
+                                        context: RequestContext) -> tuple[bool, Row]:
+    return await ensure_default_group(session, context)
+
+
+@api
+async def security_group_destroy(session: Session, context: RequestContext,
+                                 security_group_id: Any) -> None:
+    key = lookup_int(security_group_id)
+    if key is None:
+        return
+    await session.soft_delete_where(SecurityGroup, groups.c.id == key)
+    await session.soft_delete_where(SecurityGroupInstanceAssociation,
+                                    links.c.security_group_id == key)
+    # Rules granting this group access go; the group's own rules stay (2012.2).
+    await session.soft_delete_where(SecurityGroupIngressRule, rules.c.group_id == key)
+
+
+@api
+async def security_group_count_by_project(session: Session, context: RequestContext,
+                                          project_id: Any) -> int:
+    authorize_project(context, project_id)
+    return await _group_count(session, equals(groups.c.project_id, project_id))
+
+
+# --- rules (§5.7) ----------------------------------------------------------------------------
+
+async def _rule(session: Session, context: RequestContext, rule_id: Any) -> Row:
+    key = lookup_int(rule_id)
+    row = None
+    if key is not None:
+        row = await session.row(model_query(context, SecurityGroupIngressRule)
+                                .where(rules.c.id == key))
+    if row is None:
+        raise exceptions.SecurityGroupNotFoundForRule(rule_id=rule_id)
+    return row
+
+
+async def _rules_by(session: Session, context: RequestContext, column: Any, group_id: Any,
+                    joins: tuple[str, ...] = ()) -> list[Row]:
+    key = lookup_int(group_id)
+    if key is None:
+        return []
+    return await session.rows(model_query(context, SecurityGroupIngressRule)
+                              .where(column == key).order_by(rules.c.id), joins)
+
+
+@api
+async def security_group_rule_create(session: Session, context: RequestContext,
+                                     values: Any) -> Row:
+    return await session.insert(SecurityGroupIngressRule, values, echo=values)
+
+
+@api
+async def security_group_rule_get(session: Session, context: RequestContext,
+                                  security_group_rule_id: Any) -> Row:
+    return await _rule(session, context, security_group_rule_id)
+
+
+@api
+async def security_group_rule_get_by_security_group(session: Session,
+                                                    context: RequestContext,
+                                                    security_group_id: Any) -> list[Row]:
+    return await _rules_by(session, context, rules.c.parent_group_id, security_group_id,
+                           GRANTEE)
+
+
+@api
+async def security_group_rule_get_by_security_group_grantee(session: Session,
+                                                            context: RequestContext,
+                                                            security_group_id: Any
+                                                            ) -> list[Row]:
+    return await _rules_by(session, context, rules.c.group_id, security_group_id)
+
+
+@api
+async def security_group_rule_destroy(session: Session, context: RequestContext,
+                                      security_group_rule_id: Any) -> None:
+    rule = await _rule(session, context, security_group_rule_id)
+    await session.soft_delete(SecurityGroupIngressRule, rule)
+
+
+@api
+async def security_group_rule_count_by_group(session: Session, context: RequestContext,
+                                             security_group_id: Any) -> int:
+    key = lookup_int(security_group_id)
+    if key is None:
+        return 0
+    return int(await session.scalar(
+        select(func.count(rules.c.id))
+        .where(rules.c.deleted == false(), rules.c.parent_group_id == key)) or 0)
+
+
+# --- provider firewall rules (§5.8) ----------------------------------------------------------
+
+@api
+async def provider_fw_rule_create(session: Session, context: RequestContext,
+                                  rule: Any) -> Row:
+    return await session.insert(ProviderFirewallRule, rule, echo=rule)
+
+
+@api
+async def provider_fw_rule_get_all(session: Session, context: RequestContext) -> list[Row]:
+    return await session.rows(model_query(context, ProviderFirewallRule)
+                              .order_by(fw_rules.c.id))
+
+
+@api
+async def provider_fw_rule_destroy(session: Session, context: RequestContext,
+                                   rule_id: Any) -> None:
+    key = lookup_int(rule_id)
+    if key is not None:
+        await session.soft_delete_where(ProviderFirewallRule, fw_rules.c.id == key)
