@@ -1,0 +1,111 @@
+"""Virtual interfaces (api-network-quota-storage.md §3.4).
+
+Every reader sees deleted rows too, whatever the context says; deletes are hard.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import Select
+from sqlalchemy import exc as sa_exc
+
+from conductor.db.models import VirtualInterface
+from conductor.db.query import equals, model_query
+from conductor.db.session import Row, Session
+from conductor.db.values import lookup_int
+from conductor.handlers import api
+from conductor.handlers.instances import load_by_uuid
+from schemas import exceptions
+from schemas.context import RequestContext
+
+vifs = VirtualInterface.__table__
+
+
+def _all(context: RequestContext) -> Select[Any]:
+    return model_query(context, VirtualInterface, read_deleted="yes")
+
+
+async def _first(session: Session, stmt: Select[Any]) -> Row | None:
+    return await session.row(stmt.order_by(vifs.c.id).limit(1))
+
+
+async def _instance_uuid(session: Session, context: RequestContext, instance_id: Any) -> Any:
+    # The existence check of instance_get_by_uuid (read_deleted, project scoping).
+    instance = await load_by_uuid(session, context, instance_id, ())
+    return instance["uuid"]
+
+
+@api
+async def virtual_interface_create(session: Session, context: RequestContext,
+                                   values: Any) -> Row:
+    if isinstance(values, dict) and "instance_uuid" in values \
+            and values["instance_uuid"] is None:
+        # NOT NULL: an integrity failure like a missing instance_uuid, not bad input.
+        raise exceptions.VirtualInterfaceCreateException()
+    cols = session.check(VirtualInterface, values)
+    try:
+        return await session.insert(VirtualInterface, cols, checked=True, echo=values)
+    except sa_exc.IntegrityError:
+        # Callers catch this and retry with a new MAC (duplicate address), on every
+        # backend; the failed statement's transaction is rolled back by the dispatcher.
+        raise exceptions.VirtualInterfaceCreateException() from None
+
+
+@api
+async def virtual_interface_get(session: Session, context: RequestContext,
+                                vif_id: Any) -> Row | None:
+    key = lookup_int(vif_id)
+    if key is None:
+        return None
+    return await session.row(_all(context).where(vifs.c.id == key))
+
+
+@api
+async def virtual_interface_get_by_address(session: Session, context: RequestContext,
+                                           address: Any) -> Row | None:
+    return await _first(session, _all(context).where(equals(vifs.c.address, address)))
+
+
+@api
+async def virtual_interface_get_by_uuid(session: Session, context: RequestContext,
+                                        vif_uuid: Any) -> Row | None:
+    return await _first(session, _all(context).where(equals(vifs.c.uuid, vif_uuid)))
+
+
+@api
+async def virtual_interface_get_by_instance(session: Session, context: RequestContext,
+                                            instance_id: Any) -> list[Row]:
+    uuid = await _instance_uuid(session, context, instance_id)
+    return await session.rows(_all(context).where(vifs.c.instance_uuid == uuid)
+                              .order_by(vifs.c.id))
+
+
+@api
+async def virtual_interface_get_by_instance_and_network(session: Session,
+                                                        context: RequestContext,
+                                                        instance_id: Any,
+                                                        network_id: Any) -> Row | None:
+    return await _first(session, _all(context).where(equals(vifs.c.instance_uuid,
+                                                            instance_id),
+                                                     equals(vifs.c.network_id, network_id)))
+
+
+@api
+async def virtual_interface_delete(session: Session, context: RequestContext,
+                                   vif_id: Any) -> None:
+    key = lookup_int(vif_id)
+    if key is not None:  # an unknown id is a no-op (DEFECT→ 8)
+        await session.hard_delete_where(VirtualInterface, vifs.c.id == key)
+
+
+@api
+async def virtual_interface_delete_by_instance(session: Session, context: RequestContext,
+                                               instance_id: Any) -> None:
+    uuid = await _instance_uuid(session, context, instance_id)
+    await session.hard_delete_where(VirtualInterface, vifs.c.instance_uuid == uuid)
+
+
+@api
+async def virtual_interface_get_all(session: Session, context: RequestContext) -> list[Row]:
+    return await session.rows(_all(context).order_by(vifs.c.id))
