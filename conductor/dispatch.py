@@ -240,7 +240,12 @@ class Dispatcher:
                     async with self._read_engine.connect() as conn:
                         return self._encode_result(await work.run(conn), method)
                 async with self.engine.begin() as conn:
-                    reply = self._encode_result(await work.run(conn), method)
+                    result = await work.run(conn)
+                    deferred = getattr(work, "deferred", None)
+                    if isinstance(deferred, exceptions.NovaException):
+                        reply = encode_error(deferred)  # committed, answered as an error
+                    else:
+                        reply = self._encode_result(result, method)
                     if message_id:
                         await replies.record_reply(conn, message_id, method, reply)
                 if work.events and self.on_events is not None:
@@ -285,10 +290,13 @@ class _Call:
     is_write: bool
     events: int = 0
 
+    deferred: Exception | None = None
+
     async def run(self, conn: Any) -> Any:
         session = Session(conn, self.method)
         result = await self.handler(session, self.context, **self.kwargs)
         self.events = session.events_recorded
+        self.deferred = session.deferred_error
         return result
 
 
@@ -308,6 +316,8 @@ class _Batch:
         for index, call in enumerate(self.calls):
             try:
                 results.append(await call.run(conn))
+                if call.deferred is not None:
+                    raise call.deferred  # in a batch it undoes everything
             except exceptions.NovaException as exc:
                 exc.batch_index = index  # type: ignore[attr-defined]
                 raise

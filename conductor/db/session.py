@@ -37,6 +37,13 @@ class Session:
         self.config = config
         self.dialect = conn.dialect.name
         self.events_recorded = 0  # outbox rows written (conductor.db.events)
+        self.deferred_error: Exception | None = None
+
+    def fail_after_commit(self, error: Exception) -> None:
+        """Answer with ``error`` but keep what the call wrote (quota_reserve's refreshes
+        before OverQuota, api-network-quota-storage.md §4.3); in a job queue the error
+        still undoes the whole batch."""
+        self.deferred_error = error
 
     # -- plain statements -----------------------------------------------------------
 

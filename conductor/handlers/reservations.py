@@ -221,13 +221,6 @@ def _over(limit: int | None, delta: int, values: dict[str, Any]) -> bool:
     return limit < delta + values["in_use"] + (values["reserved"] or 0)
 
 
-def _raise_over_quota(exc: exceptions.OverQuota) -> None:
-    """§4.3 step 7 wants the refreshes kept although OverQuota is raised.  The server runs
-    a call (or a whole job-queue batch) in one transaction that any exception rolls back,
-    and a handler-side COMMIT would break a batch's all-or-nothing; so for now the
-    refreshes are rolled back with the rest (the next call recomputes them).  This is the
-    place to use a shared "commit, then answer with this error" hook once there is one."""
-    raise exc
 
 
 # --- quota_reserve, commit, rollback, expire --------------------------------------------
@@ -258,9 +251,11 @@ async def quota_reserve(session: Session, context: RequestContext, resources: An
                     sorted(unders), project_id)
     overs = sorted(r for r, d in checked.items() if _over(limits[r], d, work.values[r]))
     if overs:
+        # §4.3 step 7: the refreshes are kept although the call answers OverQuota.
         await work.save()
-        _raise_over_quota(exceptions.OverQuota(overs=overs, quotas=quotas,
-                                               usages=work.report()))
+        session.fail_after_commit(exceptions.OverQuota(overs=overs, quotas=quotas,
+                                                       usages=work.report()))
+        return []
 
     made = [{"uuid": str(uuid_module.uuid4()), "usage_id": work.rows[r]["id"],
              "project_id": project_id, "resource": r, "delta": d, "expire": expire_at}

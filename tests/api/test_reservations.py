@@ -424,3 +424,24 @@ async def test_concurrent_commit_and_expire_count_each_reservation_once(rpc_clie
     committed = usage["in_use"]
     assert usage["reserved"] == 0 and 0 <= committed <= 10
     assert await _rows(pg_engine, Reservation, deleted=False) == []
+
+
+async def test_over_quota_keeps_the_refreshes_it_made(db, admin, user):
+    # §4.3 step 7: usages refreshed by an over-quota call stay refreshed.
+    for _ in range(3):
+        await db.instance_create(user, {"project_id": "project1", "vcpus": 2})
+    await _seed(db, admin, (0, 0, 0), until_refresh=1)  # stale, due for a refresh
+    with pytest.raises(exceptions.OverQuota) as info:
+        await _reserve(db, user, deltas={"instances": 1}, limits={"instances": 3},
+                       until_refresh=5)
+    assert info.value.kwargs["overs"] == ["instances"]
+    usages = await _usages(db)
+    assert usages["instances"]["in_use"] == 3 and usages["cores"]["in_use"] == 6
+    # ... while a job queue still undoes everything, refreshes included
+    await db.quota_usage_update(admin, "project1", "instances", 0, 0, 1)
+    with pytest.raises(exceptions.OverQuota) as info:
+        async with db.job_queue() as q:
+            q.quota_reserve(user, ["instances"], {"instances": 3}, {"instances": 1}, FUTURE,
+                            5, 0)
+    assert info.value.batch_index == 0
+    assert (await _usages(db))["instances"]["in_use"] == 0
