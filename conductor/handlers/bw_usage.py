@@ -1,0 +1,70 @@
+"""Bandwidth usage (api-compute.md §3.16): one row per ``(start_period, uuid, mac)``."""
+
+from __future__ import annotations
+
+import zlib
+from typing import Any
+
+from sqlalchemy import Integer, func, literal, update
+
+from conductor.db.base import utcnow
+from conductor.db.models import BandwidthUsage
+from conductor.db.query import equals, model_query, one_of
+from conductor.db.session import Row, Session
+from conductor.handlers import api
+from schemas import exceptions
+from schemas.context import RequestContext
+
+usage = BandwidthUsage.__table__
+
+# The first key of the two-key advisory locks this module takes ("bw_u"); other modules
+# pick other constants.
+_LOCK_SPACE = 0x62775F75
+
+
+async def _lock_key(session: Session, *parts: Any) -> None:
+    """Serialise the transactions that write one key on PostgreSQL, until they end.
+
+    SQLite needs nothing: the dispatcher runs one call at a time there.
+    """
+    if session.dialect != "postgresql":
+        return
+    digest = zlib.crc32("\x00".join(map(str, parts)).encode())
+    key = digest - 2**32 if digest >= 2**31 else digest  # as a signed int4
+    await session.execute(func.pg_advisory_xact_lock(literal(_LOCK_SPACE, Integer),
+                                                     literal(key, Integer)).select())
+
+
+@api
+async def bw_usage_get_by_uuids(session: Session, context: RequestContext, uuids: Any,
+                                start_period: Any) -> list[Row]:
+    if not isinstance(uuids, (list, tuple, set, frozenset)):
+        raise exceptions.InvalidInput(reason=f"bw_usage_get_by_uuids: uuids must be a list, "
+                                      f"got {type(uuids).__name__}")
+    return await session.rows(model_query(context, BandwidthUsage, read_deleted="yes")
+                              .where(one_of(usage.c.uuid, uuids),
+                                     equals(usage.c.start_period, start_period))
+                              .order_by(usage.c.id))
+
+
+@api
+async def bw_usage_update(session: Session, context: RequestContext, uuid: Any, mac: Any,
+                          start_period: Any, bw_in: Any, bw_out: Any,
+                          last_refreshed: Any = None) -> None:
+    cols = session.check(BandwidthUsage, {
+        "uuid": uuid, "mac": mac, "start_period": start_period, "bw_in": bw_in,
+        "bw_out": bw_out,
+        "last_refreshed": utcnow() if last_refreshed is None else last_refreshed})
+    keys = (usage.c.start_period == cols["start_period"], usage.c.uuid == cols["uuid"],
+            usage.c.mac == cols["mac"])
+    # Every matching row, deleted ones included; updated_at moves with the UPDATE.
+    refresh = update(usage).where(*keys).values(
+        bw_in=cols["bw_in"], bw_out=cols["bw_out"], last_refreshed=cols["last_refreshed"])
+    if (await session.execute(refresh)).rowcount:
+        return
+    # A new key: without the lock, two first writers would both insert.  The second one
+    # waits here and its repeated UPDATE sees the first one's committed row.
+    await _lock_key(session, cols["start_period"].isoformat(), cols["uuid"], cols["mac"])
+    if session.dialect == "postgresql" and (await session.execute(refresh)).rowcount:
+        return
+    await session.insert(BandwidthUsage, cols, checked=True)

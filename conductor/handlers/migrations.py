@@ -1,0 +1,95 @@
+"""Migrations (api-compute.md §3.5): all admin only, and every lookup sees deleted rows."""
+
+from __future__ import annotations
+
+import datetime as dt
+import decimal
+import math
+from typing import Any
+
+from conductor.db.base import utcnow
+from conductor.db.models import Migration
+from conductor.db.query import equals, model_query
+from conductor.db.session import Row, Session
+from conductor.db.values import lookup_int
+from conductor.handlers import api
+from schemas import exceptions
+from schemas.context import RequestContext
+
+migrations = Migration.__table__
+
+
+async def _by_id(session: Session, context: RequestContext, migration_id: Any) -> Row:
+    key = lookup_int(migration_id)
+    row = None
+    if key is not None:
+        row = await session.row(model_query(context, Migration, read_deleted="yes")
+                                .where(migrations.c.id == key))
+    if row is None:
+        raise exceptions.MigrationNotFound(migration_id=migration_id)
+    return row
+
+
+@api
+async def migration_create(session: Session, context: RequestContext, values: Any) -> Row:
+    return await session.insert(Migration, session.check(Migration, values), checked=True,
+                                echo=values)
+
+
+@api
+async def migration_update(session: Session, context: RequestContext, id: Any,
+                           values: Any) -> Row:
+    row = await _by_id(session, context, id)
+    return await session.update(Migration, row, values, echo=values)
+
+
+@api
+async def migration_get(session: Session, context: RequestContext, migration_id: Any) -> Row:
+    return await _by_id(session, context, migration_id)
+
+
+@api
+async def migration_get_by_instance_and_status(session: Session, context: RequestContext,
+                                               instance_uuid: Any, status: Any) -> Row:
+    row = await session.row(model_query(context, Migration, read_deleted="yes")
+                            .where(equals(migrations.c.instance_uuid, instance_uuid),
+                                   equals(migrations.c.status, status))
+                            .order_by(migrations.c.id).limit(1))
+    if row is None:
+        raise exceptions.MigrationNotFoundByStatus(instance_id=instance_uuid, status=status)
+    return row
+
+
+def _seconds(confirm_window: Any) -> float:
+    seconds = math.nan
+    if isinstance(confirm_window, (int, float, decimal.Decimal)) and \
+            not isinstance(confirm_window, bool):
+        try:
+            seconds = float(confirm_window)
+        except OverflowError:  # an int beyond float's range
+            seconds = math.inf if confirm_window > 0 else -math.inf
+        except ValueError:  # a signalling Decimal NaN
+            pass
+    if math.isnan(seconds):
+        raise exceptions.InvalidInput(reason=f"confirm_window must be a number of seconds, "
+                                      f"got {confirm_window!r}")
+    return seconds
+
+
+@api
+async def migration_get_unconfirmed_by_dest_compute(session: Session,
+                                                    context: RequestContext,
+                                                    confirm_window: Any,
+                                                    dest_compute: Any) -> list[Row]:
+    seconds = _seconds(confirm_window)
+    try:
+        cutoff = utcnow() - dt.timedelta(seconds=seconds)
+    except OverflowError:
+        # a window beyond the calendar: nothing (or everything) is old enough
+        cutoff = dt.datetime.min if seconds > 0 else dt.datetime.max
+    # ``<=`` never holds for NULL: a migration never updated since creation is not listed.
+    return await session.rows(model_query(context, Migration, read_deleted="yes")
+                              .where(migrations.c.updated_at <= cutoff,
+                                     migrations.c.status == "finished",
+                                     equals(migrations.c.dest_compute, dest_compute))
+                              .order_by(migrations.c.id))

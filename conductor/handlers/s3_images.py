@@ -1,0 +1,53 @@
+"""S3 images (api-compute.md §3.13): the row's ``id`` is the EC2 image number.
+
+No context check, and the getters see deleted rows whatever the context says.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from conductor.db.models import S3Image
+from conductor.db.query import model_query
+from conductor.db.session import Row, Session
+from conductor.db.values import lookup_int, lookup_text
+from conductor.handlers import api
+from schemas import exceptions
+from schemas.context import RequestContext
+
+s3_images = S3Image.__table__
+
+
+@api
+async def s3_image_get(session: Session, context: RequestContext, image_id: Any) -> Row:
+    key = lookup_int(image_id)
+    row = None
+    if key is not None:
+        row = await session.row(model_query(context, S3Image, read_deleted="yes")
+                                .where(s3_images.c.id == key))
+    if row is None:
+        raise exceptions.ImageNotFound(image_id=image_id)
+    return row
+
+
+@api
+async def s3_image_get_by_uuid(session: Session, context: RequestContext,
+                               image_uuid: Any) -> Row:
+    key = lookup_text(image_uuid)
+    row = None
+    if key is not None:
+        row = await session.row(model_query(context, S3Image, read_deleted="yes")
+                                .where(s3_images.c.uuid == key)
+                                .order_by(s3_images.c.id).limit(1))
+    if row is None:
+        raise exceptions.ImageNotFound(image_id=image_uuid)
+    return row
+
+
+@api
+async def s3_image_create(session: Session, context: RequestContext, image_uuid: Any) -> Row:
+    # "Any failure -> DBError" (§3.13): a NULL goes to the database, which refuses it as a
+    # constraint violation; a value the column cannot hold is InvalidInput, as everywhere.
+    cols = {"uuid": None} if image_uuid is None else session.check(S3Image,
+                                                                   {"uuid": image_uuid})
+    return await session.insert(S3Image, cols, checked=True, echo={"uuid": image_uuid})
