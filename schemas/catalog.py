@@ -275,7 +275,7 @@ FUNCTIONS: tuple[Function, ...] = (
     fn("network_get_by_cidr", "context, cidr", "read", "admin"),
     fn("network_get_by_instance", "context, instance_id", "read", "admin"),
     fn("network_get_by_uuid", "context, uuid", "read", "admin"),
-    fn("network_get_index", "context, network_id", "write", "admin"),
+    fn("network_get_index", "context, network_id", "read", "admin"),
     fn("network_set_cidr", "context, network_id, cidr", "write", "admin"),
     fn("network_set_host", "context, network_id, host_id", "write", "admin"),
     fn("network_update", "context, network_id, values", "write", "any"),

@@ -105,6 +105,10 @@ class Session:
         """
         table = table_of(model)
         cols = values if checked else self.check(table, values)
+        for col in table.primary_key.columns:
+            if cols.get(col.name) is None and col is not table.autoincrement_column \
+                    and col.default is None and col.server_default is None:
+                raise vals.required(table, col.name)
         result = await self.conn.execute(insert(table).values(cols).returning(*table.c))
         row = dict(result.mappings().one())
         pk = _primary_key(table)

@@ -33,6 +33,10 @@ def _invalid(table: Table, column: str, reason: str) -> exceptions.InvalidInput:
     return exceptions.InvalidInput(reason=f"{table.name}.{column}: {reason}")
 
 
+def required(table: Table, column: str) -> exceptions.InvalidInput:
+    return _invalid(table, column, "is required")
+
+
 def convert(table: Table, col: Column[Any], value: Any) -> Any:
     """``value`` as column ``col`` stores it, or InvalidInput."""
     name = col.name

@@ -174,16 +174,22 @@ async def test_cast_sends_without_waiting(rpc_client, admin):
         pytest.fail("the cast was never executed")
 
 
-async def test_unimplemented_function_says_so(rpc_client, admin, handlers):
-    from schemas import catalog
+async def test_declared_only_function_answers_not_implemented(rpc_client, admin):
+    # api-network-quota-storage.md DEFECT 7: NotImplementedError, arriving as RemoteError.
+    with pytest.raises(exceptions.RemoteError) as info:
+        await rpc_client.volume_get_by_ec2_id(admin, 1)
+    assert info.value.exc_type == "NotImplementedError" and info.value.traceback is None
 
-    missing = [f for f in catalog.remote_functions() if f.name not in handlers]
-    if not missing:
-        pytest.fail("every function is implemented: drop this test")
-    func = missing[0]
-    args = [None] * (len([p for p in func.params if p.default is catalog.REQUIRED]) - 1)
-    with pytest.raises(exceptions.NotImplementedInConductor, match=func.name):
-        await rpc_client.call(func.name, admin, *args)
+
+async def test_function_without_a_handler_says_so(pg_engine, admin):
+    from conductor.dispatch import Dispatcher
+    from schemas import envelope
+
+    dispatcher = Dispatcher(pg_engine, handlers={})
+    body = envelope.Request("service_get_all", [], {}, admin.to_dict(), timeout=5).encode()
+    ok, error = envelope.decode_reply((await dispatcher.handle(body, "m1")).reply)
+    assert not ok and error["class"] == "NotImplementedInConductor"
+    assert "service_get_all" in error["message"]
 
 
 async def test_sigterm_lets_in_flight_calls_finish(amqp_url, pg_url, pg_engine, admin):
