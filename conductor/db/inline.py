@@ -1,8 +1,8 @@
 """PostgreSQL: a row and all the relationships a call returns, in one statement.
 
 Each relationship becomes a correlated subquery in the row's own SELECT list:
-``ARRAY(SELECT ROW(child.*, <its relationships>) ... ORDER BY child.id)`` for a list,
-``(SELECT ROW(...) ... LIMIT 1)`` for a single row.  asyncpg decodes those records with
+``ARRAY(SELECT ROW(child.*, <its relationships>) ... ORDER BY child.id)`` (with
+``LIMIT 1`` for a single row).  asyncpg decodes those records with
 their real column types (datetimes, booleans, nested arrays), so the result equals what
 one query per relationship gives, for one round trip instead of one per relationship.
 """
@@ -40,8 +40,10 @@ def _subquery(rel: Relation, tree: Tree) -> tuple[ColumnElement[Any], Shape]:
     inner = (select(record).select_from(source).where(rel.join())
              .correlate(rel.parent).order_by(pk))
     label = f"_inline_{rel.name}"
-    column: ColumnElement[Any] = func.array(inner.scalar_subquery()) if rel.uselist \
-        else inner.limit(1).scalar_subquery()
+    # A single row travels as an array of at most one record too: asyncpg cannot decode a
+    # bare record whose fields hold record arrays (a rule's grantee group's instances).
+    column: ColumnElement[Any] = func.array(
+        (inner if rel.uselist else inner.limit(1)).scalar_subquery())
     shape = Shape(rel.name, label, rel.uselist, tuple(target.c.keys()),
                   tuple(s for _, s in nested))
     return column, shape
@@ -77,7 +79,7 @@ def unpack(row: dict[str, Any], shapes: list[Shape]) -> None:
 def _decode(shape: Shape, value: Any) -> Any:
     if shape.uselist:
         return [_record(shape, item) for item in value or ()]
-    return None if value is None else _record(shape, value)
+    return _record(shape, value[0]) if value else None
 
 
 def _record(shape: Shape, values: Any) -> dict[str, Any]:

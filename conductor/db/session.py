@@ -8,12 +8,24 @@ dicts that handlers return are what the caller receives.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from sqlalchemy import Executable, Table, bindparam, delete, insert, select, text, update
+from sqlalchemy import (
+    BigInteger,
+    Executable,
+    Table,
+    bindparam,
+    delete,
+    func,
+    insert,
+    select,
+    text,
+    update,
+)
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from conductor.db import inline
@@ -81,6 +93,17 @@ class Session:
             else:
                 await self._load_tree(table, rows, tree)
         return rows
+
+    async def lock(self, *key: Any) -> None:
+        """Serialise this call with every other one locking the same ``key`` until the
+        transaction ends: for a check-then-insert that no row lock can cover (the row
+        does not exist yet).  SQLite needs none: the dispatcher runs one call at a time.
+        """
+        if self.dialect != "postgresql":
+            return
+        digest = hashlib.blake2b("\x00".join(map(str, key)).encode(), digest_size=8)
+        await self.conn.execute(_ADVISORY_LOCK,
+                                {"key": int.from_bytes(digest.digest(), "big", signed=True)})
 
     async def scalar(self, stmt: Executable) -> Any:
         return (await self.conn.execute(stmt)).scalar()
@@ -213,6 +236,7 @@ class Session:
         return children
 
 
+_ADVISORY_LOCK = select(func.pg_advisory_xact_lock(bindparam("key", type_=BigInteger)))
 _RELATION_STATEMENTS: dict[int, Any] = {}
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, false, func, select
+from sqlalchemy import ColumnElement, Select, false, select
 
 from conductor.db.models import Aggregate, AggregateHost, AggregateMetadata
 from conductor.db.query import deleted_filter, equals, model_query
@@ -26,8 +26,6 @@ meta = AggregateMetadata.__table__
 
 JOINS = ("_hosts", "_metadata")
 
-# Only has to differ from the other advisory locks of the database.
-_CREATE_LOCK = 0x61676772  # "aggr"
 
 
 def _dict_arg(value: Any, what: str) -> dict[Any, Any]:
@@ -106,10 +104,8 @@ async def aggregate_create(session: Session, context: RequestContext, values: An
     if metadata is not None:
         _dict_arg(metadata, "metadata")
     cols = session.check(Aggregate, values)
-    if session.dialect == "postgresql":
-        # Closes the check-then-insert race of two creates with one name; SQLite gets
-        # the same from the dispatcher's one-writer rule.
-        await session.execute(select(func.pg_advisory_xact_lock(_CREATE_LOCK)))
+    # Closes the check-then-insert race of two creates with one name.
+    await session.lock("aggregate_create")
     taken = await session.row(model_query(context, Aggregate, read_deleted="no")
                               .where(equals(aggregates.c.name, values["name"])).limit(1))
     if taken is not None:

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import zlib
 from typing import Any
 
-from sqlalchemy import Integer, func, literal, update
+from sqlalchemy import update
 
 from conductor.db.base import utcnow
 from conductor.db.models import BandwidthUsage
@@ -16,24 +15,6 @@ from schemas import exceptions
 from schemas.context import RequestContext
 
 usage = BandwidthUsage.__table__
-
-# The first key of the two-key advisory locks this module takes ("bw_u"); other modules
-# pick other constants.
-_LOCK_SPACE = 0x62775F75
-
-
-async def _lock_key(session: Session, *parts: Any) -> None:
-    """Serialise the transactions that write one key on PostgreSQL, until they end.
-
-    SQLite needs nothing: the dispatcher runs one call at a time there.
-    """
-    if session.dialect != "postgresql":
-        return
-    digest = zlib.crc32("\x00".join(map(str, parts)).encode())
-    key = digest - 2**32 if digest >= 2**31 else digest  # as a signed int4
-    await session.execute(func.pg_advisory_xact_lock(literal(_LOCK_SPACE, Integer),
-                                                     literal(key, Integer)).select())
-
 
 @api
 async def bw_usage_get_by_uuids(session: Session, context: RequestContext, uuids: Any,
@@ -64,7 +45,8 @@ async def bw_usage_update(session: Session, context: RequestContext, uuid: Any, 
         return
     # A new key: without the lock, two first writers would both insert.  The second one
     # waits here and its repeated UPDATE sees the first one's committed row.
-    await _lock_key(session, cols["start_period"].isoformat(), cols["uuid"], cols["mac"])
+    await session.lock("bw_usage", cols["start_period"].isoformat(), cols["uuid"],
+                       cols["mac"])
     if session.dialect == "postgresql" and (await session.execute(refresh)).rowcount:
         return
     await session.insert(BandwidthUsage, cols, checked=True)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, exists, false, func, or_, select
+from sqlalchemy import ColumnElement, Select, exists, false, or_, select
 
 from conductor.db.models import InstanceTypeExtraSpecs, InstanceTypeProjects, InstanceTypes
 from conductor.db.query import equals, model_query
@@ -18,8 +18,6 @@ flavors = InstanceTypes.__table__
 specs = InstanceTypeExtraSpecs.__table__
 access = InstanceTypeProjects.__table__
 
-# Any constant will do: it only has to differ from other advisory locks of the database.
-_CREATE_LOCK = 0x666C61766F72  # "flavor"
 
 
 def _flavor_dict(row: Row) -> Row:
@@ -78,10 +76,8 @@ async def instance_type_create(session: Session, context: RequestContext, values
             raise exceptions.InvalidInput(reason=f"instance_type_create: values must "
                                           f"contain {key!r}")
     name = values["name"]
-    if session.dialect == "postgresql":
-        # Closes the check-then-insert race between two creates of the same flavor;
-        # SQLite gets the same from the dispatcher's one-writer rule.
-        await session.execute(select(func.pg_advisory_xact_lock(_CREATE_LOCK)))
+    # Closes the check-then-insert race between two creates of the same flavor.
+    await session.lock("instance_type_create")
     visible = model_query(context, InstanceTypes).limit(1)
     for column, value in ((flavors.c.name, name), (flavors.c.flavorid, values["flavorid"])):
         if await session.row(visible.where(equals(column, value))) is not None:

@@ -25,10 +25,6 @@ fixed_ips = FixedIp.__table__
 instances = Instance.__table__
 vifs = VirtualInterface.__table__
 
-# Advisory-lock classes (any constants will do: they only have to differ from the other
-# advisory locks of the database); the second key is a hash of the project or vlan.
-_ASSOCIATE_LOCK = 0x6E657461  # "neta"
-_VLAN_LOCK = 0x6E657476  # "netv"
 _UNIQUE_VIOLATION = "23505"
 
 
@@ -61,13 +57,6 @@ async def insert_or_none(session: Session, model: Any, values: Any,
     return row
 
 
-async def _advisory_lock(session: Session, lock_class: int, key: str) -> None:
-    # SQLite needs none: the dispatcher runs one writer at a time there.
-    if session.dialect == "postgresql":
-        await session.execute(select(func.pg_advisory_xact_lock(lock_class,
-                                                                func.hashtext(key))))
-
-
 def _id_is(network_id: Any) -> ColumnElement[bool]:
     key = lookup_int(network_id)
     return networks.c.id == key if key is not None else false()
@@ -97,7 +86,7 @@ async def _associate(session: Session, context: RequestContext, project_id: Any,
     if not force:
         # Two first-time builds of one project must not claim two networks: the second
         # waits here and then finds the first one's network.
-        await _advisory_lock(session, _ASSOCIATE_LOCK, lookup_text(project_id) or "")
+        await session.lock("network_associate", lookup_text(project_id) or "")
         owned = await session.row(_live().where(equals(networks.c.project_id, project_id))
                                   .order_by(networks.c.id).limit(1).with_for_update())
         if owned is not None:
@@ -143,7 +132,7 @@ async def network_create_safe(session: Session, context: RequestContext,
     vlan = values.get("vlan")
     if vlan:
         # Closes the check-then-insert race of two creates with one vlan.
-        await _advisory_lock(session, _VLAN_LOCK, lookup_text(vlan) or "")
+        await session.lock("network_vlan", lookup_text(vlan) or "")
         if await _first(session, equals(networks.c.vlan, vlan)) is not None:
             raise exceptions.DuplicateVlan(vlan=vlan)
     given = {"uuid": str(uuid_module.uuid4()), **values}

@@ -13,7 +13,6 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import uuid as uuid_module
-import zlib
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -42,8 +41,6 @@ log = logging.getLogger(__name__)
 usages = QuotaUsage.__table__
 reservations = Reservation.__table__
 
-# Any int4 pair works for pg_advisory_xact_lock(int, int); this one names "quota usages".
-_LOCK_CLASS = 0x71756F74
 
 Counts = dict[str, int]
 
@@ -238,9 +235,7 @@ async def quota_reserve(session: Session, context: RequestContext, resources: An
         return []
     expire_at = convert(reservations, reservations.c.expire, expire)
     project_id = context.project_id
-    if session.dialect == "postgresql":
-        key = zlib.crc32(str(project_id).encode()) - 2**31 if project_id is not None else 0
-        await session.execute(select(func.pg_advisory_xact_lock(_LOCK_CLASS, key)))
+    await session.lock("quota_usages", project_id)
 
     work = _Usages(session, project_id, await lock_usages(session, project_id), countdown)
     await _decide_refreshes(work, checked, age_limit, utcnow())

@@ -21,7 +21,7 @@ from conductor.db.models import (
 )
 from conductor.db.query import authorize_project, equals, model_query
 from conductor.db.session import Row, Session
-from conductor.db.values import lookup_int, lookup_text
+from conductor.db.values import lookup_int
 from conductor.handlers import api
 from schemas import exceptions
 from schemas.context import RequestContext
@@ -35,8 +35,6 @@ instances = Instance.__table__
 # What the firewall drivers walk: rule['grantee_group']['instances'][i]['instance_type'].
 GRANTEE = ("grantee_group", "grantee_group.instances", "grantee_group.instances.instance_type")
 
-# Only has to differ from the other advisory locks of the database (fits int4).
-_DEFAULT_LOCK = 0x73656367  # "secg"
 
 
 def _linked_instance(*where: ColumnElement[bool]) -> ColumnElement[bool]:
@@ -58,12 +56,9 @@ def _by_name(project_id: Any, group_name: Any) -> Any:
 async def ensure_default_group(session: Session, context: RequestContext) -> tuple[bool, Row]:
     """``security_group_ensure_default`` inside the caller's transaction: ``(True, group)``
     when the project's default group exists, else ``(False, the group just made)``."""
-    if session.dialect == "postgresql":
-        # Serialises the lookup-or-create per project, so two first calls (or two first
-        # instance_create calls) make one group; SQLite runs one writer at a time anyway.
-        project = lookup_text(context.project_id) or ""
-        await session.execute(select(func.pg_advisory_xact_lock(_DEFAULT_LOCK,
-                                                                func.hashtext(project))))
+    # Serialises the lookup-or-create per project, so two first calls (or two first
+    # instance_create calls) make one group.
+    await session.lock("security_group_default", context.project_id)
     found = await session.row(_by_name(context.project_id, "default"))
     if found is not None:
         return (True, found)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import ColumnElement, Table, func, select
+from sqlalchemy import ColumnElement, Table
 
 from conductor.db.models import SMBackendConf, SMFlavors, SMVolume
 from conductor.db.query import equals, model_query
@@ -22,9 +22,6 @@ backends = SMBackendConf.__table__
 flavors = SMFlavors.__table__
 sm_volumes = SMVolume.__table__
 
-# Any constants will do: they only have to differ from other advisory locks of the database.
-_BACKEND_LOCK = 0x736D626B656E64  # "smbkend"
-_FLAVOR_LOCK = 0x736D666C61766F  # "smflavo"
 
 
 async def _first(session: Session, context: RequestContext, table: Table,
@@ -37,15 +34,13 @@ async def _first(session: Session, context: RequestContext, table: Table,
 
 
 async def _create_unique(session: Session, context: RequestContext, table: Table,
-                         values: Any, column: str, lock: int, duplicate: str) -> Row:
+                         values: Any, column: str, duplicate: str) -> Row:
     """Insert unless some row, deleted or not, has the same ``column``; one transaction."""
     if not isinstance(values, dict) or column not in values:
         raise exceptions.InvalidInput(reason=f"{table.name}: values must be a dict "
                                       f"containing {column!r}")
     cols = session.check(table, values)
-    if session.dialect == "postgresql":
-        # Closes the check-then-insert race; SQLite has one writer at a time anyway.
-        await session.execute(select(func.pg_advisory_xact_lock(lock)))
+    await session.lock(table.name, "create")  # closes the check-then-insert race
     found = await session.row(model_query(context, table, read_deleted="yes")
                               .where(equals(table.c[column], cols[column])).limit(1))
     if found is not None:
@@ -63,7 +58,7 @@ def _backend_missing(sm_backend_conf_id: Any) -> str:
 async def sm_backend_conf_create(session: Session, context: RequestContext,
                                  values: Any) -> Row:
     return await _create_unique(session, context, backends, values, "config_params",
-                                _BACKEND_LOCK, "Backend exists")
+                                "Backend exists")
 
 
 @api
@@ -110,7 +105,7 @@ def _flavor_missing(what: Any) -> str:
 
 @api
 async def sm_flavor_create(session: Session, context: RequestContext, values: Any) -> Row:
-    return await _create_unique(session, context, flavors, values, "label", _FLAVOR_LOCK,
+    return await _create_unique(session, context, flavors, values, "label",
                                 "Flavor ({}) already exists")
 
 

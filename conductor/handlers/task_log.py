@@ -8,10 +8,9 @@ Nova's in-process ``session`` parameters are dropped by the dispatcher.
 from __future__ import annotations
 
 import datetime as dt
-import zlib
 from typing import Any
 
-from sqlalchemy import ColumnElement, Integer, Select, func, literal
+from sqlalchemy import ColumnElement, Select
 
 from conductor.db.models import TaskLog
 from conductor.db.query import equals, model_query
@@ -22,8 +21,6 @@ from schemas.context import RequestContext
 
 task_log = TaskLog.__table__
 
-# The first key of the two-key advisory locks this module takes ("task").
-_LOCK_SPACE = 0x7461736B
 
 
 def _period(value: Any) -> Any:
@@ -42,18 +39,6 @@ def _task(context: RequestContext, task_name: Any, period_beginning: Any,
                    equals(task_log.c.period_ending, _period(period_ending)), *more)
             .order_by(task_log.c.id))
 
-
-async def _lock_key(session: Session, *parts: Any) -> None:
-    """Serialise the transactions that write one task on PostgreSQL, until they end.
-
-    SQLite needs nothing: the dispatcher runs one call at a time there.
-    """
-    if session.dialect != "postgresql":
-        return
-    digest = zlib.crc32("\x00".join(map(str, parts)).encode())
-    key = digest - 2**32 if digest >= 2**31 else digest  # as a signed int4
-    await session.execute(func.pg_advisory_xact_lock(literal(_LOCK_SPACE, Integer),
-                                                     literal(key, Integer)).select())
 
 
 def _checked(session: Session, values: dict[str, Any]) -> Row:
@@ -96,7 +81,7 @@ async def task_log_begin_task(session: Session, context: RequestContext, task_na
     beginning, ending = _period(period_beginning), _period(period_ending)
     # Two callers must not both begin one task: the check and the insert are one step
     # under the lock.
-    await _lock_key(session, task_name, beginning, ending, host)
+    await session.lock("task_log", task_name, beginning, ending, host)
     found = await session.row(_task(context, task_name, beginning, ending,
                                     equals(task_log.c.host, host)).limit(1))
     if found is not None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Select, false, func, select
+from sqlalchemy import Select, false
 
 from conductor.db.models import VolumeTypeExtraSpecs, VolumeTypes
 from conductor.db.query import equals, model_query
@@ -17,8 +17,6 @@ from schemas.context import RequestContext
 types = VolumeTypes.__table__
 specs = VolumeTypeExtraSpecs.__table__
 
-# Any constant will do: it only has to differ from other advisory locks of the database.
-_CREATE_LOCK = 0x766F6C74797065  # "voltype"
 
 
 def _type_dict(row: Row) -> Row:
@@ -52,10 +50,8 @@ async def volume_type_create(session: Session, context: RequestContext, values: 
         raise exceptions.InvalidInput(reason="volume_type_create: values must contain "
                                       "'name'")
     name = values["name"]
-    if session.dialect == "postgresql":
-        # Closes the check-then-insert race between two creates of the same name; SQLite
-        # gets the same from the dispatcher's one-writer rule.
-        await session.execute(select(func.pg_advisory_xact_lock(_CREATE_LOCK)))
+    # Closes the check-then-insert race between two creates of the same name.
+    await session.lock("volume_type_create")
     visible = model_query(context, VolumeTypes).where(equals(types.c.name, name)).limit(1)
     if await session.row(visible) is not None:
         raise exceptions.VolumeTypeExists(name=name)

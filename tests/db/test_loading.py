@@ -2,7 +2,7 @@
 
 from sqlalchemy import select
 
-from conductor.db.models import Aggregate, ComputeNode, Instance
+from conductor.db.models import Aggregate, ComputeNode, Instance, SecurityGroupIngressRule
 from conductor.db.session import Session
 from conductor.dispatch import Dispatcher
 from conductor.handlers.instances import FULL, LISTED
@@ -34,6 +34,10 @@ async def test_inline_loading_equals_batched_loading(pg_engine, handlers):
                     "metadata": {"k": str(i), "x": "y"}, "security_groups": ["default"],
                     "info_cache": {"network_info": "[]"} if i != 1 else None}))
     await db.instance_metadata_delete(ADMIN, made[2]["uuid"], "x")
+    grantee = await db.security_group_create(ADMIN, {"name": "g", "project_id": "p"})
+    await db.instance_add_security_group(ADMIN, made[1]["uuid"], grantee["id"])
+    await db.security_group_rule_create(ADMIN, {"parent_group_id": grantee["id"],
+                                                "group_id": grantee["id"], "protocol": "tcp"})
     service = await db.service_create(ADMIN, {"host": "h0", "topic": "compute"})
     await db.compute_node_create(ADMIN, {"service_id": service["id"],
                                          "stats": {"a": 1, "b": 2}})
@@ -41,6 +45,9 @@ async def test_inline_loading_equals_batched_loading(pg_engine, handlers):
         for model, joins in ((Instance, FULL), (Instance, LISTED),
                              (Instance, ("system_metadata", "block_device_mapping")),
                              (ComputeNode, ("service", "stats")),
+                             (SecurityGroupIngressRule,
+                              ("grantee_group", "grantee_group.instances",
+                               "grantee_group.instances.instance_type")),
                              (Aggregate, ("_hosts", "_metadata"))):
             table = model.__table__
             inline, batched = await _both_ways(conn, select(table).order_by(table.c.id),
