@@ -81,6 +81,7 @@ def _install_sqlite_listeners(engine: AsyncEngine, synchronous: bool) -> None:
     def _on_connect(dbapi_conn: Any, _record: Any) -> None:
         cursor = dbapi_conn.cursor()
         cursor.execute("PRAGMA busy_timeout = 30000")
+        cursor.execute("PRAGMA foreign_keys = ON")
         if not synchronous:
             cursor.execute("PRAGMA synchronous = OFF")
         cursor.close()

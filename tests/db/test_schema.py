@@ -63,3 +63,19 @@ async def test_unreachable_database_exits_naming_the_url_without_password(amqp_u
     assert proc.returncode == 1
     assert "127.0.0.1:1/nowhere" in proc.stderr and "unreachable" in proc.stderr
     assert "s3cret" not in proc.stderr
+
+
+async def test_foreign_keys_hold_on_both_backends(engine):
+    from sqlalchemy import exc as sa_exc
+
+    from conductor.db.models import ComputeNode, InstanceFault
+    from conductor.db.session import Session
+
+    # Enforced references fail alike on PostgreSQL and SQLite ...
+    with pytest.raises(sa_exc.IntegrityError):
+        async with engine.begin() as conn:
+            await Session(conn).insert(ComputeNode, {"service_id": 424242})
+    # ... and the ones models.md §3 says must not be enforced are not.
+    async with engine.begin() as conn:
+        await Session(conn).insert(InstanceFault, {"instance_uuid": "no-such-instance",
+                                                   "code": 404})
