@@ -32,7 +32,9 @@ def _require_uuid(value: Any) -> None:
         raise exceptions.InvalidUUID(uuid=value)
 
 
-async def _check_owner(session: Session, context: RequestContext, row: Row) -> None:
+async def check_owner(session: Session, context: RequestContext, row: Row) -> None:
+    """A user context may touch a fixed IP only if its instance (deleted or not) is
+    its project's (api-network-quota-storage.md §1.2, mechanism 3)."""
     if not is_user_context(context) or row["instance_uuid"] is None:
         return
     project = await session.execute(
@@ -53,7 +55,7 @@ async def load_by_address(session: Session, context: RequestContext, address: An
                             .order_by(fixed_ips.c.id).limit(1))
     if row is None:
         raise exceptions.FixedIpNotFoundForAddress(address=address)
-    await _check_owner(session, context, row)
+    await check_owner(session, context, row)
     return row
 
 
@@ -155,16 +157,21 @@ async def fixed_ip_disassociate_all_by_timeout(session: Session, context: Reques
     return int(result.rowcount)
 
 
-@api
-async def fixed_ip_get(session: Session, context: RequestContext, id: Any) -> Row:
+async def load_by_id(session: Session, context: RequestContext, id: Any) -> Row:
+    """The fixed IP as ``fixed_ip_get`` sees it (owner checked), or ``FixedIpNotFound``."""
     key = lookup_int(id)
     row = None
     if key is not None:
         row = await session.row(model_query(context, FixedIp).where(fixed_ips.c.id == key))
     if row is None:
         raise exceptions.FixedIpNotFound(id=id)
-    await _check_owner(session, context, row)
+    await check_owner(session, context, row)
     return row
+
+
+@api
+async def fixed_ip_get(session: Session, context: RequestContext, id: Any) -> Row:
+    return await load_by_id(session, context, id)
 
 
 @api

@@ -1,8 +1,8 @@
 """Floating IPs (api-network-quota-storage.md §3.1).
 
 Rows come back with columns only.  Where a function needs a fixed IP (association, the
-by-fixed-address lookup) it reads ``fixed_ips`` itself with the owner check of §1.2.3, so
-this module does not depend on the fixed-IP handlers.
+by-fixed-address lookup) it loads it as the fixed-IP functions do, owner check (§1.2.3)
+included.
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-from sqlalchemy import Select, false, func, insert, select, update
+from sqlalchemy import Select, false, func, insert, update
 
 from conductor.db.base import utcnow
 from conductor.db.models import FixedIp, FloatingIp, Instance
@@ -24,7 +24,7 @@ from conductor.db.query import (
 )
 from conductor.db.session import Row, Session
 from conductor.db.values import lookup_int
-from conductor.handlers import api
+from conductor.handlers import api, fixed_ips
 from schemas import exceptions
 from schemas.context import RequestContext
 
@@ -49,39 +49,6 @@ async def _by_address(session: Session, context: RequestContext, address: Any) -
     if is_user_context(context) and row["project_id"] is not None \
             and row["project_id"] != context.project_id:
         raise exceptions.NotAuthorized()
-    return row
-
-
-async def _check_fixed_owner(session: Session, context: RequestContext, row: Row) -> None:
-    """A user may touch a fixed IP only if its instance (deleted or not) is theirs."""
-    if not is_user_context(context) or row["instance_uuid"] is None:
-        return
-    owner = (await session.execute(
-        select(instances.c.project_id).where(instances.c.uuid == row["instance_uuid"])
-        .order_by(instances.c.id).limit(1))).first()
-    if owner is None:
-        raise exceptions.InstanceNotFound(instance_id=row["instance_uuid"])
-    if owner.project_id != context.project_id:
-        raise exceptions.NotAuthorized()
-
-
-async def _fixed_by_address(session: Session, context: RequestContext, address: Any) -> Row:
-    row = await session.row(_first(model_query(context, FixedIp)
-                                   .where(equals(fixed.c.address, address)), fixed))
-    if row is None:
-        raise exceptions.FixedIpNotFoundForAddress(address=address)
-    await _check_fixed_owner(session, context, row)
-    return row
-
-
-async def _fixed_by_id(session: Session, context: RequestContext, fixed_ip_id: Any) -> Row:
-    key = lookup_int(fixed_ip_id)
-    row = None
-    if key is not None:
-        row = await session.row(model_query(context, FixedIp).where(fixed.c.id == key))
-    if row is None:
-        raise exceptions.FixedIpNotFound(id=fixed_ip_id)
-    await _check_fixed_owner(session, context, row)
     return row
 
 
@@ -159,7 +126,7 @@ async def floating_ip_get_by_address(session: Session, context: RequestContext,
 @api
 async def floating_ip_get_by_fixed_address(session: Session, context: RequestContext,
                                            fixed_address: Any) -> list[Row]:
-    fixed_ip = await _fixed_by_address(session, context, fixed_address)
+    fixed_ip = await fixed_ips.load_by_address(session, context, fixed_address)
     return await session.rows(model_query(context, FloatingIp)
                               .where(floating.c.fixed_ip_id == fixed_ip["id"])
                               .order_by(floating.c.id))
@@ -287,7 +254,7 @@ async def floating_ip_deallocate(session: Session, context: RequestContext,
 async def floating_ip_disassociate(session: Session, context: RequestContext,
                                    address: Any) -> Any:
     row = await _by_address(session, context, address)
-    fixed_ip = await _fixed_by_id(session, context, row["fixed_ip_id"])
+    fixed_ip = await fixed_ips.load_by_id(session, context, row["fixed_ip_id"])
     await session.update(FloatingIp, row, {"fixed_ip_id": None, "host": None}, checked=True)
     return fixed_ip["address"]
 
@@ -297,7 +264,7 @@ async def floating_ip_fixed_ip_associate(session: Session, context: RequestConte
                                          floating_address: Any, fixed_address: Any,
                                          host: Any) -> None:
     row = await _by_address(session, context, floating_address)
-    fixed_ip = await _fixed_by_address(session, context, fixed_address)
+    fixed_ip = await fixed_ips.load_by_address(session, context, fixed_address)
     await session.update(FloatingIp, row, {"fixed_ip_id": fixed_ip["id"], "host": host})
 
 

@@ -11,6 +11,7 @@ from typing import Any
 
 from sqlalchemy import Table, select
 
+from conductor.db import keyvalue
 from conductor.db.base import utcnow
 from conductor.db.models import InstanceInfoCache, InstanceMetadata, InstanceSystemMetadata
 from conductor.db.query import deleted_filter, model_query
@@ -52,23 +53,7 @@ async def replace_metadata(session: Session, context: RequestContext, table: Tab
     wanted = [session.check(table, {"key": k, "value": v, "instance_uuid": instance_uuid})
               for k, v in given.items()]
     items = await _visible_items(session, context, table, instance_uuid, read_deleted)
-    wanted_keys = {w["key"] for w in wanted}
-    if delete:
-        for item in items:
-            if item["key"] not in wanted_keys:
-                # Flag-only: deleted_at stays NULL (a Nova quirk, api-compute.md §1.3).
-                await session.update(table, item, {"deleted": True}, checked=True)
-    by_key: dict[Any, list[Row]] = {}
-    for item in items:
-        by_key.setdefault(item["key"], []).append(item)
-    for row in wanted:
-        existing = by_key.get(row["key"])
-        if existing:
-            # Every visible row of the key, so that a duplicate cannot shadow the new value.
-            for item in existing:
-                await session.update(table, item, {"value": row["value"]}, checked=True)
-        else:
-            await session.insert(table, row, checked=True)
+    await keyvalue.merge(session, table, items, wanted, bool(delete))
 
 
 def _as_dict(items: list[Row]) -> dict[Any, Any]:

@@ -12,6 +12,7 @@ from typing import Any
 
 from sqlalchemy import false, func, or_, select, update
 
+from conductor.db import keyvalue
 from conductor.db.base import utcnow
 from conductor.db.models import IscsiTarget, Volume, VolumeMetadata
 from conductor.db.query import authorize_project, equals, model_query, require_uuid
@@ -59,24 +60,7 @@ async def _replace_metadata(session: Session, context: RequestContext, volume: R
     items = await session.rows(
         model_query(context, VolumeMetadata, read_deleted="no")
         .where(volume_meta.c.volume_id == volume["id"]).order_by(volume_meta.c.id))
-    wanted_keys = {w["key"] for w in wanted}
-    if delete:
-        for item in items:
-            if item["key"] not in wanted_keys:
-                # Flag only, deleted_at stays NULL, as Nova saves it (§5.2).
-                await session.update(VolumeMetadata, item, {"deleted": True}, checked=True)
-    by_key: dict[Any, list[Row]] = {}
-    for item in items:
-        by_key.setdefault(item["key"], []).append(item)
-    for row in wanted:
-        existing = by_key.get(row["key"])
-        if existing:
-            # every live row of the key, so that no duplicate can shadow the new value
-            for item in existing:
-                await session.update(VolumeMetadata, item, {"value": row["value"]},
-                                     checked=True)
-        else:
-            await session.insert(VolumeMetadata, row, checked=True)
+    await keyvalue.merge(session, VolumeMetadata.__table__, items, wanted, bool(delete))
 
 
 # --- volumes ------------------------------------------------------------------------
