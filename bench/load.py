@@ -35,6 +35,7 @@ class Result:
     errors: int = 0
     first_error: str | None = None
     server_cpu_pct: float = 0.0  # 100 = one core
+    server_cpu_ms_per_call: float = 0.0  # the least noisy figure on a shared machine
     client_cpu_pct: float = 0.0  # 100 = one core
     machine_cpu_pct: float = 0.0  # 100 = every core busy
     server_reads_per_call: float = 0.0  # read system calls (sockets: AMQP + PostgreSQL)
@@ -45,6 +46,7 @@ class Result:
     rss_peak_total_mb: float = 0.0
     ratio_calls_per_s: float | None = None  # to the floor's, same function and concurrency
     ratio_p50: float | None = None
+    ratio_cpu_per_call: float | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
@@ -96,6 +98,7 @@ def fill(result: Result, latencies: list[float], window: float, first: Snapshot,
         result.server_cpu_pct = 100 * (last.server_cpu - first.server_cpu) / wall
         result.client_cpu_pct = 100 * (last.client_cpu - first.client_cpu) / wall
     if lat:
+        result.server_cpu_ms_per_call = 1000 * (last.server_cpu - first.server_cpu) / len(lat)
         result.server_reads_per_call = (last.reads - first.reads) / len(lat)
         result.server_writes_per_call = (last.writes - first.writes) / len(lat)
     if last.total > first.total:

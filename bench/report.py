@@ -19,6 +19,8 @@ _COLUMNS = [  # header, width, getter
     ("err", 4, lambda r: r.errors),
     ("xfloor/s", 8, lambda r: "" if r.ratio_calls_per_s is None else f"{r.ratio_calls_per_s:.2f}"),
     ("xfl p50", 7, lambda r: "" if r.ratio_p50 is None else f"{r.ratio_p50:.2f}"),
+    ("cpu ms/call", 11, lambda r: f"{r.server_cpu_ms_per_call:.2f}"),
+    ("xfl cpu", 7, lambda r: "" if r.ratio_cpu_per_call is None else f"{r.ratio_cpu_per_call:.2f}"),
     ("srv cpu", 7, lambda r: f"{r.server_cpu_pct:.0f}%"),
     ("cli cpu", 7, lambda r: f"{r.client_cpu_pct:.0f}%"),
     ("host cpu", 8, lambda r: f"{r.machine_cpu_pct:.0f}%"),

@@ -419,10 +419,15 @@ class Bench:
                 continue
             r.ratio_calls_per_s = r.calls_per_s / f.calls_per_s if f.calls_per_s else None
             r.ratio_p50 = r.p50_ms / f.p50_ms if f.p50_ms else None
-        low, high = min(self.args.concurrency_levels), max(self.args.concurrency_levels)
-        goals = [("instance_get_by_uuid", high, "calls/s", 0.7),
-                 ("service_get", high, "calls/s", 0.8),
-                 ("instance_get_by_uuid", low, "p50", 1.5), ("service_get", low, "p50", 1.5)]
+            r.ratio_cpu_per_call = r.server_cpu_ms_per_call / f.server_cpu_ms_per_call \
+                if f.server_cpu_ms_per_call else None
+        if not floors:
+            return
+        levels = self.args.concurrency_levels
+        goals = [("instance_get_by_uuid", max(levels), "calls/s", 0.7),
+                 ("service_get", max(levels), "calls/s", 0.8)]
+        if 1 in levels:
+            goals += [("instance_get_by_uuid", 1, "p50", 1.5), ("service_get", 1, "p50", 1.5)]
         for name, c, what, goal in goals:
             r = next((r for r in results if r.target == "conductor" and r.function == name
                       and r.concurrency == c), None)

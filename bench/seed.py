@@ -322,6 +322,8 @@ class Seeder:
     async def finish(self, conn: asyncpg.Connection) -> None:
         """Move the id sequences past the seeded rows and refresh planner statistics."""
         for table, next_id in self.next_id.items():
+            if next_id <= 1:
+                continue
             await conn.execute(
                 f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), {next_id - 1})")
         t0 = time.perf_counter()
