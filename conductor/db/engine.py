@@ -1,9 +1,9 @@
 """Engines: what ``nova.db.sqlalchemy.session`` did, for an async conductor.
 
 The URL picks the backend: PostgreSQL through asyncpg in production, SQLite through
-aiosqlite as the embedded default.  Connections are checked before use (pre-ping), so a
-database restart costs the calls in flight, not the process.  At start-up an unreachable
-database is retried with backoff for a bounded time.
+aiosqlite as the embedded default.  Connections idle for a second or more are checked
+before use, so a database restart costs the calls in flight, not the process.  At
+start-up an unreachable database is retried with backoff for a bounded time.
 """
 
 from __future__ import annotations
@@ -15,11 +15,14 @@ from typing import Any
 
 from sqlalchemy import event, text
 from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.util import await_only
 
 log = logging.getLogger(__name__)
 
 DEFAULT_DB_URL = "sqlite+aiosqlite:///conductor.sqlite"
+IDLE_PING_SECONDS = 1.0
 
 
 class DatabaseUnavailable(RuntimeError):
@@ -60,8 +63,10 @@ def make_engine(url: str | URL = DEFAULT_DB_URL, *, sqlite_synchronous: bool = T
     databases).
     """
     u = normalise_url(url)
-    options: dict[str, Any] = {"pool_pre_ping": True, "echo": echo}
-    if u.get_backend_name() == "sqlite":
+    sqlite = u.get_backend_name() == "sqlite"
+    # PostgreSQL connections are checked by _install_idle_ping instead of pre-ping.
+    options: dict[str, Any] = {"pool_pre_ping": sqlite, "echo": echo}
+    if sqlite:
         # One connection: SQLite serialises writers anyway, and a single connection keeps
         # an in-memory database alive for the life of the engine.
         from sqlalchemy.pool import StaticPool
@@ -71,9 +76,37 @@ def make_engine(url: str | URL = DEFAULT_DB_URL, *, sqlite_synchronous: bool = T
                        pool_recycle=3600)
     options.update(kwargs)
     engine = create_async_engine(u, **options)
-    if u.get_backend_name() == "sqlite":
+    if sqlite:
         _install_sqlite_listeners(engine, sqlite_synchronous)
+    else:
+        _install_idle_ping(engine)
     return engine
+
+
+def _install_idle_ping(engine: AsyncEngine, idle: float = IDLE_PING_SECONDS) -> None:
+    """Check a connection before use when it has been idle for ``idle`` seconds.
+
+    SQLAlchemy's pre-ping on asyncpg costs three round trips (BEGIN, ``;``, ROLLBACK) on
+    every checkout.  A connection in constant use has just proven itself, and one that
+    breaks mid-call makes SQLAlchemy invalidate the whole pool; what pre-ping really adds
+    is catching connections that died while idle (a database restart overnight), so only
+    those are pinged, with one round trip, and replaced if dead.
+    """
+
+    @event.listens_for(engine.sync_engine, "checkin")
+    def _checkin(_dbapi_conn: Any, record: Any) -> None:
+        record.info["conductor_idle_since"] = time.monotonic()
+
+    @event.listens_for(engine.sync_engine, "checkout")
+    def _checkout(dbapi_conn: Any, record: Any, _proxy: Any) -> None:
+        since = record.info.get("conductor_idle_since")
+        if since is None or time.monotonic() - since < idle:
+            return
+        try:
+            await_only(dbapi_conn._connection.fetchrow(";"))
+        except Exception as exc:
+            log.info("replacing a database connection that died while idle: %s", exc)
+            raise DisconnectionError() from exc
 
 
 def _install_sqlite_listeners(engine: AsyncEngine, synchronous: bool) -> None:

@@ -22,6 +22,7 @@ from sqlalchemy import (
     delete,
     func,
     insert,
+    or_,
     select,
     text,
     update,
@@ -31,7 +32,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from conductor.db import inline
 from conductor.db import values as vals
 from conductor.db.base import COMPUTED, CONFIG, Config, Relation, get_relation, utcnow
-from conductor.db.query import table_of
+from conductor.db.query import ProjectOnly, deleted_filter, is_user_context, table_of
+from schemas.context import RequestContext
 
 log = logging.getLogger(__name__)
 
@@ -79,7 +81,11 @@ class Session:
             # One round trip for the rows and every relationship (conductor.db.inline).
             columns, shapes = inline.columns_for(table, tree)
             stmt = stmt.add_columns(*columns)
-        result = (await self.conn.execute(stmt)).mappings()
+        return await self._run(stmt, None, table, tree, shapes, first)
+
+    async def _run(self, stmt: Any, params: Any, table: Table | None, tree: Any,
+                   shapes: Any, first: bool) -> list[Row]:
+        result = (await self.conn.execute(stmt, params)).mappings()
         if first:
             mapping = result.first()
             rows = [dict(mapping)] if mapping is not None else []
@@ -93,6 +99,56 @@ class Session:
             else:
                 await self._load_tree(table, rows, tree)
         return rows
+
+    async def get_by(self, context: RequestContext, model: Any, column: str, value: Any,
+                     joins: Joins = (), *, read_deleted: str | None = None,
+                     project_only: ProjectOnly = False, lock: bool = False) -> Row | None:
+        """The row whose ``column`` equals ``value`` (lowest id first), as
+        ``model_query(...).where(equals(column, value))`` finds it, or None.
+
+        The hot lookup of most getters, so its statement is built once per shape and
+        reused with new parameters: SQLAlchemy then skips rebuilding and re-keying a
+        statement that, with its relationships inline, has hundreds of elements.
+        """
+        table = table_of(model)
+        col = table.c[column]
+        wanted = vals.lookup_value(col, value)
+        if wanted is vals.NO_MATCH:
+            return None
+        mode = read_deleted or context.read_deleted
+        scope = project_only if project_only and is_user_context(context) else False
+        shape = (table.name, column, wanted is None, mode, scope, tuple(joins), lock,
+                 self.dialect)
+        found = _GET_BY.get(shape)
+        if found is None:
+            found = _GET_BY[shape] = self._get_by_statement(table, col, wanted is None, mode,
+                                                            scope, joins, lock)
+        stmt, tree, shapes = found
+        params = {"_value": wanted, "_project": context.project_id}
+        rows = await self._run(stmt, params, table, tree, shapes, True)
+        return rows[0] if rows else None
+
+    def _get_by_statement(self, table: Table, col: Any, is_null: bool, mode: str,
+                          scope: ProjectOnly, joins: Joins, lock: bool) -> tuple[Any, ...]:
+        stmt = select(table)
+        visible = deleted_filter(table, mode)
+        if visible is not None:
+            stmt = stmt.where(visible)
+        if scope:
+            mine = table.c.project_id == bindparam("_project")
+            stmt = stmt.where(or_(mine, table.c.project_id.is_(None))
+                              if scope == "allow_none" else mine)
+        stmt = stmt.where(col.is_(None) if is_null
+                          else col == bindparam("_value", type_=col.type))
+        stmt = stmt.order_by(_primary_key(table)).limit(1)
+        if lock:
+            stmt = stmt.with_for_update()
+        tree = _join_tree(joins)
+        shapes = None
+        if tree and self.dialect == "postgresql":
+            columns, shapes = inline.columns_for(table, tree)
+            stmt = stmt.add_columns(*columns)
+        return stmt, tree, shapes
 
     async def lock(self, *key: Any) -> None:
         """Serialise this call with every other one locking the same ``key`` until the
@@ -236,6 +292,7 @@ class Session:
         return children
 
 
+_GET_BY: dict[tuple[Any, ...], tuple[Any, ...]] = {}
 _ADVISORY_LOCK = select(func.pg_advisory_xact_lock(bindparam("key", type_=BigInteger)))
 _RELATION_STATEMENTS: dict[int, Any] = {}
 

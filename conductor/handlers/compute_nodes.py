@@ -9,7 +9,7 @@ from sqlalchemy import false, func, select
 from conductor.db.models import ComputeNode, ComputeNodeStat, Service
 from conductor.db.query import equals, model_query
 from conductor.db.session import Row, Session
-from conductor.db.values import lookup_int, lookup_text
+from conductor.db.values import lookup_text
 from conductor.handlers import api
 from schemas import exceptions
 from schemas.context import RequestContext
@@ -26,11 +26,7 @@ STATISTICS = ("vcpus", "memory_mb", "local_gb", "vcpus_used", "memory_mb_used",
 
 async def _node(session: Session, context: RequestContext, compute_id: Any,
                 joins: tuple[str, ...] = FULL) -> Row:
-    key = lookup_int(compute_id)
-    row = None
-    if key is not None:
-        row = await session.row(model_query(context, ComputeNode).where(nodes.c.id == key),
-                                joins)
+    row = await session.get_by(context, ComputeNode, "id", compute_id, joins)
     if row is None:
         raise exceptions.ComputeHostNotFound(host=compute_id)
     return row

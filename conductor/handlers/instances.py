@@ -27,7 +27,7 @@ from conductor.db.models import (
 )
 from conductor.db.query import equals, model_query, require_uuid
 from conductor.db.session import Row, Session
-from conductor.db.values import NO_MATCH, convert, lookup_int, lookup_text, lookup_value
+from conductor.db.values import NO_MATCH, convert, lookup_int, lookup_value
 from conductor.handlers import api
 from conductor.handlers.ec2 import create_instance_mapping
 from conductor.handlers.instance_metadata import delete_info_cache, replace_metadata
@@ -71,21 +71,12 @@ def _metadata(values: dict[Any, Any], key: str) -> dict[Any, Any]:
     return found
 
 
-def _by_uuid_stmt(context: RequestContext, instance_uuid: Any) -> Select[Any] | None:
-    key = lookup_text(instance_uuid)
-    if key is None:
-        return None
-    return model_query(context, Instance, project_only=True).where(instances.c.uuid == key)
-
-
 async def load_by_uuid(session: Session, context: RequestContext, instance_uuid: Any,
                        joins: tuple[str, ...] = FULL, *, lock: bool = False) -> Row:
     """The instance as ``instance_get_by_uuid`` sees it (project scoped, deleted rows per
     context), or ``InstanceNotFound``; ``lock`` takes the row lock (``FOR UPDATE``)."""
-    stmt = _by_uuid_stmt(context, instance_uuid)
-    row = None
-    if stmt is not None:
-        row = await session.row(stmt.with_for_update() if lock else stmt, joins)
+    row = await session.get_by(context, Instance, "uuid", instance_uuid, joins,
+                               project_only=True, lock=lock)
     if row is None:
         raise exceptions.InstanceNotFound(instance_id=instance_uuid)
     return row
@@ -93,11 +84,8 @@ async def load_by_uuid(session: Session, context: RequestContext, instance_uuid:
 
 async def _by_id(session: Session, context: RequestContext, instance_id: Any,
                  joins: tuple[str, ...]) -> Row:
-    key = lookup_int(instance_id)
-    row = None
-    if key is not None:
-        row = await session.row(model_query(context, Instance, project_only=True)
-                                .where(instances.c.id == key), joins)
+    row = await session.get_by(context, Instance, "id", instance_id, joins,
+                               project_only=True)
     if row is None:
         raise exceptions.InstanceNotFound(instance_id=instance_id)
     return row

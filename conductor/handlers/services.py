@@ -10,7 +10,6 @@ from conductor.db.base import CONFIG
 from conductor.db.models import ComputeNode, Instance, Service, Volume
 from conductor.db.query import equals, model_query
 from conductor.db.session import Row, Session
-from conductor.db.values import lookup_int
 from conductor.handlers import api
 from schemas import exceptions
 from schemas.context import RequestContext
@@ -20,11 +19,7 @@ services = Service.__table__
 
 async def _service(session: Session, context: RequestContext, service_id: Any,
                    joins: tuple[str, ...] = ()) -> Row:
-    key = lookup_int(service_id)
-    row = None
-    if key is not None:
-        row = await session.row(model_query(context, Service).where(services.c.id == key),
-                                joins)
+    row = await session.get_by(context, Service, "id", service_id, joins)
     if row is None:
         raise exceptions.ServiceNotFound(service_id=service_id)
     return row
