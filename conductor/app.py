@@ -22,7 +22,7 @@ class AppOptions:
     db_url: str = DEFAULT_DB_URL
     topic: str = DEFAULT_TOPIC
     prefetch: int = 128
-    pool_size: int = 10
+    pool_size: int = 20
     max_message_size: int = 8 * 1024 * 1024
     quorum_queues: bool = False
     strict_values: bool = False
@@ -50,7 +50,7 @@ async def build(options: AppOptions) -> Server:
     await check_schema(engine)
     dispatcher = Dispatcher(engine, Options(
         debug=options.debug, max_message_size=options.max_message_size,
-        max_concurrency=2 * options.pool_size, max_deliveries=options.max_deliveries))
+        max_concurrency=options.pool_size, max_deliveries=options.max_deliveries))
     return Server(dispatcher, ServerOptions(
         amqp_url=options.amqp_url, topic=options.topic, prefetch=options.prefetch,
         quorum_queues=options.quorum_queues, reply_retention=options.reply_retention))

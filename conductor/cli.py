@@ -44,8 +44,8 @@ def build_parser() -> argparse.ArgumentParser:
                        help="number of conductor processes sharing the topic")
     serve.add_argument("--prefetch", type=int, default=128,
                        help="unacked calls one process holds (concurrency bound)")
-    serve.add_argument("--pool-size", type=int, default=10,
-                       help="database connections per process (plus as many overflow)")
+    serve.add_argument("--pool-size", type=int, default=20,
+                       help="database connections per process = calls running at once")
     serve.add_argument("--max-message-size", type=int, default=8 * 1024 * 1024,
                        help="requests larger than this many bytes are refused")
     serve.add_argument("--quorum-queues", action="store_true",

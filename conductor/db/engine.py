@@ -54,7 +54,7 @@ def is_sqlite(engine_or_url: AsyncEngine | str | URL) -> bool:
 
 
 def make_engine(url: str | URL = DEFAULT_DB_URL, *, sqlite_synchronous: bool = True,
-                pool_size: int = 10, echo: bool = False, **kwargs: Any) -> AsyncEngine:
+                pool_size: int = 20, echo: bool = False, **kwargs: Any) -> AsyncEngine:
     """Create the engine for ``url``.
 
     On SQLite the dialect registers a Python ``REGEXP`` function on every connection, so
@@ -72,8 +72,12 @@ def make_engine(url: str | URL = DEFAULT_DB_URL, *, sqlite_synchronous: bool = T
         from sqlalchemy.pool import StaticPool
         options.update(poolclass=StaticPool, connect_args={"check_same_thread": False})
     else:
-        options.update(pool_size=pool_size, max_overflow=pool_size,
-                       pool_recycle=3600)
+        # A fixed pool as large as the dispatcher's concurrency: overflow connections
+        # would be opened and closed again under load, a backend fork each time.
+        options.update(pool_size=pool_size, max_overflow=0, pool_recycle=3600)
+        if not {"ssl", "sslmode"} & set(u.query):
+            # asyncpg tries TLS first by default ("prefer"); ask for it in the URL.
+            options["connect_args"] = {"ssl": False}
     options.update(kwargs)
     engine = create_async_engine(u, **options)
     if sqlite:

@@ -8,6 +8,7 @@ dicts that handlers return are what the caller receives.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import logging
 from collections import defaultdict
@@ -31,7 +32,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from conductor.db import inline
 from conductor.db import values as vals
-from conductor.db.base import COMPUTED, CONFIG, Config, Relation, get_relation, utcnow
+from conductor.db.base import COMPUTED, CONFIG, RELATIONS, Config, Relation, get_relation, utcnow
 from conductor.db.query import ProjectOnly, deleted_filter, is_user_context, table_of
 from schemas.context import RequestContext
 
@@ -331,11 +332,22 @@ def _complete(table: Table, rows: list[Row], tree: dict[str, dict[str, Any]]) ->
         if children:
             _complete(rel.target, children, subtree)
     compute = COMPUTED.get(table.name)
+    hidden = _hidden_keys(table.name)
+    if compute is None and not hidden:
+        return
     for row in rows:
         if compute is not None:
             row.update(compute(row))
-        for key in [k for k in row if k.startswith("_")]:
-            del row[key]
+        for key in hidden:
+            row.pop(key, None)
+
+
+@functools.cache
+def _hidden_keys(table_name: str) -> tuple[str, ...]:
+    """Relationships named ``_x`` (aggregates' hosts and metadata) feed computed keys and
+    are not part of the result, as Nova's iteritems() skips ``_`` attributes."""
+    return tuple(name for parent, name in RELATIONS if parent == table_name
+                 and name.startswith("_"))
 
 
 def _join_tree(joins: Joins) -> dict[str, dict[str, Any]]:
