@@ -12,7 +12,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import ColumnElement, Table, func, select
+from sqlalchemy import Column, ColumnElement, Table, exists, func, select
+from sqlalchemy.sql import operators, visitors
+from sqlalchemy.sql.elements import BinaryExpression, BooleanClauseList
 
 from conductor.db.base import Relation, get_relation
 
@@ -34,11 +36,26 @@ def _subquery(rel: Relation, tree: Tree) -> tuple[ColumnElement[Any], Shape]:
     target = rel.target
     nested = [_subquery(get_relation(target, name), sub) for name, sub in tree.items()]
     record = func.row(*target.c, *[col for col, _ in nested])
-    source = target if rel.secondary is None else \
-        target.join(rel.secondary, rel.secondary_join())  # type: ignore[misc]
     pk = next(iter(target.primary_key.columns))
-    inner = (select(record).select_from(source).where(rel.join())
-             .correlate(rel.parent).order_by(pk))
+    link = _link(rel) if rel.secondary is not None else None
+    if link is not None:
+        # Through an association table: for each live link row, its target row looked up
+        # by key, so PostgreSQL reads targets by primary key (as a join it hashed the
+        # whole target table for every parent row); a link listed twice shows twice.
+        secondary_key, target_key, target_only = link
+        by_key = [target_key == secondary_key, *target_only]
+        one = (select(record).select_from(target).where(*by_key)
+               .correlate(rel.secondary).scalar_subquery())
+        secondary_pk = next(iter(rel.secondary.primary_key.columns))
+        inner = (select(one).select_from(rel.secondary)
+                 .where(rel.join(), exists(select(pk).where(*by_key)
+                                           .correlate(rel.secondary)))
+                 .correlate(rel.parent).order_by(secondary_key, secondary_pk))
+    else:
+        source = target if rel.secondary is None else \
+            target.join(rel.secondary, rel.secondary_join())  # type: ignore[misc]
+        inner = (select(record).select_from(source).where(rel.join())
+                 .correlate(rel.parent).order_by(pk))
     label = f"_inline_{rel.name}"
     # A single row travels as an array of at most one record too: asyncpg cannot decode a
     # bare record whose fields hold record arrays (a rule's grantee group's instances).
@@ -47,6 +64,32 @@ def _subquery(rel: Relation, tree: Tree) -> tuple[ColumnElement[Any], Shape]:
     shape = Shape(rel.name, label, rel.uselist, tuple(target.c.keys()),
                   tuple(s for _, s in nested))
     return column, shape
+
+
+def _link(rel: Relation) -> tuple[Any, Any, list[Any]] | None:
+    """Split ``secondary_join`` into the ``secondary.col = target.col`` link and the
+    conditions on the target alone; None when it has another shape."""
+    assert rel.secondary_join is not None
+    cond = rel.secondary_join()
+    clauses = list(cond.clauses) if isinstance(cond, BooleanClauseList) else [cond]
+    link = None
+    rest = []
+    for clause in clauses:
+        if link is None and isinstance(clause, BinaryExpression) and \
+                clause.operator is operators.eq and \
+                isinstance(clause.left, Column) and isinstance(clause.right, Column):
+            sides = {clause.left.table: clause.left, clause.right.table: clause.right}
+            if set(sides) == {rel.secondary, rel.target}:
+                link = (sides[rel.secondary], sides[rel.target])
+                continue
+        if any(col.table is not rel.target for col in _columns(clause)):
+            return None
+        rest.append(clause)
+    return None if link is None else (link[0], link[1], rest)
+
+
+def _columns(clause: Any) -> list[Column[Any]]:
+    return [c for c in visitors.iterate(clause) if isinstance(c, Column)]
 
 
 _CACHE: dict[tuple[str, tuple[tuple[str, Any], ...]], tuple[list[Any], list[Shape]]] = {}
