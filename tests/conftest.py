@@ -24,6 +24,7 @@ from conductor.dispatch import Dispatcher, Options
 from conductor.handlers import load_all
 from conductor.server import Server, ServerOptions
 from schemas.context import RequestContext, get_admin_context
+from tests.outside_reads import nothing_read_beside_the_repository  # noqa: F401
 from tests.support import LocalClient
 
 _containers: list[Any] = []

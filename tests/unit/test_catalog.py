@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import ast
 import inspect
-import os
 import re
 from pathlib import Path
 
@@ -12,8 +11,6 @@ import pytest
 
 from schemas import catalog
 from schemas.catalog import FUNCTIONS, Function
-
-SEED_NAME = "003_70109d99cdd64005.txt"
 
 # Helpers of nova/db/sqlalchemy/session.py that the seed documents alongside the API;
 # they take no context and are not part of the database API.
@@ -41,21 +38,13 @@ SNAPSHOT_FUNCTIONS = {
 _LINE = re.compile(r"([a-z_][a-z_0-9]*)\((.*)\)")
 
 
-def _shared_dir() -> Path:
-    override = os.environ.get("CONDUCTOR_SHARED_DIR")
-    if override:
-        return Path(override)
-    # tests/unit/test_catalog.py -> parents[2] is the repository, parents[3] its parent.
-    return Path(__file__).resolve().parents[3] / "shared"
+DATA = Path(__file__).resolve().parents[1] / "data" / "nova_db_api.txt"
 
 
 def _seed_functions() -> dict[str, str]:
-    path = _shared_dir() / "seeds" / SEED_NAME
-    if not path.is_file():
-        pytest.fail(f"seed file {path} not found: the catalog cannot be checked without it "
-                    "(set CONDUCTOR_SHARED_DIR to the directory holding seeds/)")
+    """Nova's function listing, kept in the repository (tests/data, with its source)."""
     found: dict[str, str] = {}
-    for line in path.read_text(encoding="utf-8").splitlines():
+    for line in DATA.read_text(encoding="utf-8").splitlines():
         m = _LINE.fullmatch(line.strip())
         if not m:
             continue

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import builtins
 import copy
-import os
+import json
 import pickle
 import re
 from pathlib import Path
@@ -122,46 +122,9 @@ EXTRAS: dict[str, tuple[str, int]] = {
     "InvalidQuotaValue": ("Invalid", 400),
 }
 
-SPEC_FILES = ("api-compute.md", "api-network-quota-storage.md", "database-snapshots.md",
-              "models.md")
-
-
-def _spec_dir() -> Path:
-    override = os.environ.get("CONDUCTOR_SHARED_DIR")
-    base = Path(override) if override else Path(__file__).resolve().parents[3] / "shared"
-    return base / "spec"
-
-
-def _spec_text(name: str) -> str:
-    path = _spec_dir() / name
-    if not path.is_file():
-        pytest.fail(f"spec file {path} not found (set CONDUCTOR_SHARED_DIR to the directory "
-                    "holding spec/)")
-    return path.read_text(encoding="utf-8")
-
-
-def _section(text: str, heading: str) -> str:
-    """The body of the markdown section whose heading line starts with ``heading``."""
-    lines = text.splitlines()
-    start = next(i for i, line in enumerate(lines) if line.startswith(heading))
-    level = len(heading) - len(heading.lstrip("#"))
-    body = []
-    for line in lines[start + 1:]:
-        m = re.match(r"(#+) ", line)
-        if m and len(m.group(1)) <= level:
-            break
-        body.append(line)
-    return "\n".join(body)
-
-
-_ROW = re.compile(r"^\|\s*`(?P<name>[A-Z][A-Za-z]+)`\s*\|\s*(?P<parent>[^|]*)\|(?P<rest>.*)$",
-                  re.MULTILINE)
-
-
-def _table_rows(section: str) -> list[tuple[str, str, str]]:
-    rows = [(m["name"], m["parent"], m["rest"]) for m in _ROW.finditer(section)]
-    assert rows, "no exception table found in the spec section"
-    return rows
+# What the specification says of each exception, kept in the repository (tests/data).
+SPEC = json.loads((Path(__file__).resolve().parents[1] / "data" / "nova_exceptions.json")
+                  .read_text(encoding="utf-8"))
 
 
 def _cls(name: str) -> type[NovaException]:
@@ -169,11 +132,6 @@ def _cls(name: str) -> type[NovaException]:
     assert isinstance(cls, type), f"schemas.exceptions has no class {name}"
     assert issubclass(cls, NovaException), f"{name} is not a NovaException"
     return cls
-
-
-def _direct_parent(parent_cell: str) -> str:
-    # "`HostNotFound` ← `NotFound`", "`NovaException` (403)", "`QuotaNotFound` (`NotFound`)"
-    return re.findall(r"`([A-Z][A-Za-z]+)`", parent_cell)[0]
 
 
 # --- presence, parents, codes -----------------------------------------------------------
@@ -189,30 +147,28 @@ def test_class_parent_and_code(name: str) -> None:
 
 
 def test_compute_errors_table_section_1_4() -> None:
-    section = _section(_spec_text("api-compute.md"), "### 1.4 Errors")
-    for name, parent_cell, _ in _table_rows(section):
-        cls = _cls(name)
-        assert cls.__bases__[0].__name__ == _direct_parent(parent_cell), name
-        for code in re.findall(r"\((\d{3})\)", parent_cell):
-            assert cls.code == int(code), name
-        assert name in EXPECTED
+    rows = SPEC["compute_errors"]
+    assert len(rows) > 30
+    for row in rows:
+        cls = _cls(row["name"])
+        assert cls.__bases__[0].__name__ == row["parent"], row["name"]
+        for code in row["codes"]:
+            assert cls.code == code, row["name"]
+        assert row["name"] in EXPECTED
 
 
 def test_network_quota_storage_table_section_6() -> None:
-    section = _section(_spec_text("api-network-quota-storage.md"), "## 6.")
-    rows = _table_rows(section)
+    rows = SPEC["network_quota_storage_errors"]
     assert len(rows) > 40
-    for name, parent_cell, rest in rows:
-        cls = _cls(name)
-        assert cls.__bases__[0].__name__ == _direct_parent(parent_cell), name
-        code = int(rest.split("|")[0].strip())
-        assert cls.code == code, name
-        assert name in EXPECTED
+    for row in rows:
+        cls = _cls(row["name"])
+        assert cls.__bases__[0].__name__ == row["parent"], row["name"]
+        assert cls.code == row["code"], row["name"]
+        assert row["name"] in EXPECTED
 
 
 def test_db_api_module_exceptions_section_2() -> None:
-    section = _section(_spec_text("api-network-quota-storage.md"), "## 2.")
-    names = set(re.findall(r"`(NoMore[A-Za-z]+)`", section))
+    names = set(SPEC["db_api_module_errors"])
     assert names == {"NoMoreNetworks", "NoMoreTargets"}
     for name in names:
         cls = _cls(name)
@@ -222,16 +178,8 @@ def test_db_api_module_exceptions_section_2() -> None:
         assert err.kwargs == {"code": 500}
 
 
-_EXC_NAME = re.compile(
-    r"`((?:NoMore|Invalid|Duplicate)[A-Za-z]*"
-    r"|[A-Z][A-Za-z]*(?:NotFound[A-Za-z]*|Exists|Error|Exception|Required|Authorized"
-    r"|InUse|Defined|Found|Unknown|Met|Running|Quota|Vlan|State))(?:\(|`)")
-
-
 def test_every_exception_named_anywhere_in_the_spec_exists() -> None:
-    named: set[str] = set()
-    for spec in SPEC_FILES:
-        named |= set(_EXC_NAME.findall(_spec_text(spec)))
+    named = set(SPEC["named_in_spec"])
     named -= {n for n in named if hasattr(builtins, n)}  # NotImplementedError, TypeError, ...
     named -= {"RemoteError", "NovaException"}  # RPC machinery; the base itself
     assert len(named) > 80
