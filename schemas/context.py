@@ -99,21 +99,21 @@ class RequestContext:
         Unknown fields are dropped, as Nova drops them.
         """
         if not isinstance(values, dict):
-            raise InvalidRequest(reason="a context travels as a map")
+            raise InvalidRequest(reason="bad context: a context travels as a map")
         fields: dict[str, Any] = {}
         for name, check in _WIRE_FIELDS.items():
             if name in values:
                 value = values[name]
                 if not check(value):
-                    raise InvalidRequest(reason=f"context field {name!r} {_EXPECTED[name]}, "
-                                         f"not {type(value).__name__}")
+                    raise InvalidRequest(reason=f"bad context: field {name!r} "
+                                         f"{_EXPECTED[name]}, not {type(value).__name__}")
                 fields[name] = value
         timestamp = fields.get("timestamp")
         if isinstance(timestamp, str):
             try:
                 fields["timestamp"] = dt.datetime.fromisoformat(timestamp)
             except ValueError:
-                raise InvalidRequest(reason="context field 'timestamp' is not an ISO "
+                raise InvalidRequest(reason="bad context: field 'timestamp' is not an ISO "
                                      "datetime") from None
         return cls(fields.pop("user_id", None), fields.pop("project_id", None), **fields)
 
