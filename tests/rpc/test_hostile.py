@@ -243,3 +243,24 @@ async def test_sqlite_regexp_is_bounded_in_time(tmp_path, handlers):
         assert [row["display_name"] for row in found] == [VICTIM]
     finally:
         await engine.dispose()
+
+
+# --- what the server learns after a commit goes through one explicit hook --------------
+
+async def test_after_commit_hook_sees_committed_writes_only(tmp_path, handlers):
+    from conductor.dispatch import CommitInfo
+
+    url = f"sqlite+aiosqlite:///{tmp_path / 'c.sqlite'}"
+    await asyncio.to_thread(upgrade, url)
+    engine = make_engine(url, sqlite_synchronous=False)
+    seen: list[CommitInfo] = []
+    try:
+        db = LocalClient(Dispatcher(engine, after_commit=seen.append))
+        await db.instance_create(USER, {**OWNED, "display_name": "hooked"})
+        await db.instance_get_all_by_filters(USER, {})
+        with pytest.raises(exceptions.InvalidInput):
+            await db.instance_create(USER, {**OWNED, "vcpus": "many"})
+    finally:
+        await engine.dispose()
+    assert [(info.method, info.events) for info in seen] == [("instance_create", 0)]
+    assert seen[0].message_id
