@@ -50,7 +50,7 @@ async def build(options: AppOptions) -> Server:
     await check_schema(engine)
     dispatcher = Dispatcher(engine, Options(
         debug=options.debug, max_message_size=options.max_message_size,
-        max_concurrency=options.pool_size, max_deliveries=options.max_deliveries))
+        max_concurrency=options.pool_size))
     return Server(dispatcher, ServerOptions(
         amqp_url=options.amqp_url, topic=options.topic, prefetch=options.prefetch,
         quorum_queues=options.quorum_queues, reply_retention=options.reply_retention))

@@ -5,10 +5,17 @@ Every failure becomes an error reply; nothing a caller sends can raise out of
 :meth:`Dispatcher.handle`.
 
 Exactly once: a write call's reply is stored under its message id in the transaction that
-makes its effect.  A redelivered message (its conductor died before acking) or a caller's
-retry (same message id, ``attempt`` > 1) is answered from the store without running again;
-a duplicate racing the original loses on the store's primary key and gets the original's
-reply.
+makes its effect, keyed to the call (method, digest of the arguments, caller).  A
+redelivered message (its conductor died before acking) or a caller's retry (same message
+id, ``attempt`` > 1) is answered from the store without running again; a duplicate racing
+the original loses on the store's primary key and gets the original's reply.  A
+*different* call reusing a stored message id is refused with InvalidRequest and runs
+nothing.  Poison messages are counted by the broker (a quorum queue's delivery limit),
+not here.
+
+Bounded: a call runs at most ``max_call_seconds`` or until its caller's deadline,
+whichever comes first, then is cancelled on the server side (asyncpg cancels the running
+query and the connection goes back to the pool) and answered with CallTimeout.
 """
 
 from __future__ import annotations
@@ -22,10 +29,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import exc as sa_exc
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from conductor.db import replies
-from conductor.db.engine import is_sqlite
+from conductor.db.engine import DEFAULT_STATEMENT_TIMEOUT, is_sqlite, regexp_budget
 from conductor.db.query import require_admin, require_context
 from conductor.db.session import Session
 from conductor.handlers import HANDLERS, Handler
@@ -38,6 +45,8 @@ log = logging.getLogger(__name__)
 _RETRY_SQLSTATES = {"40001", "40P01"}
 _CONNECTION_SQLSTATES = {"08000", "08001", "08003", "08004", "08006", "57P01", "57P02",
                          "57P03"}
+_QUERY_CANCELED = "57014"  # statement_timeout fired
+_CLIP = 200  # characters of caller data in a log line or an error message
 
 
 @dataclass
@@ -48,7 +57,9 @@ class Options:
     db_retries: int = 5
     db_retry_delay: float = 0.05
     max_concurrency: int = 20
-    max_deliveries: int = 5
+    # No call holds a connection longer: also the engine's statement_timeout
+    # (make_engine(statement_timeout=...)), which should be given the same value.
+    max_call_seconds: float = DEFAULT_STATEMENT_TIMEOUT
 
 
 @dataclass
@@ -58,53 +69,72 @@ class Delivery:
     message_id: str | None = None
     redelivered: bool = False
     received: float = 0.0  # time.monotonic() at arrival; 0 = now
-    delivery_count: int | None = None  # from the broker, where it counts (quorum queues)
+    broker_user: str | None = None  # the AMQP user the broker vouches for, once known
 
 
 @dataclass
 class Outcome:
+    """One message's result: the reply, and what metrics read."""
+
     reply: bytes | None  # None: nothing to send (the call expired unexecuted)
+    method: str  # a catalog name, or "?" for a request that named none
+    error_class: str | None = None  # None: answered with a result
+    replayed: bool = False  # answered from the reply store
+    expired: bool = False  # dropped unexecuted: its caller had given up
+
+
+@dataclass(frozen=True)
+class CommitInfo:
+    """What a committed write recorded, for the ``after_commit`` hook."""
+
     method: str
-    ok: bool
-    error_class: str | None = None
-    dead_letter: bool = False
-    replayed: bool = False
+    message_id: str | None
+    events: int  # outbox rows written: the outbox has something to publish
 
 
 class _Expired(Exception):
     pass
 
 
+def _clip(text: str, limit: int = _CLIP) -> str:
+    return text if len(text) <= limit else f"{text[:limit]}... ({len(text)} characters)"
+
+
 class Dispatcher:
     def __init__(self, engine: AsyncEngine, options: Options | None = None,
-                 handlers: dict[str, Handler] | None = None) -> None:
+                 handlers: dict[str, Handler] | None = None, *,
+                 after_commit: Callable[[CommitInfo], None] | None = None) -> None:
         self.engine = engine
         self.options = options or Options()
         self.handlers = HANDLERS if handlers is None else handlers
+        # Called after every committed write, outside the call's time bound; it must not
+        # block (the server kicks its outbox publisher from it).
+        self.after_commit = after_commit
         # SQLite has no row locks: one call at a time keeps the same races closed.
-        limit = 1 if is_sqlite(engine) else max(self.options.max_concurrency, 1)
+        self._sqlite = is_sqlite(engine)
+        limit = 1 if self._sqlite else max(self.options.max_concurrency, 1)
         self._slots = asyncio.Semaphore(limit)
         # Reads run without BEGIN/COMMIT round trips: under READ COMMITTED every statement
         # takes its own snapshot inside a transaction too, so the answers are the same.
-        self._read_engine = None if is_sqlite(engine) else \
+        self._read_engine = None if self._sqlite else \
             engine.execution_options(isolation_level="AUTOCOMMIT")
-        self.on_events: Callable[[], None] | None = None
 
-    async def handle(self, body: bytes, delivery: Delivery | str | None = None) -> Outcome:
-        if not isinstance(delivery, Delivery):
-            delivery = Delivery(message_id=delivery)
+    async def handle(self, body: bytes, delivery: Delivery) -> Outcome:
         if not delivery.received:
             delivery.received = time.monotonic()
         method = "?"
         try:
             request = envelope.decode_request(body, max_size=self.options.max_message_size)
-            method = request.method
-            return await self._handle(request, delivery)
+            if catalog.get(request.method) is not None or \
+                    request.method == envelope.BATCH_METHOD:
+                method = request.method  # never an unbounded caller string in metrics
+            return await self._handle(request, delivery, method)
         except _Expired:
-            return Outcome(None, method, False, "Expired")
+            return Outcome(None, method, "Expired", expired=True)
         except envelope.EnvelopeError as exc:
-            log.warning("refused request %s: %s", delivery.message_id, exc)
-            return self._error(exceptions.InvalidRequest(reason=str(exc)), method)
+            reason = _clip(str(exc))
+            log.warning("refused request %s: %s", _clip(str(delivery.message_id)), reason)
+            return self._error(exceptions.InvalidRequest(reason=reason), method)
         except exceptions.NovaException as exc:
             return self._error(exc, method)
         except NotImplementedError as exc:
@@ -114,40 +144,58 @@ class Dispatcher:
             log.exception("%s failed", method)
             return self._error(self._remote(exc), method)
 
-    async def _handle(self, request: envelope.Request, delivery: Delivery) -> Outcome:
+    async def _handle(self, request: envelope.Request, delivery: Delivery,
+                      method: str) -> Outcome:
         work = self._prepare_batch(request) if request.calls is not None else \
             self._prepare(request.method, request.context, request.args, request.kwargs)
         message_id = delivery.message_id if work.is_write else None
+        key = self._call_key(request, work, delivery) if message_id else None
         async with self._slots:
-            self._check_deadline(request, delivery)
-            if message_id and (delivery.redelivered or request.attempt > 1):
-                stored = await self._stored(message_id)
+            seconds, reason = self._time_bound(request, delivery)
+            if message_id and key and (delivery.redelivered or request.attempt > 1):
+                stored = await self._stored(message_id, key)
                 if stored is not None:
                     log.info("%s %s: answered from the reply store (already applied)",
-                             request.method, message_id)
-                    return Outcome(stored, request.method, True, replayed=True)
-            if delivery.redelivered and delivery.message_id and \
-                    await self._poisoned(request.method, delivery):
-                error = exceptions.PoisonMessage(method=request.method,
-                                                 limit=self.options.max_deliveries)
-                return Outcome(encode_error(error), request.method, False, "PoisonMessage",
-                               dead_letter=True)
+                             method, message_id)
+                    return Outcome(stored, method, replayed=True)
             try:
-                reply = await self._transaction(request.method, work, message_id,
-                                                not work.is_write)
+                reply, events = await self._bounded(method, work, message_id, key,
+                                                    seconds, reason)
             except sa_exc.IntegrityError as exc:
                 # A duplicate of this message that committed first beats us on the reply
                 # store's key; any other integrity failure is the handler's DBError.
-                stored = await self._stored(message_id) if message_id else None
+                stored = await self._stored(message_id, key) if message_id and key \
+                    else None
                 if stored is None:
                     raise _db_error(exc) from None
-                return Outcome(stored, request.method, True, replayed=True)
-        return Outcome(reply, request.method, True)
+                return Outcome(stored, method, replayed=True)
+        if work.is_write and self.after_commit is not None:
+            try:
+                self.after_commit(CommitInfo(method, message_id, events))
+            except Exception:  # the call committed: its caller gets its reply regardless
+                log.exception("after-commit hook failed for %s", method)
+        return Outcome(reply, method)
+
+    def _call_key(self, request: envelope.Request, work: _Call | _Batch,
+                  delivery: Delivery) -> replies.CallKey:
+        if isinstance(work, _Batch):
+            assert request.calls is not None
+            arguments: Any = [[c.method, c.args, c.kwargs, c.context] for c in request.calls]
+            context = RequestContext.from_dict(request.context)
+        else:
+            arguments = [request.method, request.args, request.kwargs]
+            context = work.context
+        try:
+            digest = replies.digest(arguments)
+        except (TypeError, ValueError) as exc:
+            raise exceptions.InvalidRequest(reason=_clip(f"arguments: {exc}")) from None
+        return replies.CallKey(request.method, digest, context.user_id, context.project_id,
+                               delivery.broker_user)
 
     def _resolve(self, method: str) -> tuple[catalog.Function, Handler]:
         func = catalog.get(method)
         if func is None or func.kind == "local":
-            raise exceptions.InvalidRequest(reason=f"unknown method {method!r}")
+            raise exceptions.InvalidRequest(reason=f"unknown method {_clip(repr(method))}")
         handler = self.handlers.get(method)
         if handler is None:
             raise exceptions.NotImplementedInConductor(method=method)
@@ -157,15 +205,12 @@ class Dispatcher:
                  kwargs: dict[str, Any]) -> _Call:
         """Resolve, bind and access-check one call before any database work."""
         func, handler = self._resolve(method)
-        try:
-            context = RequestContext.from_dict(raw_context)
-        except (TypeError, ValueError) as exc:
-            raise exceptions.InvalidRequest(reason=f"bad context: {exc}") from None
+        context = RequestContext.from_dict(raw_context)  # InvalidRequest naming the field
         try:
             bound = func.signature.bind(context, *args, **kwargs)
         except TypeError as exc:
-            raise exceptions.InvalidRequest(reason=f"{method}{func.signature}: {exc}") \
-                from None
+            raise exceptions.InvalidRequest(
+                reason=_clip(f"{method}{func.signature}: {exc}", 2 * _CLIP)) from None
         arguments = bound.arguments
         if arguments.get("session") is not None:
             raise exceptions.InvalidRequest(
@@ -191,69 +236,108 @@ class Dispatcher:
                     raise exceptions.InvalidRequest(
                         reason=f"{call.method} is a read: only writes can be queued")
             except exceptions.NovaException as exc:
-                exc.batch_index = index  # type: ignore[attr-defined]
+                exc.batch_index = index
                 raise
             calls.append(prepared)
         return _Batch(calls)
 
-    def _check_deadline(self, request: envelope.Request, delivery: Delivery) -> None:
-        """Refuse to start a call its caller no longer waits for."""
-        late = None
+    def _time_bound(self, request: envelope.Request, delivery: Delivery
+                    ) -> tuple[float, str]:
+        """Seconds the call may run, and what bounds it; _Expired if none are left."""
+        seconds, reason = self.options.max_call_seconds, "the conductor's max_call_seconds"
+        caller = None
         if request.timeout is not None:
-            late = time.monotonic() - (delivery.received + request.timeout)
+            caller = delivery.received + request.timeout - time.monotonic()
         if request.deadline is not None:
-            skewed = time.time() - (request.deadline + self.options.clock_skew)
-            late = skewed if late is None else max(late, skewed)
-        if late is not None and late > 0:
+            skewed = request.deadline + self.options.clock_skew - time.time()
+            caller = skewed if caller is None else min(caller, skewed)
+        if caller is not None and caller <= 0:
             log.info("dropping %s (%s): its caller gave up %.1f s ago", request.method,
-                     delivery.message_id, late)
+                     _clip(str(delivery.message_id)), -caller)
             raise _Expired()
+        if caller is not None and caller < seconds:
+            seconds, reason = caller, "its caller's deadline"
+        return seconds, reason
 
-    async def _stored(self, message_id: str) -> bytes | None:
+    async def _stored(self, message_id: str, key: replies.CallKey) -> bytes | None:
         try:
             async with self.engine.connect() as conn:
-                return await replies.stored_reply(conn, message_id)
+                stored = await replies.stored_reply(conn, message_id)
         except (sa_exc.DBAPIError, OSError) as exc:
             raise _connection_error(exc) from None
+        if stored is None:
+            return None
+        stored_key, reply = stored
+        if stored_key != key:
+            log.warning("refused %s: message id %s was used by a different call",
+                        key.method, _clip(message_id))
+            raise exceptions.InvalidRequest(
+                reason=f"message id {_clip(message_id)} was already used by a different "
+                       f"call; a new call needs a new message id")
+        return reply
 
-    async def _poisoned(self, method: str, delivery: Delivery) -> bool:
-        assert delivery.message_id is not None
-        count = delivery.delivery_count
-        if count is None:
+    async def _bounded(self, method: str, work: _Call | _Batch, message_id: str | None,
+                       key: replies.CallKey | None, seconds: float, reason: str
+                       ) -> tuple[bytes, int]:
+        """Run the transaction within ``seconds``; CallTimeout past them."""
+        timeout = exceptions.CallTimeout(method=method, seconds=round(seconds, 3),
+                                         limit=reason)
+        if self._sqlite:
+            # A cancelled aiosqlite statement keeps running in its thread on the one
+            # connection; what a caller can make slow there is REGEXP, bounded by time.
+            budget = regexp_budget(self.engine)
+            if budget is None:
+                return await self._transaction(method, work, message_id, key)
+            before = budget.timeouts
+            budget.deadline = time.monotonic() + seconds
             try:
-                count = await replies.count_delivery(self.engine, delivery.message_id, method)
-            except (sa_exc.DBAPIError, OSError) as exc:
+                return await self._transaction(method, work, message_id, key)
+            except exceptions.DBError:
+                if budget.timeouts != before:
+                    raise timeout from None
+                raise
+            finally:
+                budget.deadline = None
+        bound = asyncio.timeout(seconds)
+        try:
+            async with bound:
+                return await self._transaction(method, work, message_id, key)
+        except TimeoutError as exc:
+            if not bound.expired():  # a driver's own timeout (connecting), not ours
                 raise _connection_error(exc) from None
-        if count > self.options.max_deliveries:
-            log.error("dead-lettering %s (%s): delivered %d times, the limit is %d",
-                      method, delivery.message_id, count, self.options.max_deliveries)
-            return True
-        return False
+            # asyncpg has cancelled the running query; the transaction rolled back.
+            log.warning("%s (%s) cancelled after %.1f s: %s", method,
+                        _clip(str(message_id)), seconds, reason)
+            raise timeout from None
+        except _StatementTimeout:
+            limit = self.options.max_call_seconds
+            raise exceptions.CallTimeout(method=method, seconds=limit,
+                                         limit="the database's statement_timeout") from None
 
-    async def _transaction(self, method: str, work: _Call | _Batch,
-                           message_id: str | None, read: bool = False) -> bytes:
+    async def _transaction(self, method: str, work: _Call | _Batch, message_id: str | None,
+                           key: replies.CallKey | None) -> tuple[bytes, int]:
+        """The reply and the number of outbox events recorded."""
         attempt = 0
         while True:
             attempt += 1
             try:
-                if read and self._read_engine is not None:
+                if not work.is_write and self._read_engine is not None:
                     async with self._read_engine.connect() as conn:
-                        return self._encode_result(await work.run(conn), method)
+                        return self._encode_result(await work.run(conn), method), 0
                 async with self.engine.begin() as conn:
                     result = await work.run(conn)
-                    deferred = getattr(work, "deferred", None)
-                    if isinstance(deferred, exceptions.NovaException):
-                        reply = encode_error(deferred)  # committed, answered as an error
+                    if work.deferred is not None:
+                        reply = encode_error(work.deferred)  # committed, answered as error
                     else:
                         reply = self._encode_result(result, method)
-                    if message_id:
-                        await replies.record_reply(conn, message_id, method, reply)
-                if work.events and self.on_events is not None:
-                    self.on_events()  # committed: the outbox has something to send
-                return reply
+                    if message_id and key:
+                        await replies.record_reply(conn, message_id, key, reply)
+                return reply, work.events
             except sa_exc.IntegrityError:
                 raise
             except sa_exc.DBAPIError as exc:
+                if _sqlstate(exc) == _QUERY_CANCELED:
+                    raise _StatementTimeout() from None
                 if _sqlstate(exc) in _RETRY_SQLSTATES and attempt <= self.options.db_retries:
                     delay = self.options.db_retry_delay * 2 ** (attempt - 1)
                     log.info("%s: %s, retry %d in %.2f s", method, _sqlstate(exc), attempt,
@@ -261,7 +345,7 @@ class Dispatcher:
                     await asyncio.sleep(delay)
                     continue
                 raise _db_error(exc) from None
-            except (TimeoutError, OSError) as exc:
+            except OSError as exc:
                 raise _connection_error(exc) from None
 
     def _encode_result(self, result: Any, method: str) -> bytes:
@@ -274,11 +358,15 @@ class Dispatcher:
 
     def _remote(self, exc: BaseException) -> exceptions.RemoteError:
         tb = "".join(traceback.format_exception(exc)) if self.options.debug else None
-        return exceptions.RemoteError(exc_type=type(exc).__name__, value=str(exc),
+        return exceptions.RemoteError(exc_type=type(exc).__name__, value=_clip(str(exc)),
                                       traceback=tb)
 
     def _error(self, exc: exceptions.NovaException, method: str) -> Outcome:
-        return Outcome(encode_error(exc), method, False, type(exc).__name__)
+        return Outcome(encode_error(exc), method, type(exc).__name__)
+
+
+class _StatementTimeout(Exception):
+    """PostgreSQL's statement_timeout cancelled a statement (SQLSTATE 57014)."""
 
 
 @dataclass
@@ -288,11 +376,10 @@ class _Call:
     context: RequestContext
     kwargs: dict[str, Any]
     is_write: bool
-    events: int = 0
+    events: int = 0  # outbox rows the last run recorded
+    deferred: Exception | None = None  # session.fail_after_commit's error
 
-    deferred: Exception | None = None
-
-    async def run(self, conn: Any) -> Any:
+    async def run(self, conn: AsyncConnection) -> Any:
         session = Session(conn, self.method)
         result = await self.handler(session, self.context, **self.kwargs)
         self.events = session.events_recorded
@@ -306,12 +393,13 @@ class _Batch:
 
     calls: list[_Call]
     is_write: bool = True
+    deferred: Exception | None = None  # never: a deferred error undoes a batch
 
     @property
     def events(self) -> int:
         return sum(call.events for call in self.calls)
 
-    async def run(self, conn: Any) -> list[Any]:
+    async def run(self, conn: AsyncConnection) -> list[Any]:
         results = []
         for index, call in enumerate(self.calls):
             try:
@@ -319,33 +407,35 @@ class _Batch:
                 if call.deferred is not None:
                     raise call.deferred  # in a batch it undoes everything
             except exceptions.NovaException as exc:
-                exc.batch_index = index  # type: ignore[attr-defined]
+                exc.batch_index = index
                 raise
             except sa_exc.DBAPIError as exc:
-                if _sqlstate(exc) in _RETRY_SQLSTATES:
-                    raise  # the whole batch is retried
+                if _sqlstate(exc) in _RETRY_SQLSTATES or _sqlstate(exc) == _QUERY_CANCELED:
+                    raise  # the whole batch is retried, or timed out
                 error = _db_error(exc)
-                error.batch_index = index  # type: ignore[attr-defined]
+                error.batch_index = index
                 raise error from None
         return results
 
 
-def encode_error(exc: exceptions.NovaException) -> bytes:
+def encode_error(exc: exceptions.NovaException | Exception) -> bytes:
+    if not isinstance(exc, exceptions.NovaException):
+        exc = exceptions.RemoteError(exc_type=type(exc).__name__, value=_clip(str(exc)))
     wire = exc.to_wire()
-    index = getattr(exc, "batch_index", None)
-    if index is not None:
-        wire["batch_index"] = index
+    if exc.batch_index is not None:
+        wire["batch_index"] = exc.batch_index
     try:
         return envelope.encode_error(wire)
     except (TypeError, ValueError):
         # kwargs the wire cannot carry: keep class and message, show the rest as text.
-        wire["kwargs"] = {k: repr(v) for k, v in wire["kwargs"].items()}
+        wire["kwargs"] = {k: _clip(repr(v)) for k, v in wire["kwargs"].items()}
         return envelope.encode_error(wire)
 
 
 def _sqlstate(exc: sa_exc.DBAPIError) -> str | None:
     orig = getattr(exc, "orig", None)
-    return getattr(orig, "sqlstate", None) or getattr(orig, "pgcode", None)
+    state = getattr(orig, "sqlstate", None) or getattr(orig, "pgcode", None)
+    return state if isinstance(state, str) else None
 
 
 def _connection_error(exc: BaseException) -> exceptions.NovaException:

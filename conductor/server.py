@@ -76,7 +76,8 @@ class Server:
                                           arguments=arguments)
         self.outbox = OutboxPublisher(self.dispatcher.engine, self._connection)
         await self.outbox.start()
-        self.dispatcher.on_events = self.outbox.kick
+        outbox = self.outbox
+        self.dispatcher.after_commit = lambda info: outbox.kick() if info.events else None
         self._consumer_tag = await self._queue.consume(self._on_message)
         self._purger = asyncio.create_task(self._purge_replies())
         log.info("consuming %r on %s", self.options.topic, _safe_amqp(self.options.amqp_url))
@@ -102,8 +103,6 @@ class Server:
         else:
             outcome = await self.dispatcher.handle(body, _delivery(message))
             reply = outcome.reply
-            if outcome.dead_letter:
-                await self._dead_letter(message, outcome.method)
         try:
             if reply is not None and message.reply_to:
                 await self._reply(message, reply)
@@ -189,11 +188,8 @@ class Server:
 
 
 def _delivery(message: AbstractIncomingMessage) -> Delivery:
-    count = (message.headers or {}).get("x-delivery-count")
     return Delivery(message_id=message.message_id, redelivered=bool(message.redelivered),
-                    received=time.monotonic(),
-                    # quorum queues count deliveries themselves (0 on the first)
-                    delivery_count=int(count) + 1 if isinstance(count, int) else None)
+                    received=time.monotonic())
 
 
 async def _ack(message: AbstractIncomingMessage) -> None:

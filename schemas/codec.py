@@ -13,7 +13,7 @@ import decimal
 import uuid
 from typing import Any
 
-import msgpack
+import msgpack  # type: ignore[import-untyped]  # ships no type information
 
 from schemas.conditions import Condition
 
@@ -81,45 +81,115 @@ def _sorted(values: set[Any] | frozenset[Any]) -> list[Any]:
         return list(values)
 
 
-def _ext_hook(code: int, data: bytes) -> Any:
-    if code == EXT_DATETIME:
-        return dt.datetime.fromisoformat(data.decode())
-    if code == EXT_DATE:
-        return dt.date.fromisoformat(data.decode())
-    if code == EXT_TUPLE:
-        return tuple(unpackb(data))
-    if code == EXT_SET:
-        return set(unpackb(data))
-    if code == EXT_FROZENSET:
-        return frozenset(unpackb(data))
-    if code == EXT_UUID:
-        return uuid.UUID(bytes=data)
-    if code == EXT_DECIMAL:
-        return decimal.Decimal(data.decode())
-    if code == EXT_TIME:
-        return dt.time.fromisoformat(data.decode())
-    if code == EXT_TIMEDELTA:
-        days, seconds, micro = unpackb(data)
-        return dt.timedelta(days=days, seconds=seconds, microseconds=micro)
-    if code == EXT_CONDITION:
-        return Condition.from_wire(unpackb(data))
-    if code == EXT_BIGINT:
-        return int(data.decode())
-    raise ValueError(f"unknown msgpack extension type {code}")
+# Bounds on what one message may make the decoder do.  Every container extension (tuple,
+# set, frozenset, timedelta, condition) is decoded by a nested ``msgpack.unpackb`` called
+# from the extension hook, and each nesting level costs C stack: a few hundred levels
+# crash CPython.  So the levels share one budget per message; within a level, msgpack's
+# own explicit stack (not recursion) bounds plain arrays and maps.
+MAX_EXT_DEPTH = 32
+# Numbers are checked before conversion: int(Decimal("1e1000000")) runs for many seconds.
+MAX_DECIMAL_CHARS = 100
+MAX_DECIMAL_EXPONENT = 1000  # Nova's numbers are far smaller
+MAX_BIGINT_CHARS = 80  # 2**256 has 78 digits; no column holds more than 2**64
+MAX_TEMPORAL_CHARS = 64  # the longest ISO datetime with offset is 32
+
+
+def _text(data: bytes, limit: int, what: str) -> str:
+    if len(data) > limit:
+        raise ValueError(f"{what} of {len(data)} bytes exceeds the limit of {limit}")
+    return data.decode("ascii")
+
+
+def _decimal(data: bytes) -> decimal.Decimal:
+    value = decimal.Decimal(_text(data, MAX_DECIMAL_CHARS, "decimal"))
+    if not value.is_finite():
+        raise ValueError("a decimal must be finite")
+    exponent = value.as_tuple().exponent
+    # The exponent, not the adjusted one: 0E-999999 is as costly to quantize as 1E999999.
+    if not isinstance(exponent, int) or abs(exponent) > MAX_DECIMAL_EXPONENT:
+        raise ValueError(f"decimal exponent beyond ±{MAX_DECIMAL_EXPONENT}")
+    return value
+
+
+def _bigint(data: bytes) -> int:
+    text = _text(data, MAX_BIGINT_CHARS, "big integer")
+    if not text.lstrip("-").isdigit():  # int() would also take "1_000" and spaces
+        raise ValueError("a big integer is decimal digits")
+    return int(text)
+
+
+class _Decoder:
+    """One message's decoding: the extension hook and its shared nesting budget."""
+
+    def __init__(self) -> None:
+        self.depth = 0
+
+    def nested(self, data: bytes) -> Any:
+        if self.depth >= MAX_EXT_DEPTH:
+            raise ValueError(f"extension types nested deeper than {MAX_EXT_DEPTH}")
+        self.depth += 1
+        try:
+            return self.unpack(data)
+        finally:
+            self.depth -= 1
+
+    def unpack(self, data: bytes) -> Any:
+        return msgpack.unpackb(data, ext_hook=self.ext_hook, raw=False,
+                               strict_map_key=False, use_list=True, timestamp=0)
+
+    def ext_hook(self, code: int, data: bytes) -> Any:
+        if code == EXT_DATETIME:
+            return dt.datetime.fromisoformat(_text(data, MAX_TEMPORAL_CHARS, "datetime"))
+        if code == EXT_DATE:
+            return dt.date.fromisoformat(_text(data, MAX_TEMPORAL_CHARS, "date"))
+        if code == EXT_TIME:
+            return dt.time.fromisoformat(_text(data, MAX_TEMPORAL_CHARS, "time"))
+        if code == EXT_UUID:
+            return uuid.UUID(bytes=data)
+        if code == EXT_DECIMAL:
+            return _decimal(data)
+        if code == EXT_BIGINT:
+            return _bigint(data)
+        items = self.nested(data)
+        if code == EXT_TUPLE:
+            return tuple(_list(items, "tuple"))
+        if code == EXT_SET:
+            return set(_list(items, "set"))
+        if code == EXT_FROZENSET:
+            return frozenset(_list(items, "frozenset"))
+        if code == EXT_TIMEDELTA:
+            parts = _list(items, "timedelta")
+            if len(parts) != 3 or not all(type(p) is int for p in parts):
+                raise ValueError("a timedelta is [days, seconds, microseconds]")
+            return dt.timedelta(days=parts[0], seconds=parts[1], microseconds=parts[2])
+        if code == EXT_CONDITION:
+            return Condition.from_wire(items)
+        raise ValueError(f"unknown msgpack extension type {code}")
+
+
+def _list(items: Any, what: str) -> list[Any]:
+    if not isinstance(items, list):
+        raise ValueError(f"a {what} travels as an array")
+    return items
 
 
 def packb(obj: Any) -> bytes:
     """Encode ``obj``; raises TypeError naming the first type the wire cannot carry."""
-    return msgpack.packb(obj, default=_default, use_bin_type=True, strict_types=True,
-                         datetime=False)
+    data: bytes = msgpack.packb(obj, default=_default, use_bin_type=True,
+                                strict_types=True, datetime=False)
+    return data
 
 
 def unpackb(data: bytes, *, max_size: int = 0) -> Any:
-    """Decode bytes from :func:`packb`; raises ValueError on anything malformed."""
+    """Decode bytes from :func:`packb`; raises ValueError on anything malformed.
+
+    Nesting, numbers and date strings are bounded before conversion (see the limits
+    above), so a hostile message costs time linear in its size.
+    """
     if max_size and len(data) > max_size:
         raise ValueError(f"message of {len(data)} bytes exceeds the limit of {max_size}")
     try:
-        return msgpack.unpackb(data, ext_hook=_ext_hook, raw=False, strict_map_key=False,
-                               use_list=True, timestamp=0)
+        return _Decoder().unpack(data)
     except Exception as exc:  # anything a hostile payload provokes, extension hooks included
-        raise ValueError(f"undecodable message: {type(exc).__name__}: {exc}") from exc
+        raise ValueError(f"undecodable message: {type(exc).__name__}: {exc}"[:300]) \
+            from exc

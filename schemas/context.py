@@ -5,7 +5,10 @@ from __future__ import annotations
 import copy
 import datetime as dt
 import uuid
+from collections.abc import Callable
 from typing import Any
+
+from schemas.exceptions import InvalidRequest
 
 READ_DELETED = ("no", "yes", "only")
 
@@ -88,10 +91,31 @@ class RequestContext:
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> RequestContext:
+        """The context a caller sent over the wire, every field strictly typed.
+
+        The constructor is lenient for in-process callers (``bool(is_admin)``); here a
+        field of the wrong type is refused with InvalidRequest naming it, since a truthy
+        ``is_admin: "no"`` or a list ``project_id`` would widen what the caller may see.
+        Unknown fields are dropped, as Nova drops them.
+        """
         if not isinstance(values, dict):
-            raise TypeError("a context travels as a dict")
-        values = {str(k): v for k, v in values.items()}
-        return cls(values.pop("user_id", None), values.pop("project_id", None), **values)
+            raise InvalidRequest(reason="bad context: a context travels as a map")
+        fields: dict[str, Any] = {}
+        for name, check in _WIRE_FIELDS.items():
+            if name in values:
+                value = values[name]
+                if not check(value):
+                    raise InvalidRequest(reason=f"bad context: field {name!r} "
+                                         f"{_EXPECTED[name]}, not {type(value).__name__}")
+                fields[name] = value
+        timestamp = fields.get("timestamp")
+        if isinstance(timestamp, str):
+            try:
+                fields["timestamp"] = dt.datetime.fromisoformat(timestamp)
+            except ValueError:
+                raise InvalidRequest(reason="bad context: field 'timestamp' is not an ISO "
+                                     "datetime") from None
+        return cls(fields.pop("user_id", None), fields.pop("project_id", None), **fields)
 
     def elevated(self, read_deleted: str | None = None,
                  overwrite: bool = False) -> RequestContext:
@@ -108,6 +132,50 @@ class RequestContext:
     def __repr__(self) -> str:
         return (f"<RequestContext user={self.user_id!r} project={self.project_id!r} "
                 f"admin={self.is_admin} read_deleted={self.read_deleted!r}>")
+
+
+def _optional_str(value: Any) -> bool:
+    return value is None or isinstance(value, str)
+
+
+def _is_bool(value: Any) -> bool:
+    return isinstance(value, bool)
+
+
+def _timestamp(value: Any) -> bool:
+    return value is None or isinstance(value, dt.datetime) or (
+        isinstance(value, str) and len(value) <= 64)
+
+
+def _roles(value: Any) -> bool:
+    return value is None or (isinstance(value, list)
+                             and all(isinstance(r, str) for r in value))
+
+
+def _catalog(value: Any) -> bool:
+    return value is None or isinstance(value, list)
+
+
+_WIRE_FIELDS: dict[str, Callable[[Any], bool]] = {
+    "user_id": _optional_str, "project_id": _optional_str,
+    "is_admin": lambda v: v is None or isinstance(v, bool),
+    "read_deleted": lambda v: isinstance(v, str) and v in READ_DELETED,
+    "roles": _roles, "remote_address": _optional_str, "timestamp": _timestamp,
+    "request_id": _optional_str, "auth_token": _optional_str, "overwrite": _is_bool,
+    "quota_class": _optional_str, "user_name": _optional_str,
+    "project_name": _optional_str, "service_catalog": _catalog,
+    "instance_lock_checked": _is_bool,
+}
+_EXPECTED = {
+    "is_admin": "must be a boolean or nil", "overwrite": "must be a boolean",
+    "instance_lock_checked": "must be a boolean",
+    "read_deleted": "must be one of 'no', 'yes' or 'only'",
+    "roles": "must be an array of strings", "service_catalog": "must be an array or nil",
+    "timestamp": "must be a datetime or an ISO string of at most 64 characters",
+    **{name: "must be a string or nil" for name in (
+        "user_id", "project_id", "remote_address", "request_id", "auth_token",
+        "quota_class", "user_name", "project_name")},
+}
 
 
 def get_admin_context(read_deleted: str = "no") -> RequestContext:

@@ -93,7 +93,7 @@ def decode_request(data: bytes, *, max_size: int = 0,
         raise EnvelopeError("a request must be a map")
     version = body.get("v")
     if version not in SUPPORTED_VERSIONS:
-        raise EnvelopeError(f"unsupported protocol version {version!r}; this conductor "
+        raise EnvelopeError(f"unsupported protocol version {repr(version)[:40]}; this conductor "
                             f"speaks {', '.join(SUPPORTED_VERSIONS)}")
     context = body.get("context")
     if not isinstance(context, dict):

@@ -16,6 +16,8 @@ class NovaException(Exception):
 
     message = "An unknown exception occurred."
     code = 500
+    # Which queued call of a job queue failed (database-snapshots.md); None elsewhere.
+    batch_index: int | None = None
 
     def __init__(self, message: str | None = None, **kwargs: Any) -> None:
         self.kwargs = dict(kwargs)
@@ -91,6 +93,14 @@ class RemoteError(RPCError):
         self.value = value
         self.traceback = traceback
         super().__init__(exc_type=exc_type, value=value, traceback=traceback, **kwargs)
+
+
+class CallTimeout(RPCError):
+    """The conductor cancelled the call: it ran past its caller's deadline or past the
+    conductor's ``--max-call-seconds``.  A write that timed out was rolled back."""
+
+    message = "%(method)s was cancelled after %(seconds)s s (%(limit)s)"
+    code = 504
 
 
 class PoisonMessage(RPCError):
@@ -604,19 +614,20 @@ def from_wire(error: dict[str, Any]) -> Exception:
     cls = lookup(name)
     if cls is None:
         unknown = RemoteError(exc_type=name, value=message, traceback=error.get("traceback"))
-        if error.get("batch_index") is not None:
-            unknown.batch_index = error["batch_index"]  # type: ignore[attr-defined]
+        unknown.batch_index = _index(error.get("batch_index"))
         return unknown
     exc = cls.__new__(cls)
     Exception.__init__(exc, message)
     exc.kwargs = dict(kwargs)
     exc.kwargs.setdefault("code", cls.code)
     exc.msg = message
-    if cls is RemoteError or issubclass(cls, RemoteError):
+    if isinstance(exc, RemoteError):
         exc.exc_type = kwargs.get("exc_type")
         exc.value = kwargs.get("value")
         exc.traceback = kwargs.get("traceback")
-    if error.get("batch_index") is not None:
-        # Which queued call of a job queue failed (database-snapshots.md).
-        exc.batch_index = error["batch_index"]  # type: ignore[attr-defined]
+    exc.batch_index = _index(error.get("batch_index"))
     return exc
+
+
+def _index(value: Any) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None

@@ -9,7 +9,7 @@ from typing import Any
 
 from client import _methods
 from client.core import AsyncJobQueue
-from conductor.dispatch import Dispatcher
+from conductor.dispatch import Delivery, Dispatcher
 from schemas import catalog, envelope, exceptions
 from schemas.conditions import constraint, equal_any, not_equal
 from schemas.context import RequestContext
@@ -56,7 +56,7 @@ class LocalClient:
         return AsyncJobQueue(self, max_calls)  # type: ignore[arg-type]
 
     async def _roundtrip(self, body: bytes) -> Any:
-        outcome = await self.dispatcher.handle(body, uuid.uuid4().hex)
+        outcome = await self.dispatcher.handle(body, Delivery(message_id=uuid.uuid4().hex))
         assert outcome.reply is not None
         ok, value = envelope.decode_reply(outcome.reply)
         if ok:

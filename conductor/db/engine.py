@@ -11,8 +11,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+import weakref
+from dataclasses import dataclass
 from typing import Any
 
+import regex
 from sqlalchemy import event, text
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import DisconnectionError
@@ -23,6 +26,44 @@ log = logging.getLogger(__name__)
 
 DEFAULT_DB_URL = "sqlite+aiosqlite:///conductor.sqlite"
 IDLE_PING_SECONDS = 1.0
+DEFAULT_STATEMENT_TIMEOUT = 30.0
+
+
+@dataclass
+class RegexpBudget:
+    """How long SQLite's REGEXP may run, per engine.
+
+    On SQLite, REGEXP is a Python function in the conductor's own process, and one
+    catastrophic pattern would hold the only connection (and every call behind it) for
+    as long as it backtracks.  The ``regex`` package stops a match at a timeout; the
+    dispatcher sets ``deadline`` (``time.monotonic()``) to the end of the current call
+    (SQLite runs one call at a time) and reads ``timeouts`` to tell a timeout from a bad
+    pattern, since sqlite3 turns every exception in a function into the same error.
+    """
+
+    seconds: float = DEFAULT_STATEMENT_TIMEOUT
+    deadline: float | None = None
+    timeouts: int = 0
+
+    def regexp(self, pattern: str | None, value: str | None) -> bool | None:
+        if pattern is None or value is None:
+            return None
+        now = time.monotonic()
+        limit = self.seconds if self.deadline is None else \
+            min(self.seconds, self.deadline - now)
+        try:
+            return regex.search(pattern, value, timeout=max(limit, 0.001)) is not None
+        except TimeoutError:
+            self.timeouts += 1
+            raise
+
+
+_budgets: weakref.WeakKeyDictionary[Any, RegexpBudget] = weakref.WeakKeyDictionary()
+
+
+def regexp_budget(engine: AsyncEngine) -> RegexpBudget | None:
+    """The REGEXP budget of a SQLite engine made by :func:`make_engine`, else None."""
+    return _budgets.get(engine.sync_engine)
 
 
 class DatabaseUnavailable(RuntimeError):
@@ -54,13 +95,20 @@ def is_sqlite(engine_or_url: AsyncEngine | str | URL) -> bool:
 
 
 def make_engine(url: str | URL = DEFAULT_DB_URL, *, sqlite_synchronous: bool = True,
-                pool_size: int = 20, echo: bool = False, **kwargs: Any) -> AsyncEngine:
+                pool_size: int = 20, echo: bool = False,
+                statement_timeout: float = DEFAULT_STATEMENT_TIMEOUT,
+                **kwargs: Any) -> AsyncEngine:
     """Create the engine for ``url``.
 
     On SQLite the dialect registers a Python ``REGEXP`` function on every connection, so
     ``column.regexp_match()`` filters behave as PostgreSQL's ``~``; with
     ``sqlite_synchronous=False`` writes are not fsynced (fast, for tests and throwaway
     databases).
+
+    ``statement_timeout`` (seconds) bounds every statement: on PostgreSQL as the
+    connection's ``statement_timeout`` setting (a server setting, so it holds on the
+    autocommit read engine too, where ``SET LOCAL`` would do nothing), on SQLite as the
+    time a REGEXP match may take (:class:`RegexpBudget`).
     """
     u = normalise_url(url)
     sqlite = u.get_backend_name() == "sqlite"
@@ -75,13 +123,18 @@ def make_engine(url: str | URL = DEFAULT_DB_URL, *, sqlite_synchronous: bool = T
         # A fixed pool as large as the dispatcher's concurrency: overflow connections
         # would be opened and closed again under load, a backend fork each time.
         options.update(pool_size=pool_size, max_overflow=0, pool_recycle=3600)
+        connect_args: dict[str, Any] = {"server_settings": {
+            "statement_timeout": str(max(int(statement_timeout * 1000), 1))}}
         if not {"ssl", "sslmode"} & set(u.query):
             # asyncpg tries TLS first by default ("prefer"); ask for it in the URL.
-            options["connect_args"] = {"ssl": False}
+            connect_args["ssl"] = False
+        options["connect_args"] = connect_args
     options.update(kwargs)
     engine = create_async_engine(u, **options)
     if sqlite:
-        _install_sqlite_listeners(engine, sqlite_synchronous)
+        budget = RegexpBudget(seconds=statement_timeout)
+        _budgets[engine.sync_engine] = budget
+        _install_sqlite_listeners(engine, sqlite_synchronous, budget)
     else:
         _install_idle_ping(engine)
     return engine
@@ -113,9 +166,12 @@ def _install_idle_ping(engine: AsyncEngine, idle: float = IDLE_PING_SECONDS) -> 
             raise DisconnectionError() from exc
 
 
-def _install_sqlite_listeners(engine: AsyncEngine, synchronous: bool) -> None:
+def _install_sqlite_listeners(engine: AsyncEngine, synchronous: bool,
+                              budget: RegexpBudget) -> None:
     @event.listens_for(engine.sync_engine, "connect")
     def _on_connect(dbapi_conn: Any, _record: Any) -> None:
+        # Replaces the dialect's re-based REGEXP (registered before this listener runs).
+        dbapi_conn.create_function("regexp", 2, budget.regexp, deterministic=True)
         cursor = dbapi_conn.cursor()
         cursor.execute("PRAGMA busy_timeout = 30000")
         cursor.execute("PRAGMA foreign_keys = ON")

@@ -1,50 +1,65 @@
-"""Exactly-once bookkeeping: stored replies of write calls, and redelivery counts."""
+"""Exactly-once bookkeeping: stored replies of write calls, keyed to the call."""
 
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
+from dataclasses import dataclass
+from typing import Any
 
-from sqlalchemy import delete, insert, select, update
+from sqlalchemy import delete, insert, select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from conductor.db.base import utcnow
-from conductor.db.rpc_tables import RpcDelivery, RpcReply
+from conductor.db.rpc_tables import RpcReply
+from schemas import codec
 
 _replies = RpcReply.__table__
-_deliveries = RpcDelivery.__table__
-
-async def stored_reply(conn: AsyncConnection, message_id: str) -> bytes | None:
-    result = await conn.execute(select(_replies.c.reply)
-                                .where(_replies.c.message_id == message_id))
-    return result.scalar()
 
 
-async def record_reply(conn: AsyncConnection, message_id: str, method: str,
+@dataclass(frozen=True)
+class CallKey:
+    """What makes a message the same call: a stored reply answers only its own call."""
+
+    method: str
+    digest: bytes
+    user_id: str | None
+    project_id: str | None
+    broker_user: str | None = None
+
+
+def digest(arguments: Any) -> bytes:
+    """A digest of the call's arguments in the codec's canonical encoding.
+
+    The codec sorts sets and keeps map order, and a genuine retry resends the same
+    body, so the same call always gives the same digest.
+    """
+    return hashlib.blake2b(codec.packb(arguments), digest_size=16).digest()
+
+
+async def stored_reply(conn: AsyncConnection, message_id: str) -> tuple[CallKey, bytes] | None:
+    result = await conn.execute(
+        select(_replies.c.method, _replies.c.digest, _replies.c.user_id,
+               _replies.c.project_id, _replies.c.broker_user, _replies.c.reply)
+        .where(_replies.c.message_id == message_id))
+    row = result.first()
+    if row is None:
+        return None
+    return CallKey(row.method, bytes(row.digest), row.user_id, row.project_id,
+                   row.broker_user), bytes(row.reply)
+
+
+async def record_reply(conn: AsyncConnection, message_id: str, key: CallKey,
                        reply: bytes) -> None:
     """In the call's own transaction: a duplicate id raises IntegrityError there."""
-    await conn.execute(insert(_replies).values(message_id=message_id, method=method,
-                                               reply=reply, created_at=utcnow()))
-
-
-async def count_delivery(engine: AsyncEngine, message_id: str, method: str) -> int:
-    """Count one more delivery of a redelivered message (committed at once); the total."""
-    async with engine.begin() as conn:
-        result = await conn.execute(
-            update(_deliveries).where(_deliveries.c.message_id == message_id)
-            .values(deliveries=_deliveries.c.deliveries + 1)
-            .returning(_deliveries.c.deliveries))
-        count = result.scalar()
-        if count is None:
-            # The first delivery was not counted (it is only done for redeliveries).
-            await conn.execute(insert(_deliveries).values(message_id=message_id,
-                                                          method=method, deliveries=2))
-            count = 2
-        return int(count)
+    await conn.execute(insert(_replies).values(
+        message_id=message_id, method=key.method, digest=key.digest, user_id=key.user_id,
+        project_id=key.project_id, broker_user=key.broker_user, reply=reply,
+        created_at=utcnow()))
 
 
 async def purge(engine: AsyncEngine, older_than: dt.timedelta) -> int:
     cutoff = utcnow() - older_than
     async with engine.begin() as conn:
         gone = await conn.execute(delete(_replies).where(_replies.c.created_at < cutoff))
-        await conn.execute(delete(_deliveries).where(_deliveries.c.updated_at < cutoff))
-    return gone.rowcount
+    return int(gone.rowcount)

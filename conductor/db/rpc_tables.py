@@ -1,9 +1,11 @@
-"""The conductor's own bookkeeping tables (not Nova's): exactly-once replies, deliveries.
+"""The conductor's own bookkeeping tables (not Nova's): exactly-once replies, the outbox.
 
 A write call stores its reply under the call's ``message_id`` in the transaction that makes
 its effect, so a redelivered or retried message is answered from here instead of running
-twice.  ``rpc_deliveries`` counts redeliveries of a message, so one that keeps killing its
-worker is dead-lettered after a bounded number of attempts.
+twice.  The reply is keyed to the call as well as the id (method, a digest of the
+arguments, the caller), so a different call that reuses the id is refused instead of
+being handed another caller's answer.  Redeliveries are counted by the broker (a quorum
+queue's delivery limit), not here.
 """
 
 from __future__ import annotations
@@ -22,19 +24,14 @@ class RpcReply(Base):
 
     message_id: Mapped[str] = mapped_column(String(128), primary_key=True)
     method: Mapped[str] = mapped_column(String(255), nullable=False)
+    # blake2b (16 bytes) of the canonical encoding of the call's arguments.
+    digest: Mapped[bytes] = mapped_column(LargeBinary(16), nullable=False)
+    user_id: Mapped[str | None] = mapped_column(String(255))
+    project_id: Mapped[str | None] = mapped_column(String(255))
+    # The AMQP user the broker vouches for; filled once the transport passes it on.
+    broker_user: Mapped[str | None] = mapped_column(String(255))
     reply: Mapped[bytes] = mapped_column(LargeBinary, nullable=False)
     created_at: Mapped[dt.datetime] = mapped_column(DateTime, nullable=False, default=utcnow)
-
-
-class RpcDelivery(Base):
-    __tablename__ = "rpc_deliveries"
-    __table_args__ = (Index("ix_rpc_deliveries_updated_at", "updated_at"),)
-
-    message_id: Mapped[str] = mapped_column(String(128), primary_key=True)
-    method: Mapped[str] = mapped_column(String(255), nullable=False)
-    deliveries: Mapped[int] = mapped_column(Integer, nullable=False, default=1)
-    updated_at: Mapped[dt.datetime] = mapped_column(DateTime, nullable=False, default=utcnow,
-                                                    onupdate=utcnow)
 
 
 class EventOutbox(Base):

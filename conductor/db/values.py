@@ -6,6 +6,11 @@ column's type (an int for a string column, a numeric string for an integer colum
 string for a datetime) or refused with ``InvalidInput`` naming the column.  Keys that are
 not columns are ignored as Nova ignores them (api-compute.md §1.5), logged once per
 function and key, or refused when the conductor runs with ``--strict-values``.
+
+Bounded per message: a ``values`` map holds at most ``MAX_VALUES_KEYS`` keys (no Nova
+table has a tenth as many columns; more is InvalidInput before any key is looked at),
+the once-per-key warnings remember at most ``MAX_WARNED`` keys, and caller keys are
+clipped in log lines.
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ import decimal
 import logging
 import math
 import uuid
+from collections import OrderedDict
 from collections.abc import Iterable
 from typing import Any
 
@@ -25,7 +31,10 @@ from schemas import exceptions
 
 log = logging.getLogger(__name__)
 
-_warned: set[tuple[str, str, str]] = set()
+MAX_VALUES_KEYS = 1000
+MAX_WARNED = 1024
+# Least recently warned first; bounded so that unknown keys cannot grow memory for good.
+_warned: OrderedDict[tuple[str, str, str], None] = OrderedDict()
 _INT64 = (-(2**63), 2**63 - 1)
 
 
@@ -158,13 +167,16 @@ def check_values(table: Table, values: Any, function: str, *,
     if not isinstance(values, dict):
         raise exceptions.InvalidInput(reason=f"values must be a dict, got "
                                       f"{type(values).__name__}")
+    if len(values) > MAX_VALUES_KEYS:
+        raise exceptions.InvalidInput(reason=f"{table.name}: values may hold at most "
+                                      f"{MAX_VALUES_KEYS} keys, not {len(values)}")
     columns = table.c
     out: dict[str, Any] = {}
     extra = set(allowed_extra)
     for key, value in values.items():
         if not isinstance(key, str):
             raise exceptions.InvalidInput(reason=f"{table.name}: value keys must be "
-                                          f"strings, got {key!r}")
+                                          f"strings, got {_show(key)}")
         col = columns.get(key)
         if col is not None:
             out[key] = convert(table, col, value)
@@ -174,16 +186,26 @@ def check_values(table: Table, values: Any, function: str, *,
 
 
 def _unknown_key(table: Table, key: str, function: str, strict: bool = False) -> None:
+    shown = _clip(key)
     if strict:
-        raise exceptions.InvalidInput(reason=f"{table.name} has no column {key!r}")
+        raise exceptions.InvalidInput(reason=f"{table.name} has no column {shown}")
     if CONFIG.strict_values:
-        raise exceptions.InvalidInput(reason=f"{table.name} has no column {key!r} "
+        raise exceptions.InvalidInput(reason=f"{table.name} has no column {shown} "
                                       f"(conductor runs with --strict-values)")
     marker = (function, table.name, key)
-    if marker not in _warned:
-        _warned.add(marker)
-        log.warning("%s: ignoring key %r, which is not a column of %s", function, key,
-                    table.name)
+    if marker in _warned:
+        _warned.move_to_end(marker)
+        return
+    _warned[marker] = None
+    if len(_warned) > MAX_WARNED:
+        _warned.popitem(last=False)
+    log.warning("%s: ignoring key %s, which is not a column of %s", function, shown,
+                table.name)
+
+
+def _clip(key: str) -> str:
+    text = repr(key)
+    return text if len(text) <= 80 else f"{text[:80]}... ({len(key)} characters)"
 
 
 def check_value(table: Table, column: str, value: Any) -> Any:

@@ -11,7 +11,7 @@ import uuid
 
 import pytest
 
-from conductor.dispatch import Dispatcher
+from conductor.dispatch import Delivery, Dispatcher
 from conductor.handlers import DECLARED_ONLY
 from schemas import catalog, codec, envelope
 from schemas.context import RequestContext, get_admin_context
@@ -48,7 +48,7 @@ async def test_junk_arguments_never_escape_as_remote_errors(_db_backend, handler
         for context in CONTEXTS:
             body = envelope.Request(func.name, [], kwargs, context.to_dict(),
                                     timeout=30).encode()
-            outcome = await dispatcher.handle(body, uuid.uuid4().hex)
+            outcome = await dispatcher.handle(body, Delivery(message_id=uuid.uuid4().hex))
             ok, value = envelope.decode_reply(outcome.reply)
             if func.name in DECLARED_ONLY:
                 assert not ok
@@ -73,6 +73,6 @@ async def test_junk_arguments_never_escape_as_remote_errors(_db_backend, handler
                  "context": {}, "attempt": 0}),
 ])
 async def test_malformed_envelopes_are_invalid_requests(_db_backend, body):
-    outcome = await Dispatcher(_db_backend).handle(body, "m")
+    outcome = await Dispatcher(_db_backend).handle(body, Delivery(message_id="m"))
     ok, value = envelope.decode_reply(outcome.reply)
     assert not ok and value["class"] == "InvalidRequest"

@@ -182,12 +182,13 @@ async def test_declared_only_function_answers_not_implemented(rpc_client, admin)
 
 
 async def test_function_without_a_handler_says_so(pg_engine, admin):
-    from conductor.dispatch import Dispatcher
+    from conductor.dispatch import Delivery, Dispatcher
     from schemas import envelope
 
     dispatcher = Dispatcher(pg_engine, handlers={})
     body = envelope.Request("service_get_all", [], {}, admin.to_dict(), timeout=5).encode()
-    ok, error = envelope.decode_reply((await dispatcher.handle(body, "m1")).reply)
+    outcome = await dispatcher.handle(body, Delivery(message_id="m1"))
+    ok, error = envelope.decode_reply(outcome.reply)
     assert not ok and error["class"] == "NotImplementedInConductor"
     assert "service_get_all" in error["message"]
 

@@ -73,3 +73,77 @@ def test_size_limit():
     data = codec.packb("x" * 100)
     with pytest.raises(ValueError, match="exceeds"):
         codec.unpackb(data, max_size=50)
+
+
+# --- hostile input: decoding is bounded before anything converts it -------------------
+
+def _nest(code: int, depth: int) -> bytes:
+    import msgpack
+
+    data = msgpack.packb([])
+    for _ in range(depth):
+        inner = msgpack.ExtType(code, data)
+        # a timedelta or condition level still has to look like one to reach the next
+        data = msgpack.packb([inner] if code in (codec.EXT_TIMEDELTA, codec.EXT_CONDITION)
+                             else inner)
+    return data
+
+
+@pytest.mark.parametrize("code", [codec.EXT_SET, codec.EXT_TUPLE, codec.EXT_FROZENSET,
+                                  codec.EXT_TIMEDELTA, codec.EXT_CONDITION])
+def test_deeply_nested_extensions_are_refused_not_a_crash(code):
+    # In a child process: a regression here kills the interpreter (SIGSEGV), not a test.
+    import subprocess
+    import sys
+
+    script = ("import sys; from schemas import codec\n"
+              "try:\n    codec.unpackb(sys.stdin.buffer.read())\n"
+              "except ValueError as exc:\n    print(exc)\n")
+    done = subprocess.run([sys.executable, "-c", script], input=_nest(code, 300),
+                          capture_output=True, timeout=60)
+    assert done.returncode == 0, done.stderr.decode()[-500:]
+    assert b"undecodable message" in done.stdout
+
+
+def test_extension_nesting_shares_one_budget_across_levels():
+    within = (((((1,),),),),)
+    assert codec.unpackb(codec.packb(within)) == within
+    value: object = ()
+    for _ in range(codec.MAX_EXT_DEPTH + 1):
+        value = (value,)
+    with pytest.raises(ValueError, match="nested deeper"):
+        codec.unpackb(codec.packb(value))
+
+
+def _ext(code: int, data: bytes) -> bytes:
+    import msgpack
+
+    return msgpack.packb(msgpack.ExtType(code, data))
+
+
+@pytest.mark.parametrize("text", ["1e1000000", "1e-1000000", "0E-999999", "NaN", "sNaN",
+                                  "Infinity", "1" * 101])
+def test_decimals_beyond_the_bounds_are_refused(text):
+    with pytest.raises(ValueError, match="decimal"):
+        codec.unpackb(_ext(codec.EXT_DECIMAL, text.encode()))
+
+
+def test_decimals_within_the_bounds_decode():
+    assert codec.unpackb(_ext(codec.EXT_DECIMAL, b"-12.5e3")) == decimal.Decimal("-12.5e3")
+
+
+@pytest.mark.parametrize("text", ["9" * 81, "1_000", " 12", "0x10", ""])
+def test_big_integers_beyond_the_bounds_or_not_digits_are_refused(text):
+    with pytest.raises(ValueError, match="big integer"):
+        codec.unpackb(_ext(codec.EXT_BIGINT, text.encode()))
+
+
+@pytest.mark.parametrize("code", [codec.EXT_DATETIME, codec.EXT_DATE, codec.EXT_TIME])
+def test_date_strings_are_bounded_in_length(code):
+    with pytest.raises(ValueError, match="exceeds the limit"):
+        codec.unpackb(_ext(code, b"2012-01-01" + b" " * 100))
+
+
+def test_timedelta_parts_must_be_integers():
+    with pytest.raises(ValueError, match="timedelta"):
+        codec.unpackb(_ext(codec.EXT_TIMEDELTA, codec.packb([1.5, 0, 0])))

@@ -73,3 +73,10 @@ def test_context_round_trip_and_rules():
     a = get_admin_context("only")
     assert (a.user_id, a.project_id, a.is_admin, a.read_deleted) == (None, None, True, "only")
     assert RequestContext.from_dict({"user_id": "u", "project_id": "p", "future": 1}).user_id == "u"
+
+
+def test_an_unsupported_version_is_named_but_clipped():
+    body = codec.packb({"v": "9" * 100_000, "method": "m", "context": {}})
+    with pytest.raises(envelope.EnvelopeError, match="unsupported protocol version") as info:
+        envelope.decode_request(body)
+    assert len(str(info.value)) < 200
