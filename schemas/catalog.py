@@ -440,3 +440,39 @@ def get(name: str) -> Function | None:
 
 def remote_functions() -> list[Function]:
     return [f for f in FUNCTIONS if f.kind != "local"]
+
+
+# --- protocol versions ------------------------------------------------------------------
+# A version is "MAJOR.MINOR". A minor bump adds functions (or optional parameters) that an
+# older conductor of the same major does not know; a major bump breaks compatibility. As in
+# oslo.messaging's version caps, a message of version V may go to a peer that speaks C when
+# both have the same major and V's minor is at most C's.
+
+
+def parse_version(text: str) -> tuple[int, int]:
+    """``"1.2"`` -> ``(1, 2)``; ValueError for anything else."""
+    major, dot, minor = text.partition(".") if isinstance(text, str) else ("", "", "")
+    if not (dot and major.isdigit() and minor.isdigit() and major.isascii()
+            and minor.isascii()):
+        raise ValueError(f"a protocol version is 'MAJOR.MINOR', not {text!r}")
+    return int(major), int(minor)
+
+
+def version_allows(cap: str, version: str) -> bool:
+    """May a message of ``version`` go to a peer that speaks at most ``cap``?"""
+    cap_major, cap_minor = parse_version(cap)
+    major, minor = parse_version(version)
+    return major == cap_major and minor <= cap_minor
+
+
+# --- results ------------------------------------------------------------------------------
+# What each function returns, as a Python type expression for the generated client
+# (client/_api.py); a function not listed here returns ``Any`` there. Rows travel as plain
+# dicts (joined rows nested), so a row is ``dict[str, Any]``.
+ROW = "dict[str, Any]"
+ROWS = "list[dict[str, Any]]"
+RETURNS: dict[str, str] = {}
+
+
+def returns(name: str) -> str:
+    return RETURNS.get(name, "Any")

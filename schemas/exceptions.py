@@ -100,6 +100,29 @@ class PoisonMessage(RPCError):
                "it was dead-lettered")
 
 
+class UnsupportedVersion(RPCError):
+    """A request of a protocol version the conductor does not speak (a newer minor)."""
+
+    message = ("%(method)s was sent as protocol version %(version)s; this conductor "
+               "speaks at most %(supported)s")
+    code = 400
+
+
+class VersionCapExceeded(UnsupportedVersion):
+    """Refused by the client, before sending: the function is newer than its version cap."""
+
+    message = ("%(method)s needs protocol version %(version)s, above this client's "
+               "version_cap %(version_cap)s; it was not sent")
+
+
+class UserIdRejected(RPCError):
+    """The broker refused the message's AMQP ``user_id``: it is not the connection's login."""
+
+    message = ("The broker refused %(method)s: user_id %(user_id)r is not the login of "
+               "this connection (%(reason)s)")
+    code = 403
+
+
 class NotImplementedInConductor(RPCError):
     message = "%(method)s is in the catalog but the conductor does not implement it yet"
     code = 501
@@ -612,7 +635,7 @@ def from_wire(error: dict[str, Any]) -> Exception:
     exc.kwargs = dict(kwargs)
     exc.kwargs.setdefault("code", cls.code)
     exc.msg = message
-    if cls is RemoteError or issubclass(cls, RemoteError):
+    if isinstance(exc, RemoteError):
         exc.exc_type = kwargs.get("exc_type")
         exc.value = kwargs.get("value")
         exc.traceback = kwargs.get("traceback")
