@@ -134,6 +134,8 @@ class _Transport:
         connection, self.connection, self.channel = self.connection, None, None
         if connection is not None:
             await connection.close()
+        if self._closing_tasks:
+            await asyncio.gather(*self._closing_tasks, return_exceptions=True)
 
     async def publish(self, func: catalog.Function, body: bytes, message_id: str,
                       options: CallOptions, user_id: str | None = None) -> bytes | None:
