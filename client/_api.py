@@ -10,7 +10,7 @@ a job queue).  Each method hands its arguments, in Nova's order, to the class's 
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from schemas.context import RequestContext
 
@@ -25,54 +25,56 @@ class AsyncAPI:
                    **kwargs: Any) -> Any:
         raise NotImplementedError
 
-    async def agent_build_create(self, context: RequestContext, values: Any) -> Any:
+    async def agent_build_create(self, context: RequestContext, values: Any) -> dict[str, Any]:
         """Nova's ``agent_build_create(context, values)``: a write, admin context only, protocol
         1.0.
         """
-        return await self.call("agent_build_create", context, values)
+        return cast("dict[str, Any]", await self.call("agent_build_create", context, values))
 
-    async def agent_build_destroy(self, context: RequestContext, agent_update_id: Any) -> Any:
+    async def agent_build_destroy(self, context: RequestContext, agent_update_id: Any) -> None:
         """Nova's ``agent_build_destroy(context, agent_update_id)``: a write, admin context only,
         protocol 1.0.
         """
-        return await self.call("agent_build_destroy", context, agent_update_id)
+        return cast("None", await self.call("agent_build_destroy", context, agent_update_id))
 
     async def agent_build_get_all(self, context: RequestContext) -> Any:
         """Nova's ``agent_build_get_all(context)``: a read, admin context only, protocol 1.0."""
         return await self.call("agent_build_get_all", context)
 
     async def agent_build_get_by_triple(self, context: RequestContext, hypervisor: Any, os: Any,
-                                        architecture: Any) -> Any:
+                                        architecture: Any) -> dict[str, Any] | None:
         """Nova's ``agent_build_get_by_triple(context, hypervisor, os, architecture)``: a read,
         admin context only, protocol 1.0.
         """
-        return await self.call("agent_build_get_by_triple", context, hypervisor, os, architecture)
+        return cast("dict[str, Any] | None", await self.call("agent_build_get_by_triple", context,
+                                                             hypervisor, os, architecture))
 
     async def agent_build_update(self, context: RequestContext, agent_build_id: Any,
-                                 values: Any) -> Any:
+                                 values: Any) -> None:
         """Nova's ``agent_build_update(context, agent_build_id, values)``: a write, admin context
         only, protocol 1.0.
         """
-        return await self.call("agent_build_update", context, agent_build_id, values)
+        return cast("None", await self.call("agent_build_update", context, agent_build_id, values))
 
     async def aggregate_create(self, context: RequestContext, values: Any,
-                               metadata: Any = None) -> Any:
+                               metadata: Any = None) -> dict[str, Any]:
         """Nova's ``aggregate_create(context, values, metadata=None)``: a write, admin context
         only, protocol 1.0.
         """
-        return await self.call("aggregate_create", context, values, metadata)
+        return cast("dict[str, Any]", await self.call("aggregate_create", context, values,
+                                                      metadata))
 
-    async def aggregate_delete(self, context: RequestContext, aggregate_id: Any) -> Any:
+    async def aggregate_delete(self, context: RequestContext, aggregate_id: Any) -> None:
         """Nova's ``aggregate_delete(context, aggregate_id)``: a write, admin context only,
         protocol 1.0.
         """
-        return await self.call("aggregate_delete", context, aggregate_id)
+        return cast("None", await self.call("aggregate_delete", context, aggregate_id))
 
-    async def aggregate_get(self, context: RequestContext, aggregate_id: Any) -> Any:
+    async def aggregate_get(self, context: RequestContext, aggregate_id: Any) -> dict[str, Any]:
         """Nova's ``aggregate_get(context, aggregate_id)``: a read, admin context only, protocol
         1.0.
         """
-        return await self.call("aggregate_get", context, aggregate_id)
+        return cast("dict[str, Any]", await self.call("aggregate_get", context, aggregate_id))
 
     async def aggregate_get_all(self, context: RequestContext) -> Any:
         """Nova's ``aggregate_get_all(context)``: a read, admin context only, protocol 1.0."""
@@ -86,18 +88,18 @@ class AsyncAPI:
         return await self.call("aggregate_get_by_host", context, host, key)
 
     async def aggregate_host_add(self, context: RequestContext, aggregate_id: Any,
-                                 host: Any) -> Any:
+                                 host: Any) -> None:
         """Nova's ``aggregate_host_add(context, aggregate_id, host)``: a write, admin context
         only, protocol 1.0.
         """
-        return await self.call("aggregate_host_add", context, aggregate_id, host)
+        return cast("None", await self.call("aggregate_host_add", context, aggregate_id, host))
 
     async def aggregate_host_delete(self, context: RequestContext, aggregate_id: Any,
-                                    host: Any) -> Any:
+                                    host: Any) -> None:
         """Nova's ``aggregate_host_delete(context, aggregate_id, host)``: a write, admin context
         only, protocol 1.0.
         """
-        return await self.call("aggregate_host_delete", context, aggregate_id, host)
+        return cast("None", await self.call("aggregate_host_delete", context, aggregate_id, host))
 
     async def aggregate_host_get_all(self, context: RequestContext, aggregate_id: Any) -> Any:
         """Nova's ``aggregate_host_get_all(context, aggregate_id)``: a read, admin context only,
@@ -106,19 +108,20 @@ class AsyncAPI:
         return await self.call("aggregate_host_get_all", context, aggregate_id)
 
     async def aggregate_metadata_add(self, context: RequestContext, aggregate_id: Any,
-                                     metadata: Any, set_delete: Any = False) -> Any:
+                                     metadata: Any, set_delete: Any = False) -> None:
         """Nova's ``aggregate_metadata_add(context, aggregate_id, metadata, set_delete=False)``:
         a write, admin context only, protocol 1.0.
         """
-        return await self.call("aggregate_metadata_add", context, aggregate_id, metadata,
-                               set_delete)
+        return cast("None", await self.call("aggregate_metadata_add", context, aggregate_id,
+                                            metadata, set_delete))
 
     async def aggregate_metadata_delete(self, context: RequestContext, aggregate_id: Any,
-                                        key: Any) -> Any:
+                                        key: Any) -> None:
         """Nova's ``aggregate_metadata_delete(context, aggregate_id, key)``: a write, admin
         context only, protocol 1.0.
         """
-        return await self.call("aggregate_metadata_delete", context, aggregate_id, key)
+        return cast("None", await self.call("aggregate_metadata_delete", context, aggregate_id,
+                                            key))
 
     async def aggregate_metadata_get(self, context: RequestContext, aggregate_id: Any) -> Any:
         """Nova's ``aggregate_metadata_get(context, aggregate_id)``: a read, admin context only,
@@ -127,48 +130,50 @@ class AsyncAPI:
         return await self.call("aggregate_metadata_get", context, aggregate_id)
 
     async def aggregate_metadata_get_by_host(self, context: RequestContext, host: Any,
-                                             key: Any = None) -> Any:
+                                             key: Any = None) -> dict[str, Any]:
         """Nova's ``aggregate_metadata_get_by_host(context, host, key=None)``: a read, admin
         context only, protocol 1.0.
         """
-        return await self.call("aggregate_metadata_get_by_host", context, host, key)
+        return cast("dict[str, Any]", await self.call("aggregate_metadata_get_by_host", context,
+                                                      host, key))
 
     async def aggregate_update(self, context: RequestContext, aggregate_id: Any,
-                               values: Any) -> Any:
+                               values: Any) -> dict[str, Any]:
         """Nova's ``aggregate_update(context, aggregate_id, values)``: a write, admin context
         only, protocol 1.0.
         """
-        return await self.call("aggregate_update", context, aggregate_id, values)
+        return cast("dict[str, Any]", await self.call("aggregate_update", context, aggregate_id,
+                                                      values))
 
-    async def block_device_mapping_create(self, context: RequestContext, values: Any) -> Any:
+    async def block_device_mapping_create(self, context: RequestContext, values: Any) -> None:
         """Nova's ``block_device_mapping_create(context, values)``: a write, admin or user
         context, protocol 1.0.
         """
-        return await self.call("block_device_mapping_create", context, values)
+        return cast("None", await self.call("block_device_mapping_create", context, values))
 
-    async def block_device_mapping_destroy(self, context: RequestContext, bdm_id: Any) -> Any:
+    async def block_device_mapping_destroy(self, context: RequestContext, bdm_id: Any) -> None:
         """Nova's ``block_device_mapping_destroy(context, bdm_id)``: a write, admin or user
         context, protocol 1.0.
         """
-        return await self.call("block_device_mapping_destroy", context, bdm_id)
+        return cast("None", await self.call("block_device_mapping_destroy", context, bdm_id))
 
     async def block_device_mapping_destroy_by_instance_and_device(self, context: RequestContext,
                                                                   instance_uuid: Any,
-                                                                  device_name: Any) -> Any:
+                                                                  device_name: Any) -> None:
         """Nova's ``block_device_mapping_destroy_by_instance_and_device(context, instance_uuid,
         device_name)``: a write, admin or user context, protocol 1.0.
         """
-        return await self.call("block_device_mapping_destroy_by_instance_and_device", context,
-                               instance_uuid, device_name)
+        return cast("None", await self.call("block_device_mapping_destroy_by_instance_and_device",
+                                            context, instance_uuid, device_name))
 
     async def block_device_mapping_destroy_by_instance_and_volume(self, context: RequestContext,
                                                                   instance_uuid: Any,
-                                                                  volume_id: Any) -> Any:
+                                                                  volume_id: Any) -> None:
         """Nova's ``block_device_mapping_destroy_by_instance_and_volume(context, instance_uuid,
         volume_id)``: a write, admin or user context, protocol 1.0.
         """
-        return await self.call("block_device_mapping_destroy_by_instance_and_volume", context,
-                               instance_uuid, volume_id)
+        return cast("None", await self.call("block_device_mapping_destroy_by_instance_and_volume",
+                                            context, instance_uuid, volume_id))
 
     async def block_device_mapping_get_all_by_instance(self, context: RequestContext,
                                                        instance_uuid: Any) -> Any:
@@ -178,18 +183,19 @@ class AsyncAPI:
         return await self.call("block_device_mapping_get_all_by_instance", context, instance_uuid)
 
     async def block_device_mapping_update(self, context: RequestContext, bdm_id: Any,
-                                          values: Any) -> Any:
+                                          values: Any) -> None:
         """Nova's ``block_device_mapping_update(context, bdm_id, values)``: a write, admin or
         user context, protocol 1.0.
         """
-        return await self.call("block_device_mapping_update", context, bdm_id, values)
+        return cast("None", await self.call("block_device_mapping_update", context, bdm_id, values))
 
     async def block_device_mapping_update_or_create(self, context: RequestContext,
-                                                    values: Any) -> Any:
+                                                    values: Any) -> None:
         """Nova's ``block_device_mapping_update_or_create(context, values)``: a write, admin or
         user context, protocol 1.0.
         """
-        return await self.call("block_device_mapping_update_or_create", context, values)
+        return cast("None", await self.call("block_device_mapping_update_or_create", context,
+                                            values))
 
     async def bw_usage_get_by_uuids(self, context: RequestContext, uuids: Any,
                                     start_period: Any) -> Any:
@@ -199,18 +205,18 @@ class AsyncAPI:
         return await self.call("bw_usage_get_by_uuids", context, uuids, start_period)
 
     async def bw_usage_update(self, context: RequestContext, uuid: Any, mac: Any, start_period: Any,
-                              bw_in: Any, bw_out: Any, last_refreshed: Any = None) -> Any:
+                              bw_in: Any, bw_out: Any, last_refreshed: Any = None) -> None:
         """Nova's ``bw_usage_update(context, uuid, mac, start_period, bw_in, bw_out,
         last_refreshed=None)``: a write, admin or user context, protocol 1.0.
         """
-        return await self.call("bw_usage_update", context, uuid, mac, start_period, bw_in, bw_out,
-                               last_refreshed)
+        return cast("None", await self.call("bw_usage_update", context, uuid, mac, start_period,
+                                            bw_in, bw_out, last_refreshed))
 
-    async def certificate_create(self, context: RequestContext, values: Any) -> Any:
+    async def certificate_create(self, context: RequestContext, values: Any) -> dict[str, Any]:
         """Nova's ``certificate_create(context, values)``: a write, admin context only, protocol
         1.0.
         """
-        return await self.call("certificate_create", context, values)
+        return cast("dict[str, Any]", await self.call("certificate_create", context, values))
 
     async def certificate_get_all_by_project(self, context: RequestContext, project_id: Any) -> Any:
         """Nova's ``certificate_get_all_by_project(context, project_id)``: a read, admin context
@@ -232,27 +238,29 @@ class AsyncAPI:
         return await self.call("certificate_get_all_by_user_and_project", context, user_id,
                                project_id)
 
-    async def compute_node_create(self, context: RequestContext, values: Any) -> Any:
+    async def compute_node_create(self, context: RequestContext, values: Any) -> dict[str, Any]:
         """Nova's ``compute_node_create(context, values)``: a write, admin context only, protocol
         1.0.
         """
-        return await self.call("compute_node_create", context, values)
+        return cast("dict[str, Any]", await self.call("compute_node_create", context, values))
 
-    async def compute_node_get(self, context: RequestContext, compute_id: Any) -> Any:
+    async def compute_node_get(self, context: RequestContext, compute_id: Any) -> dict[str, Any]:
         """Nova's ``compute_node_get(context, compute_id)``: a read, no context check, protocol
         1.0.
         """
-        return await self.call("compute_node_get", context, compute_id)
+        return cast("dict[str, Any]", await self.call("compute_node_get", context, compute_id))
 
     async def compute_node_get_all(self, context: RequestContext) -> Any:
         """Nova's ``compute_node_get_all(context)``: a read, admin context only, protocol 1.0."""
         return await self.call("compute_node_get_all", context)
 
-    async def compute_node_get_by_host(self, context: RequestContext, host: Any) -> Any:
+    async def compute_node_get_by_host(self, context: RequestContext,
+                                       host: Any) -> dict[str, Any] | None:
         """Nova's ``compute_node_get_by_host(context, host)``: a read, no context check, protocol
         1.0.
         """
-        return await self.call("compute_node_get_by_host", context, host)
+        return cast("dict[str, Any] | None", await self.call("compute_node_get_by_host", context,
+                                                             host))
 
     async def compute_node_search_by_hypervisor(self, context: RequestContext,
                                                 hypervisor_match: Any) -> Any:
@@ -261,33 +269,35 @@ class AsyncAPI:
         """
         return await self.call("compute_node_search_by_hypervisor", context, hypervisor_match)
 
-    async def compute_node_statistics(self, context: RequestContext) -> Any:
+    async def compute_node_statistics(self, context: RequestContext) -> dict[str, Any]:
         """Nova's ``compute_node_statistics(context)``: a read, no context check, protocol 1.0."""
-        return await self.call("compute_node_statistics", context)
+        return cast("dict[str, Any]", await self.call("compute_node_statistics", context))
 
     async def compute_node_update(self, context: RequestContext, compute_id: Any, values: Any,
-                                  prune_stats: Any = False) -> Any:
+                                  prune_stats: Any = False) -> dict[str, Any]:
         """Nova's ``compute_node_update(context, compute_id, values, prune_stats=False)``: a
         write, admin context only, protocol 1.0.
         """
-        return await self.call("compute_node_update", context, compute_id, values, prune_stats)
+        return cast("dict[str, Any]", await self.call("compute_node_update", context, compute_id,
+                                                      values, prune_stats))
 
-    async def console_create(self, context: RequestContext, values: Any) -> Any:
+    async def console_create(self, context: RequestContext, values: Any) -> dict[str, Any]:
         """Nova's ``console_create(context, values)``: a write, no context check, protocol 1.0."""
-        return await self.call("console_create", context, values)
+        return cast("dict[str, Any]", await self.call("console_create", context, values))
 
-    async def console_delete(self, context: RequestContext, console_id: Any) -> Any:
+    async def console_delete(self, context: RequestContext, console_id: Any) -> None:
         """Nova's ``console_delete(context, console_id)``: a write, no context check, protocol
         1.0.
         """
-        return await self.call("console_delete", context, console_id)
+        return cast("None", await self.call("console_delete", context, console_id))
 
     async def console_get(self, context: RequestContext, console_id: Any,
-                          instance_uuid: Any = None) -> Any:
+                          instance_uuid: Any = None) -> dict[str, Any]:
         """Nova's ``console_get(context, console_id, instance_uuid=None)``: a read, no context
         check, protocol 1.0.
         """
-        return await self.call("console_get", context, console_id, instance_uuid)
+        return cast("dict[str, Any]", await self.call("console_get", context, console_id,
+                                                      instance_uuid))
 
     async def console_get_all_by_instance(self, context: RequestContext, instance_uuid: Any) -> Any:
         """Nova's ``console_get_all_by_instance(context, instance_uuid)``: a read, no context
@@ -296,17 +306,18 @@ class AsyncAPI:
         return await self.call("console_get_all_by_instance", context, instance_uuid)
 
     async def console_get_by_pool_instance(self, context: RequestContext, pool_id: Any,
-                                           instance_uuid: Any) -> Any:
+                                           instance_uuid: Any) -> dict[str, Any]:
         """Nova's ``console_get_by_pool_instance(context, pool_id, instance_uuid)``: a read, no
         context check, protocol 1.0.
         """
-        return await self.call("console_get_by_pool_instance", context, pool_id, instance_uuid)
+        return cast("dict[str, Any]", await self.call("console_get_by_pool_instance", context,
+                                                      pool_id, instance_uuid))
 
-    async def console_pool_create(self, context: RequestContext, values: Any) -> Any:
+    async def console_pool_create(self, context: RequestContext, values: Any) -> dict[str, Any]:
         """Nova's ``console_pool_create(context, values)``: a write, no context check, protocol
         1.0.
         """
-        return await self.call("console_pool_create", context, values)
+        return cast("dict[str, Any]", await self.call("console_pool_create", context, values))
 
     async def console_pool_get_all_by_host_type(self, context: RequestContext, host: Any,
                                                 console_type: Any) -> Any:
@@ -316,48 +327,51 @@ class AsyncAPI:
         return await self.call("console_pool_get_all_by_host_type", context, host, console_type)
 
     async def console_pool_get_by_host_type(self, context: RequestContext, compute_host: Any,
-                                            proxy_host: Any, console_type: Any) -> Any:
+                                            proxy_host: Any, console_type: Any) -> dict[str, Any]:
         """Nova's ``console_pool_get_by_host_type(context, compute_host, proxy_host,
         console_type)``: a read, no context check, protocol 1.0.
         """
-        return await self.call("console_pool_get_by_host_type", context, compute_host, proxy_host,
-                               console_type)
+        return cast("dict[str, Any]", await self.call("console_pool_get_by_host_type", context,
+                                                      compute_host, proxy_host, console_type))
 
-    async def dnsdomain_get(self, context: RequestContext, fqdomain: Any) -> Any:
+    async def dnsdomain_get(self, context: RequestContext, fqdomain: Any) -> dict[str, Any] | None:
         """Nova's ``dnsdomain_get(context, fqdomain)``: a read, admin or user context, protocol
         1.0.
         """
-        return await self.call("dnsdomain_get", context, fqdomain)
+        return cast("dict[str, Any] | None", await self.call("dnsdomain_get", context, fqdomain))
 
-    async def dnsdomain_list(self, context: RequestContext) -> Any:
+    async def dnsdomain_list(self, context: RequestContext) -> list[str]:
         """Nova's ``dnsdomain_list(context)``: a read, admin or user context, protocol 1.0."""
-        return await self.call("dnsdomain_list", context)
+        return cast("list[str]", await self.call("dnsdomain_list", context))
 
     async def dnsdomain_register_for_project(self, context: RequestContext, fqdomain: Any,
-                                             project: Any) -> Any:
+                                             project: Any) -> None:
         """Nova's ``dnsdomain_register_for_project(context, fqdomain, project)``: a write, admin
         context only, protocol 1.0.
         """
-        return await self.call("dnsdomain_register_for_project", context, fqdomain, project)
+        return cast("None", await self.call("dnsdomain_register_for_project", context, fqdomain,
+                                            project))
 
     async def dnsdomain_register_for_zone(self, context: RequestContext, fqdomain: Any,
-                                          zone: Any) -> Any:
+                                          zone: Any) -> None:
         """Nova's ``dnsdomain_register_for_zone(context, fqdomain, zone)``: a write, admin
         context only, protocol 1.0.
         """
-        return await self.call("dnsdomain_register_for_zone", context, fqdomain, zone)
+        return cast("None", await self.call("dnsdomain_register_for_zone", context, fqdomain, zone))
 
-    async def dnsdomain_unregister(self, context: RequestContext, fqdomain: Any) -> Any:
+    async def dnsdomain_unregister(self, context: RequestContext, fqdomain: Any) -> None:
         """Nova's ``dnsdomain_unregister(context, fqdomain)``: a write, admin context only,
         protocol 1.0.
         """
-        return await self.call("dnsdomain_unregister", context, fqdomain)
+        return cast("None", await self.call("dnsdomain_unregister", context, fqdomain))
 
-    async def ec2_instance_create(self, context: RequestContext, instance_ec2_id: Any) -> Any:
+    async def ec2_instance_create(self, context: RequestContext,
+                                  instance_ec2_id: Any) -> dict[str, Any]:
         """Nova's ``ec2_instance_create(context, instance_ec2_id)``: a write, admin or user
         context, protocol 1.0.
         """
-        return await self.call("ec2_instance_create", context, instance_ec2_id)
+        return cast("dict[str, Any]", await self.call("ec2_instance_create", context,
+                                                      instance_ec2_id))
 
     async def ec2_snapshot_create(self, context: RequestContext, snapshot_id: Any,
                                   forced_id: Any = None) -> Any:
@@ -367,11 +381,12 @@ class AsyncAPI:
         return await self.call("ec2_snapshot_create", context, snapshot_id, forced_id)
 
     async def ec2_volume_create(self, context: RequestContext, volume_id: Any,
-                                forced_id: Any = None) -> Any:
+                                forced_id: Any = None) -> dict[str, Any]:
         """Nova's ``ec2_volume_create(context, volume_id, forced_id=None)``: a write, admin or
         user context, protocol 1.0.
         """
-        return await self.call("ec2_volume_create", context, volume_id, forced_id)
+        return cast("dict[str, Any]", await self.call("ec2_volume_create", context, volume_id,
+                                                      forced_id))
 
     async def fixed_ip_associate(self, context: RequestContext, address: Any, instance_uuid: Any,
                                  network_id: Any = None, reserved: Any = False) -> Any:
@@ -382,50 +397,53 @@ class AsyncAPI:
                                reserved)
 
     async def fixed_ip_associate_pool(self, context: RequestContext, network_id: Any,
-                                      instance_uuid: Any = None, host: Any = None) -> Any:
+                                      instance_uuid: Any = None, host: Any = None) -> str:
         """Nova's ``fixed_ip_associate_pool(context, network_id, instance_uuid=None,
         host=None)``: a write, admin context only, protocol 1.0.
         """
-        return await self.call("fixed_ip_associate_pool", context, network_id, instance_uuid, host)
+        return cast("str", await self.call("fixed_ip_associate_pool", context, network_id,
+                                           instance_uuid, host))
 
-    async def fixed_ip_bulk_create(self, context: RequestContext, ips: Any) -> Any:
+    async def fixed_ip_bulk_create(self, context: RequestContext, ips: Any) -> None:
         """Nova's ``fixed_ip_bulk_create(context, ips)``: a write, admin or user context,
         protocol 1.0.
         """
-        return await self.call("fixed_ip_bulk_create", context, ips)
+        return cast("None", await self.call("fixed_ip_bulk_create", context, ips))
 
-    async def fixed_ip_create(self, context: RequestContext, values: Any) -> Any:
+    async def fixed_ip_create(self, context: RequestContext, values: Any) -> str:
         """Nova's ``fixed_ip_create(context, values)``: a write, admin or user context, protocol
         1.0.
         """
-        return await self.call("fixed_ip_create", context, values)
+        return cast("str", await self.call("fixed_ip_create", context, values))
 
-    async def fixed_ip_disassociate(self, context: RequestContext, address: Any) -> Any:
+    async def fixed_ip_disassociate(self, context: RequestContext, address: Any) -> None:
         """Nova's ``fixed_ip_disassociate(context, address)``: a write, admin or user context,
         protocol 1.0.
         """
-        return await self.call("fixed_ip_disassociate", context, address)
+        return cast("None", await self.call("fixed_ip_disassociate", context, address))
 
     async def fixed_ip_disassociate_all_by_timeout(self, context: RequestContext, host: Any,
-                                                   time: Any) -> Any:
+                                                   time: Any) -> int:
         """Nova's ``fixed_ip_disassociate_all_by_timeout(context, host, time)``: a write, admin
         context only, protocol 1.0.
         """
-        return await self.call("fixed_ip_disassociate_all_by_timeout", context, host, time)
+        return cast("int", await self.call("fixed_ip_disassociate_all_by_timeout", context, host,
+                                           time))
 
-    async def fixed_ip_get(self, context: RequestContext, id: Any) -> Any:
+    async def fixed_ip_get(self, context: RequestContext, id: Any) -> dict[str, Any]:
         """Nova's ``fixed_ip_get(context, id)``: a read, admin or user context, protocol 1.0."""
-        return await self.call("fixed_ip_get", context, id)
+        return cast("dict[str, Any]", await self.call("fixed_ip_get", context, id))
 
     async def fixed_ip_get_all(self, context: RequestContext) -> Any:
         """Nova's ``fixed_ip_get_all(context)``: a read, admin context only, protocol 1.0."""
         return await self.call("fixed_ip_get_all", context)
 
-    async def fixed_ip_get_by_address(self, context: RequestContext, address: Any) -> Any:
+    async def fixed_ip_get_by_address(self, context: RequestContext,
+                                      address: Any) -> dict[str, Any]:
         """Nova's ``fixed_ip_get_by_address(context, address)``: a read, admin or user context,
         protocol 1.0.
         """
-        return await self.call("fixed_ip_get_by_address", context, address)
+        return cast("dict[str, Any]", await self.call("fixed_ip_get_by_address", context, address))
 
     async def fixed_ip_get_by_instance(self, context: RequestContext, instance_uuid: Any) -> Any:
         """Nova's ``fixed_ip_get_by_instance(context, instance_uuid)``: a read, admin or user
@@ -440,30 +458,35 @@ class AsyncAPI:
         """
         return await self.call("fixed_ip_get_by_network_host", context, network_uuid, host)
 
-    async def fixed_ip_get_network(self, context: RequestContext, address: Any) -> Any:
+    async def fixed_ip_get_network(self, context: RequestContext,
+                                   address: Any) -> dict[str, Any] | None:
         """Nova's ``fixed_ip_get_network(context, address)``: a read, admin context only,
         protocol 1.0.
         """
-        return await self.call("fixed_ip_get_network", context, address)
+        return cast("dict[str, Any] | None", await self.call("fixed_ip_get_network", context,
+                                                             address))
 
-    async def fixed_ip_update(self, context: RequestContext, address: Any, values: Any) -> Any:
+    async def fixed_ip_update(self, context: RequestContext, address: Any, values: Any) -> None:
         """Nova's ``fixed_ip_update(context, address, values)``: a write, admin or user context,
         protocol 1.0.
         """
-        return await self.call("fixed_ip_update", context, address, values)
+        return cast("None", await self.call("fixed_ip_update", context, address, values))
 
-    async def fixed_ips_by_virtual_interface(self, context: RequestContext, vif_id: Any) -> Any:
+    async def fixed_ips_by_virtual_interface(self, context: RequestContext,
+                                             vif_id: Any) -> list[dict[str, Any]]:
         """Nova's ``fixed_ips_by_virtual_interface(context, vif_id)``: a read, admin or user
         context, protocol 1.0.
         """
-        return await self.call("fixed_ips_by_virtual_interface", context, vif_id)
+        return cast("list[dict[str, Any]]", await self.call("fixed_ips_by_virtual_interface",
+                                                            context, vif_id))
 
     async def floating_ip_allocate_address(self, context: RequestContext, project_id: Any,
-                                           pool: Any) -> Any:
+                                           pool: Any) -> str:
         """Nova's ``floating_ip_allocate_address(context, project_id, pool)``: a write, admin or
         user context, protocol 1.0.
         """
-        return await self.call("floating_ip_allocate_address", context, project_id, pool)
+        return cast("str", await self.call("floating_ip_allocate_address", context, project_id,
+                                           pool))
 
     async def floating_ip_bulk_create(self, context: RequestContext, ips: Any) -> Any:
         """Nova's ``floating_ip_bulk_create(context, ips)``: a write, admin or user context,
@@ -471,58 +494,59 @@ class AsyncAPI:
         """
         return await self.call("floating_ip_bulk_create", context, ips)
 
-    async def floating_ip_bulk_destroy(self, context: RequestContext, ips: Any) -> Any:
+    async def floating_ip_bulk_destroy(self, context: RequestContext, ips: Any) -> None:
         """Nova's ``floating_ip_bulk_destroy(context, ips)``: a write, admin or user context,
         protocol 1.0.
         """
-        return await self.call("floating_ip_bulk_destroy", context, ips)
+        return cast("None", await self.call("floating_ip_bulk_destroy", context, ips))
 
     async def floating_ip_count_by_project(self, context: RequestContext, project_id: Any,
-                                           session: Any = None) -> Any:
+                                           session: Any = None) -> int:
         """Nova's ``floating_ip_count_by_project(context, project_id, session=None)``: a read,
         admin or user context, protocol 1.0.
         """
-        return await self.call("floating_ip_count_by_project", context, project_id, session)
+        return cast("int", await self.call("floating_ip_count_by_project", context, project_id,
+                                           session))
 
-    async def floating_ip_create(self, context: RequestContext, values: Any) -> Any:
+    async def floating_ip_create(self, context: RequestContext, values: Any) -> str:
         """Nova's ``floating_ip_create(context, values)``: a write, admin or user context,
         protocol 1.0.
         """
-        return await self.call("floating_ip_create", context, values)
+        return cast("str", await self.call("floating_ip_create", context, values))
 
-    async def floating_ip_deallocate(self, context: RequestContext, address: Any) -> Any:
+    async def floating_ip_deallocate(self, context: RequestContext, address: Any) -> None:
         """Nova's ``floating_ip_deallocate(context, address)``: a write, admin or user context,
         protocol 1.0.
         """
-        return await self.call("floating_ip_deallocate", context, address)
+        return cast("None", await self.call("floating_ip_deallocate", context, address))
 
-    async def floating_ip_destroy(self, context: RequestContext, address: Any) -> Any:
+    async def floating_ip_destroy(self, context: RequestContext, address: Any) -> None:
         """Nova's ``floating_ip_destroy(context, address)``: a write, admin or user context,
         protocol 1.0.
         """
-        return await self.call("floating_ip_destroy", context, address)
+        return cast("None", await self.call("floating_ip_destroy", context, address))
 
-    async def floating_ip_disassociate(self, context: RequestContext, address: Any) -> Any:
+    async def floating_ip_disassociate(self, context: RequestContext, address: Any) -> str:
         """Nova's ``floating_ip_disassociate(context, address)``: a write, admin or user context,
         protocol 1.0.
         """
-        return await self.call("floating_ip_disassociate", context, address)
+        return cast("str", await self.call("floating_ip_disassociate", context, address))
 
     async def floating_ip_fixed_ip_associate(self, context: RequestContext, floating_address: Any,
-                                             fixed_address: Any, host: Any) -> Any:
+                                             fixed_address: Any, host: Any) -> None:
         """Nova's ``floating_ip_fixed_ip_associate(context, floating_address, fixed_address,
         host)``: a write, admin or user context, protocol 1.0.
         """
-        return await self.call("floating_ip_fixed_ip_associate", context, floating_address,
-                               fixed_address, host)
+        return cast("None", await self.call("floating_ip_fixed_ip_associate", context,
+                                            floating_address, fixed_address, host))
 
     async def floating_ip_get(self, context: RequestContext, id: Any) -> Any:
         """Nova's ``floating_ip_get(context, id)``: a read, admin or user context, protocol 1.0."""
         return await self.call("floating_ip_get", context, id)
 
-    async def floating_ip_get_all(self, context: RequestContext) -> Any:
+    async def floating_ip_get_all(self, context: RequestContext) -> list[dict[str, Any]]:
         """Nova's ``floating_ip_get_all(context)``: a read, admin context only, protocol 1.0."""
-        return await self.call("floating_ip_get_all", context)
+        return cast("list[dict[str, Any]]", await self.call("floating_ip_get_all", context))
 
     async def floating_ip_get_all_by_host(self, context: RequestContext, host: Any) -> Any:
         """Nova's ``floating_ip_get_all_by_host(context, host)``: a read, admin context only,
@@ -530,11 +554,13 @@ class AsyncAPI:
         """
         return await self.call("floating_ip_get_all_by_host", context, host)
 
-    async def floating_ip_get_all_by_project(self, context: RequestContext, project_id: Any) -> Any:
+    async def floating_ip_get_all_by_project(self, context: RequestContext,
+                                             project_id: Any) -> list[dict[str, Any]]:
         """Nova's ``floating_ip_get_all_by_project(context, project_id)``: a read, admin or user
         context, protocol 1.0.
         """
-        return await self.call("floating_ip_get_all_by_project", context, project_id)
+        return cast("list[dict[str, Any]]", await self.call("floating_ip_get_all_by_project",
+                                                            context, project_id))
 
     async def floating_ip_get_by_address(self, context: RequestContext, address: Any) -> Any:
         """Nova's ``floating_ip_get_by_address(context, address)``: a read, admin or user
@@ -543,11 +569,12 @@ class AsyncAPI:
         return await self.call("floating_ip_get_by_address", context, address)
 
     async def floating_ip_get_by_fixed_address(self, context: RequestContext,
-                                               fixed_address: Any) -> Any:
+                                               fixed_address: Any) -> list[dict[str, Any]]:
         """Nova's ``floating_ip_get_by_fixed_address(context, fixed_address)``: a read, admin or
         user context, protocol 1.0.
         """
-        return await self.call("floating_ip_get_by_fixed_address", context, fixed_address)
+        return cast("list[dict[str, Any]]", await self.call("floating_ip_get_by_fixed_address",
+                                                            context, fixed_address))
 
     async def floating_ip_get_by_fixed_ip_id(self, context: RequestContext,
                                              fixed_ip_id: Any) -> Any:
@@ -556,29 +583,29 @@ class AsyncAPI:
         """
         return await self.call("floating_ip_get_by_fixed_ip_id", context, fixed_ip_id)
 
-    async def floating_ip_get_pools(self, context: RequestContext) -> Any:
+    async def floating_ip_get_pools(self, context: RequestContext) -> list[dict[str, Any]]:
         """Nova's ``floating_ip_get_pools(context)``: a read, admin or user context, protocol
         1.0.
         """
-        return await self.call("floating_ip_get_pools", context)
+        return cast("list[dict[str, Any]]", await self.call("floating_ip_get_pools", context))
 
-    async def floating_ip_set_auto_assigned(self, context: RequestContext, address: Any) -> Any:
+    async def floating_ip_set_auto_assigned(self, context: RequestContext, address: Any) -> None:
         """Nova's ``floating_ip_set_auto_assigned(context, address)``: a write, admin or user
         context, protocol 1.0.
         """
-        return await self.call("floating_ip_set_auto_assigned", context, address)
+        return cast("None", await self.call("floating_ip_set_auto_assigned", context, address))
 
-    async def floating_ip_update(self, context: RequestContext, address: Any, values: Any) -> Any:
+    async def floating_ip_update(self, context: RequestContext, address: Any, values: Any) -> None:
         """Nova's ``floating_ip_update(context, address, values)``: a write, admin or user
         context, protocol 1.0.
         """
-        return await self.call("floating_ip_update", context, address, values)
+        return cast("None", await self.call("floating_ip_update", context, address, values))
 
-    async def get_ec2_instance_id_by_uuid(self, context: RequestContext, instance_id: Any) -> Any:
+    async def get_ec2_instance_id_by_uuid(self, context: RequestContext, instance_id: Any) -> int:
         """Nova's ``get_ec2_instance_id_by_uuid(context, instance_id)``: a read, admin or user
         context, protocol 1.0.
         """
-        return await self.call("get_ec2_instance_id_by_uuid", context, instance_id)
+        return cast("int", await self.call("get_ec2_instance_id_by_uuid", context, instance_id))
 
     async def get_ec2_snapshot_id_by_uuid(self, context: RequestContext, snapshot_id: Any) -> Any:
         """Nova's ``get_ec2_snapshot_id_by_uuid(context, snapshot_id)``: a read, admin or user
@@ -611,18 +638,18 @@ class AsyncAPI:
         return await self.call("get_volume_uuid_by_ec2_id", context, ec2_id)
 
     async def instance_add_security_group(self, context: RequestContext, instance_id: Any,
-                                          security_group_id: Any) -> Any:
+                                          security_group_id: Any) -> None:
         """Nova's ``instance_add_security_group(context, instance_id, security_group_id)``: a
         write, admin or user context, protocol 1.0.
         """
-        return await self.call("instance_add_security_group", context, instance_id,
-                               security_group_id)
+        return cast("None", await self.call("instance_add_security_group", context, instance_id,
+                                            security_group_id))
 
-    async def instance_create(self, context: RequestContext, values: Any) -> Any:
+    async def instance_create(self, context: RequestContext, values: Any) -> dict[str, Any]:
         """Nova's ``instance_create(context, values)``: a write, admin or user context, protocol
         1.0.
         """
-        return await self.call("instance_create", context, values)
+        return cast("dict[str, Any]", await self.call("instance_create", context, values))
 
     async def instance_data_get_for_project(self, context: RequestContext, project_id: Any,
                                             session: Any = None) -> Any:
@@ -632,30 +659,32 @@ class AsyncAPI:
         return await self.call("instance_data_get_for_project", context, project_id, session)
 
     async def instance_destroy(self, context: RequestContext, instance_uuid: Any,
-                               constraint: Any = None) -> Any:
+                               constraint: Any = None) -> dict[str, Any]:
         """Nova's ``instance_destroy(context, instance_uuid, constraint=None)``: a write, admin
         or user context, protocol 1.0.
         """
-        return await self.call("instance_destroy", context, instance_uuid, constraint)
+        return cast("dict[str, Any]", await self.call("instance_destroy", context, instance_uuid,
+                                                      constraint))
 
-    async def instance_fault_create(self, context: RequestContext, values: Any) -> Any:
+    async def instance_fault_create(self, context: RequestContext, values: Any) -> dict[str, Any]:
         """Nova's ``instance_fault_create(context, values)``: a write, no context check, protocol
         1.0.
         """
-        return await self.call("instance_fault_create", context, values)
+        return cast("dict[str, Any]", await self.call("instance_fault_create", context, values))
 
     async def instance_fault_get_by_instance_uuids(self, context: RequestContext,
-                                                   instance_uuids: Any) -> Any:
+                                                   instance_uuids: Any) -> dict[str, Any]:
         """Nova's ``instance_fault_get_by_instance_uuids(context, instance_uuids)``: a read, no
         context check, protocol 1.0.
         """
-        return await self.call("instance_fault_get_by_instance_uuids", context, instance_uuids)
+        return cast("dict[str, Any]", await self.call("instance_fault_get_by_instance_uuids",
+                                                      context, instance_uuids))
 
-    async def instance_get(self, context: RequestContext, instance_id: Any) -> Any:
+    async def instance_get(self, context: RequestContext, instance_id: Any) -> dict[str, Any]:
         """Nova's ``instance_get(context, instance_id)``: a read, admin or user context, protocol
         1.0.
         """
-        return await self.call("instance_get", context, instance_id)
+        return cast("dict[str, Any]", await self.call("instance_get", context, instance_id))
 
     async def instance_get_active_by_window(self, context: RequestContext, begin: Any,
                                             end: Any = None, project_id: Any = None,
@@ -724,11 +753,11 @@ class AsyncAPI:
         """
         return await self.call("instance_get_all_hung_in_rebooting", context, reboot_window)
 
-    async def instance_get_by_uuid(self, context: RequestContext, uuid: Any) -> Any:
+    async def instance_get_by_uuid(self, context: RequestContext, uuid: Any) -> dict[str, Any]:
         """Nova's ``instance_get_by_uuid(context, uuid)``: a read, admin or user context,
         protocol 1.0.
         """
-        return await self.call("instance_get_by_uuid", context, uuid)
+        return cast("dict[str, Any]", await self.call("instance_get_by_uuid", context, uuid))
 
     async def instance_get_floating_address(self, context: RequestContext, instance_id: Any) -> Any:
         """Nova's ``instance_get_floating_address(context, instance_id)``: a read, admin or user
@@ -736,37 +765,43 @@ class AsyncAPI:
         """
         return await self.call("instance_get_floating_address", context, instance_id)
 
-    async def instance_info_cache_create(self, context: RequestContext, values: Any) -> Any:
+    async def instance_info_cache_create(self, context: RequestContext,
+                                         values: Any) -> dict[str, Any]:
         """Nova's ``instance_info_cache_create(context, values)``: a write, admin or user
         context, protocol 1.0.
         """
-        return await self.call("instance_info_cache_create", context, values)
+        return cast("dict[str, Any]", await self.call("instance_info_cache_create", context,
+                                                      values))
 
-    async def instance_info_cache_delete(self, context: RequestContext, instance_uuid: Any) -> Any:
+    async def instance_info_cache_delete(self, context: RequestContext, instance_uuid: Any) -> None:
         """Nova's ``instance_info_cache_delete(context, instance_uuid)``: a write, admin or user
         context, protocol 1.0.
         """
-        return await self.call("instance_info_cache_delete", context, instance_uuid)
+        return cast("None", await self.call("instance_info_cache_delete", context, instance_uuid))
 
-    async def instance_info_cache_get(self, context: RequestContext, instance_uuid: Any) -> Any:
+    async def instance_info_cache_get(self, context: RequestContext,
+                                      instance_uuid: Any) -> dict[str, Any] | None:
         """Nova's ``instance_info_cache_get(context, instance_uuid)``: a read, admin or user
         context, protocol 1.0.
         """
-        return await self.call("instance_info_cache_get", context, instance_uuid)
+        return cast("dict[str, Any] | None", await self.call("instance_info_cache_get", context,
+                                                             instance_uuid))
 
     async def instance_info_cache_update(self, context: RequestContext, instance_uuid: Any,
-                                         values: Any) -> Any:
+                                         values: Any) -> dict[str, Any]:
         """Nova's ``instance_info_cache_update(context, instance_uuid, values)``: a write, admin
         or user context, protocol 1.0.
         """
-        return await self.call("instance_info_cache_update", context, instance_uuid, values)
+        return cast("dict[str, Any]", await self.call("instance_info_cache_update", context,
+                                                      instance_uuid, values))
 
     async def instance_metadata_delete(self, context: RequestContext, instance_uuid: Any,
-                                       key: Any) -> Any:
+                                       key: Any) -> None:
         """Nova's ``instance_metadata_delete(context, instance_uuid, key)``: a write, admin or
         user context, protocol 1.0.
         """
-        return await self.call("instance_metadata_delete", context, instance_uuid, key)
+        return cast("None", await self.call("instance_metadata_delete", context, instance_uuid,
+                                            key))
 
     async def instance_metadata_get(self, context: RequestContext, instance_uuid: Any) -> Any:
         """Nova's ``instance_metadata_get(context, instance_uuid)``: a read, admin or user
@@ -775,26 +810,28 @@ class AsyncAPI:
         return await self.call("instance_metadata_get", context, instance_uuid)
 
     async def instance_metadata_update(self, context: RequestContext, instance_uuid: Any,
-                                       metadata: Any, delete: Any) -> Any:
+                                       metadata: Any, delete: Any) -> dict[str, Any]:
         """Nova's ``instance_metadata_update(context, instance_uuid, metadata, delete)``: a
         write, admin or user context, protocol 1.0.
         """
-        return await self.call("instance_metadata_update", context, instance_uuid, metadata, delete)
+        return cast("dict[str, Any]", await self.call("instance_metadata_update", context,
+                                                      instance_uuid, metadata, delete))
 
     async def instance_remove_security_group(self, context: RequestContext, instance_id: Any,
-                                             security_group_id: Any) -> Any:
+                                             security_group_id: Any) -> None:
         """Nova's ``instance_remove_security_group(context, instance_id, security_group_id)``: a
         write, admin or user context, protocol 1.0.
         """
-        return await self.call("instance_remove_security_group", context, instance_id,
-                               security_group_id)
+        return cast("None", await self.call("instance_remove_security_group", context, instance_id,
+                                            security_group_id))
 
     async def instance_system_metadata_delete(self, context: RequestContext, instance_uuid: Any,
-                                              key: Any) -> Any:
+                                              key: Any) -> None:
         """Nova's ``instance_system_metadata_delete(context, instance_uuid, key)``: a write,
         admin or user context, protocol 1.0.
         """
-        return await self.call("instance_system_metadata_delete", context, instance_uuid, key)
+        return cast("None", await self.call("instance_system_metadata_delete", context,
+                                            instance_uuid, key))
 
     async def instance_system_metadata_get(self, context: RequestContext,
                                            instance_uuid: Any) -> Any:
@@ -804,27 +841,28 @@ class AsyncAPI:
         return await self.call("instance_system_metadata_get", context, instance_uuid)
 
     async def instance_system_metadata_update(self, context: RequestContext, instance_uuid: Any,
-                                              metadata: Any, delete: Any) -> Any:
+                                              metadata: Any, delete: Any) -> None:
         """Nova's ``instance_system_metadata_update(context, instance_uuid, metadata, delete)``:
         a write, admin or user context, protocol 1.0.
         """
-        return await self.call("instance_system_metadata_update", context, instance_uuid, metadata,
-                               delete)
+        return cast("None", await self.call("instance_system_metadata_update", context,
+                                            instance_uuid, metadata, delete))
 
     async def instance_test_and_set(self, context: RequestContext, instance_uuid: Any, attr: Any,
-                                    ok_states: Any, new_state: Any) -> Any:
+                                    ok_states: Any, new_state: Any) -> None:
         """Nova's ``instance_test_and_set(context, instance_uuid, attr, ok_states, new_state)``:
         a write, admin or user context, protocol 1.0.
         """
-        return await self.call("instance_test_and_set", context, instance_uuid, attr, ok_states,
-                               new_state)
+        return cast("None", await self.call("instance_test_and_set", context, instance_uuid, attr,
+                                            ok_states, new_state))
 
     async def instance_type_access_add(self, context: RequestContext, flavor_id: Any,
-                                       project_id: Any) -> Any:
+                                       project_id: Any) -> dict[str, Any]:
         """Nova's ``instance_type_access_add(context, flavor_id, project_id)``: a write, admin
         context only, protocol 1.0.
         """
-        return await self.call("instance_type_access_add", context, flavor_id, project_id)
+        return cast("dict[str, Any]", await self.call("instance_type_access_add", context,
+                                                      flavor_id, project_id))
 
     async def instance_type_access_get_by_flavor_id(self, context: RequestContext,
                                                     flavor_id: Any) -> Any:
@@ -834,30 +872,32 @@ class AsyncAPI:
         return await self.call("instance_type_access_get_by_flavor_id", context, flavor_id)
 
     async def instance_type_access_remove(self, context: RequestContext, flavor_id: Any,
-                                          project_id: Any) -> Any:
+                                          project_id: Any) -> None:
         """Nova's ``instance_type_access_remove(context, flavor_id, project_id)``: a write, admin
         context only, protocol 1.0.
         """
-        return await self.call("instance_type_access_remove", context, flavor_id, project_id)
+        return cast("None", await self.call("instance_type_access_remove", context, flavor_id,
+                                            project_id))
 
-    async def instance_type_create(self, context: RequestContext, values: Any) -> Any:
+    async def instance_type_create(self, context: RequestContext, values: Any) -> dict[str, Any]:
         """Nova's ``instance_type_create(context, values)``: a write, admin context only,
         protocol 1.0.
         """
-        return await self.call("instance_type_create", context, values)
+        return cast("dict[str, Any]", await self.call("instance_type_create", context, values))
 
-    async def instance_type_destroy(self, context: RequestContext, name: Any) -> Any:
+    async def instance_type_destroy(self, context: RequestContext, name: Any) -> None:
         """Nova's ``instance_type_destroy(context, name)``: a write, admin context only, protocol
         1.0.
         """
-        return await self.call("instance_type_destroy", context, name)
+        return cast("None", await self.call("instance_type_destroy", context, name))
 
     async def instance_type_extra_specs_delete(self, context: RequestContext, flavor_id: Any,
-                                               key: Any) -> Any:
+                                               key: Any) -> None:
         """Nova's ``instance_type_extra_specs_delete(context, flavor_id, key)``: a write, admin
         or user context, protocol 1.0.
         """
-        return await self.call("instance_type_extra_specs_delete", context, flavor_id, key)
+        return cast("None", await self.call("instance_type_extra_specs_delete", context, flavor_id,
+                                            key))
 
     async def instance_type_extra_specs_get(self, context: RequestContext, flavor_id: Any) -> Any:
         """Nova's ``instance_type_extra_specs_get(context, flavor_id)``: a read, admin or user
@@ -866,18 +906,18 @@ class AsyncAPI:
         return await self.call("instance_type_extra_specs_get", context, flavor_id)
 
     async def instance_type_extra_specs_update_or_create(self, context: RequestContext,
-                                                         flavor_id: Any, extra_specs: Any) -> Any:
+                                                         flavor_id: Any, extra_specs: Any) -> None:
         """Nova's ``instance_type_extra_specs_update_or_create(context, flavor_id,
         extra_specs)``: a write, admin or user context, protocol 1.0.
         """
-        return await self.call("instance_type_extra_specs_update_or_create", context, flavor_id,
-                               extra_specs)
+        return cast("None", await self.call("instance_type_extra_specs_update_or_create", context,
+                                            flavor_id, extra_specs))
 
-    async def instance_type_get(self, context: RequestContext, id: Any) -> Any:
+    async def instance_type_get(self, context: RequestContext, id: Any) -> dict[str, Any]:
         """Nova's ``instance_type_get(context, id)``: a read, admin or user context, protocol
         1.0.
         """
-        return await self.call("instance_type_get", context, id)
+        return cast("dict[str, Any]", await self.call("instance_type_get", context, id))
 
     async def instance_type_get_all(self, context: RequestContext, inactive: Any = False,
                                     filters: Any = None) -> Any:
@@ -886,24 +926,27 @@ class AsyncAPI:
         """
         return await self.call("instance_type_get_all", context, inactive, filters)
 
-    async def instance_type_get_by_flavor_id(self, context: RequestContext, id: Any) -> Any:
+    async def instance_type_get_by_flavor_id(self, context: RequestContext,
+                                             id: Any) -> dict[str, Any]:
         """Nova's ``instance_type_get_by_flavor_id(context, id)``: a read, admin or user context,
         protocol 1.0.
         """
-        return await self.call("instance_type_get_by_flavor_id", context, id)
+        return cast("dict[str, Any]", await self.call("instance_type_get_by_flavor_id", context,
+                                                      id))
 
-    async def instance_type_get_by_name(self, context: RequestContext, name: Any) -> Any:
+    async def instance_type_get_by_name(self, context: RequestContext, name: Any) -> dict[str, Any]:
         """Nova's ``instance_type_get_by_name(context, name)``: a read, admin or user context,
         protocol 1.0.
         """
-        return await self.call("instance_type_get_by_name", context, name)
+        return cast("dict[str, Any]", await self.call("instance_type_get_by_name", context, name))
 
     async def instance_update(self, context: RequestContext, instance_uuid: Any,
-                              values: Any) -> Any:
+                              values: Any) -> dict[str, Any]:
         """Nova's ``instance_update(context, instance_uuid, values)``: a write, admin or user
         context, protocol 1.0.
         """
-        return await self.call("instance_update", context, instance_uuid, values)
+        return cast("dict[str, Any]", await self.call("instance_update", context, instance_uuid,
+                                                      values))
 
     async def instance_update_and_get_original(self, context: RequestContext, instance_uuid: Any,
                                                values: Any) -> Any:
@@ -912,47 +955,50 @@ class AsyncAPI:
         """
         return await self.call("instance_update_and_get_original", context, instance_uuid, values)
 
-    async def iscsi_target_count_by_host(self, context: RequestContext, host: Any) -> Any:
+    async def iscsi_target_count_by_host(self, context: RequestContext, host: Any) -> int:
         """Nova's ``iscsi_target_count_by_host(context, host)``: a read, admin context only,
         protocol 1.0.
         """
-        return await self.call("iscsi_target_count_by_host", context, host)
+        return cast("int", await self.call("iscsi_target_count_by_host", context, host))
 
-    async def iscsi_target_create_safe(self, context: RequestContext, values: Any) -> Any:
+    async def iscsi_target_create_safe(self, context: RequestContext,
+                                       values: Any) -> dict[str, Any] | None:
         """Nova's ``iscsi_target_create_safe(context, values)``: a write, admin context only,
         protocol 1.0.
         """
-        return await self.call("iscsi_target_create_safe", context, values)
+        return cast("dict[str, Any] | None", await self.call("iscsi_target_create_safe", context,
+                                                             values))
 
-    async def key_pair_count_by_user(self, context: RequestContext, user_id: Any) -> Any:
+    async def key_pair_count_by_user(self, context: RequestContext, user_id: Any) -> int:
         """Nova's ``key_pair_count_by_user(context, user_id)``: a read, no context check,
         protocol 1.0.
         """
-        return await self.call("key_pair_count_by_user", context, user_id)
+        return cast("int", await self.call("key_pair_count_by_user", context, user_id))
 
-    async def key_pair_create(self, context: RequestContext, values: Any) -> Any:
+    async def key_pair_create(self, context: RequestContext, values: Any) -> dict[str, Any]:
         """Nova's ``key_pair_create(context, values)``: a write, admin or user context, protocol
         1.0.
         """
-        return await self.call("key_pair_create", context, values)
+        return cast("dict[str, Any]", await self.call("key_pair_create", context, values))
 
-    async def key_pair_destroy(self, context: RequestContext, user_id: Any, name: Any) -> Any:
+    async def key_pair_destroy(self, context: RequestContext, user_id: Any, name: Any) -> None:
         """Nova's ``key_pair_destroy(context, user_id, name)``: a write, admin or user context,
         protocol 1.0.
         """
-        return await self.call("key_pair_destroy", context, user_id, name)
+        return cast("None", await self.call("key_pair_destroy", context, user_id, name))
 
-    async def key_pair_destroy_all_by_user(self, context: RequestContext, user_id: Any) -> Any:
+    async def key_pair_destroy_all_by_user(self, context: RequestContext, user_id: Any) -> None:
         """Nova's ``key_pair_destroy_all_by_user(context, user_id)``: a write, admin or user
         context, protocol 1.0.
         """
-        return await self.call("key_pair_destroy_all_by_user", context, user_id)
+        return cast("None", await self.call("key_pair_destroy_all_by_user", context, user_id))
 
-    async def key_pair_get(self, context: RequestContext, user_id: Any, name: Any) -> Any:
+    async def key_pair_get(self, context: RequestContext, user_id: Any,
+                           name: Any) -> dict[str, Any]:
         """Nova's ``key_pair_get(context, user_id, name)``: a read, admin or user context,
         protocol 1.0.
         """
-        return await self.call("key_pair_get", context, user_id, name)
+        return cast("dict[str, Any]", await self.call("key_pair_get", context, user_id, name))
 
     async def key_pair_get_all_by_user(self, context: RequestContext, user_id: Any) -> Any:
         """Nova's ``key_pair_get_all_by_user(context, user_id)``: a read, admin or user context,
@@ -960,25 +1006,26 @@ class AsyncAPI:
         """
         return await self.call("key_pair_get_all_by_user", context, user_id)
 
-    async def migration_create(self, context: RequestContext, values: Any) -> Any:
+    async def migration_create(self, context: RequestContext, values: Any) -> dict[str, Any]:
         """Nova's ``migration_create(context, values)``: a write, admin context only, protocol
         1.0.
         """
-        return await self.call("migration_create", context, values)
+        return cast("dict[str, Any]", await self.call("migration_create", context, values))
 
-    async def migration_get(self, context: RequestContext, migration_id: Any) -> Any:
+    async def migration_get(self, context: RequestContext, migration_id: Any) -> dict[str, Any]:
         """Nova's ``migration_get(context, migration_id)``: a read, admin context only, protocol
         1.0.
         """
-        return await self.call("migration_get", context, migration_id)
+        return cast("dict[str, Any]", await self.call("migration_get", context, migration_id))
 
     async def migration_get_by_instance_and_status(self, context: RequestContext,
-                                                   instance_uuid: Any, status: Any) -> Any:
+                                                   instance_uuid: Any,
+                                                   status: Any) -> dict[str, Any]:
         """Nova's ``migration_get_by_instance_and_status(context, instance_uuid, status)``: a
         read, admin context only, protocol 1.0.
         """
-        return await self.call("migration_get_by_instance_and_status", context, instance_uuid,
-                               status)
+        return cast("dict[str, Any]", await self.call("migration_get_by_instance_and_status",
+                                                      context, instance_uuid, status))
 
     async def migration_get_unconfirmed_by_dest_compute(self, context: RequestContext,
                                                         confirm_window: Any,
@@ -989,11 +1036,12 @@ class AsyncAPI:
         return await self.call("migration_get_unconfirmed_by_dest_compute", context, confirm_window,
                                dest_compute)
 
-    async def migration_update(self, context: RequestContext, id: Any, values: Any) -> Any:
+    async def migration_update(self, context: RequestContext, id: Any,
+                               values: Any) -> dict[str, Any]:
         """Nova's ``migration_update(context, id, values)``: a write, admin context only,
         protocol 1.0.
         """
-        return await self.call("migration_update", context, id, values)
+        return cast("dict[str, Any]", await self.call("migration_update", context, id, values))
 
     async def network_associate(self, context: RequestContext, project_id: Any,
                                 network_id: Any = None, force: Any = False) -> Any:
@@ -1002,15 +1050,15 @@ class AsyncAPI:
         """
         return await self.call("network_associate", context, project_id, network_id, force)
 
-    async def network_count(self, context: RequestContext) -> Any:
+    async def network_count(self, context: RequestContext) -> int:
         """Nova's ``network_count(context)``: a read, admin context only, protocol 1.0."""
-        return await self.call("network_count", context)
+        return cast("int", await self.call("network_count", context))
 
-    async def network_count_reserved_ips(self, context: RequestContext, network_id: Any) -> Any:
+    async def network_count_reserved_ips(self, context: RequestContext, network_id: Any) -> int:
         """Nova's ``network_count_reserved_ips(context, network_id)``: a read, admin context
         only, protocol 1.0.
         """
-        return await self.call("network_count_reserved_ips", context, network_id)
+        return cast("int", await self.call("network_count_reserved_ips", context, network_id))
 
     async def network_create_fixed_ips(self, context: RequestContext, network_id: Any,
                                        num_vpn_clients: Any) -> Any:
@@ -1019,40 +1067,45 @@ class AsyncAPI:
         """
         return await self.call("network_create_fixed_ips", context, network_id, num_vpn_clients)
 
-    async def network_create_safe(self, context: RequestContext, values: Any) -> Any:
+    async def network_create_safe(self, context: RequestContext,
+                                  values: Any) -> dict[str, Any] | None:
         """Nova's ``network_create_safe(context, values)``: a write, admin context only, protocol
         1.0.
         """
-        return await self.call("network_create_safe", context, values)
+        return cast("dict[str, Any] | None", await self.call("network_create_safe", context,
+                                                             values))
 
-    async def network_delete_safe(self, context: RequestContext, network_id: Any) -> Any:
+    async def network_delete_safe(self, context: RequestContext, network_id: Any) -> None:
         """Nova's ``network_delete_safe(context, network_id)``: a write, admin context only,
         protocol 1.0.
         """
-        return await self.call("network_delete_safe", context, network_id)
+        return cast("None", await self.call("network_delete_safe", context, network_id))
 
-    async def network_disassociate(self, context: RequestContext, network_id: Any) -> Any:
+    async def network_disassociate(self, context: RequestContext, network_id: Any) -> None:
         """Nova's ``network_disassociate(context, network_id)``: a write, admin context only,
         protocol 1.0.
         """
-        return await self.call("network_disassociate", context, network_id)
+        return cast("None", await self.call("network_disassociate", context, network_id))
 
     async def network_get(self, context: RequestContext, network_id: Any,
-                          project_only: Any = 'allow_none') -> Any:
+                          project_only: Any = 'allow_none') -> dict[str, Any]:
         """Nova's ``network_get(context, network_id, project_only='allow_none')``: a read, admin
         or user context, protocol 1.0.
         """
-        return await self.call("network_get", context, network_id, project_only)
+        return cast("dict[str, Any]", await self.call("network_get", context, network_id,
+                                                      project_only))
 
     async def network_get_all(self, context: RequestContext) -> Any:
         """Nova's ``network_get_all(context)``: a read, admin or user context, protocol 1.0."""
         return await self.call("network_get_all", context)
 
-    async def network_get_all_by_host(self, context: RequestContext, host: Any) -> Any:
+    async def network_get_all_by_host(self, context: RequestContext,
+                                      host: Any) -> list[dict[str, Any]]:
         """Nova's ``network_get_all_by_host(context, host)``: a read, admin context only,
         protocol 1.0.
         """
-        return await self.call("network_get_all_by_host", context, host)
+        return cast("list[dict[str, Any]]", await self.call("network_get_all_by_host", context,
+                                                            host))
 
     async def network_get_all_by_instance(self, context: RequestContext, instance_id: Any) -> Any:
         """Nova's ``network_get_all_by_instance(context, instance_id)``: a read, admin context
@@ -1061,30 +1114,32 @@ class AsyncAPI:
         return await self.call("network_get_all_by_instance", context, instance_id)
 
     async def network_get_all_by_uuids(self, context: RequestContext, network_uuids: Any,
-                                       project_only: Any = 'allow_none') -> Any:
+                                       project_only: Any = 'allow_none') -> list[dict[str, Any]]:
         """Nova's ``network_get_all_by_uuids(context, network_uuids,
         project_only='allow_none')``: a read, admin or user context, protocol 1.0.
         """
-        return await self.call("network_get_all_by_uuids", context, network_uuids, project_only)
+        return cast("list[dict[str, Any]]", await self.call("network_get_all_by_uuids", context,
+                                                            network_uuids, project_only))
 
     async def network_get_associated_fixed_ips(self, context: RequestContext, network_id: Any,
-                                               host: Any = None) -> Any:
+                                               host: Any = None) -> list[dict[str, Any]]:
         """Nova's ``network_get_associated_fixed_ips(context, network_id, host=None)``: a read,
         admin context only, protocol 1.0.
         """
-        return await self.call("network_get_associated_fixed_ips", context, network_id, host)
+        return cast("list[dict[str, Any]]", await self.call("network_get_associated_fixed_ips",
+                                                            context, network_id, host))
 
-    async def network_get_by_bridge(self, context: RequestContext, bridge: Any) -> Any:
+    async def network_get_by_bridge(self, context: RequestContext, bridge: Any) -> dict[str, Any]:
         """Nova's ``network_get_by_bridge(context, bridge)``: a read, admin context only,
         protocol 1.0.
         """
-        return await self.call("network_get_by_bridge", context, bridge)
+        return cast("dict[str, Any]", await self.call("network_get_by_bridge", context, bridge))
 
-    async def network_get_by_cidr(self, context: RequestContext, cidr: Any) -> Any:
+    async def network_get_by_cidr(self, context: RequestContext, cidr: Any) -> dict[str, Any]:
         """Nova's ``network_get_by_cidr(context, cidr)``: a read, admin context only, protocol
         1.0.
         """
-        return await self.call("network_get_by_cidr", context, cidr)
+        return cast("dict[str, Any]", await self.call("network_get_by_cidr", context, cidr))
 
     async def network_get_by_instance(self, context: RequestContext, instance_id: Any) -> Any:
         """Nova's ``network_get_by_instance(context, instance_id)``: a read, admin context only,
@@ -1092,11 +1147,11 @@ class AsyncAPI:
         """
         return await self.call("network_get_by_instance", context, instance_id)
 
-    async def network_get_by_uuid(self, context: RequestContext, uuid: Any) -> Any:
+    async def network_get_by_uuid(self, context: RequestContext, uuid: Any) -> dict[str, Any]:
         """Nova's ``network_get_by_uuid(context, uuid)``: a read, admin context only, protocol
         1.0.
         """
-        return await self.call("network_get_by_uuid", context, uuid)
+        return cast("dict[str, Any]", await self.call("network_get_by_uuid", context, uuid))
 
     async def network_get_index(self, context: RequestContext, network_id: Any) -> Any:
         """Nova's ``network_get_index(context, network_id)``: a read, admin context only,
@@ -1116,11 +1171,13 @@ class AsyncAPI:
         """
         return await self.call("network_set_host", context, network_id, host_id)
 
-    async def network_update(self, context: RequestContext, network_id: Any, values: Any) -> Any:
+    async def network_update(self, context: RequestContext, network_id: Any,
+                             values: Any) -> dict[str, Any]:
         """Nova's ``network_update(context, network_id, values)``: a write, admin or user
         context, protocol 1.0.
         """
-        return await self.call("network_update", context, network_id, values)
+        return cast("dict[str, Any]", await self.call("network_update", context, network_id,
+                                                      values))
 
     async def project_get_networks(self, context: RequestContext, project_id: Any,
                                    associate: Any = True) -> Any:
@@ -1129,17 +1186,17 @@ class AsyncAPI:
         """
         return await self.call("project_get_networks", context, project_id, associate)
 
-    async def provider_fw_rule_create(self, context: RequestContext, rule: Any) -> Any:
+    async def provider_fw_rule_create(self, context: RequestContext, rule: Any) -> dict[str, Any]:
         """Nova's ``provider_fw_rule_create(context, rule)``: a write, admin context only,
         protocol 1.0.
         """
-        return await self.call("provider_fw_rule_create", context, rule)
+        return cast("dict[str, Any]", await self.call("provider_fw_rule_create", context, rule))
 
-    async def provider_fw_rule_destroy(self, context: RequestContext, rule_id: Any) -> Any:
+    async def provider_fw_rule_destroy(self, context: RequestContext, rule_id: Any) -> None:
         """Nova's ``provider_fw_rule_destroy(context, rule_id)``: a write, admin context only,
         protocol 1.0.
         """
-        return await self.call("provider_fw_rule_destroy", context, rule_id)
+        return cast("None", await self.call("provider_fw_rule_destroy", context, rule_id))
 
     async def provider_fw_rule_get_all(self, context: RequestContext) -> Any:
         """Nova's ``provider_fw_rule_get_all(context)``: a read, admin context only, protocol
@@ -1148,75 +1205,85 @@ class AsyncAPI:
         return await self.call("provider_fw_rule_get_all", context)
 
     async def quota_class_create(self, context: RequestContext, class_name: Any, resource: Any,
-                                 limit: Any) -> Any:
+                                 limit: Any) -> dict[str, Any]:
         """Nova's ``quota_class_create(context, class_name, resource, limit)``: a write, admin
         context only, protocol 1.0.
         """
-        return await self.call("quota_class_create", context, class_name, resource, limit)
+        return cast("dict[str, Any]", await self.call("quota_class_create", context, class_name,
+                                                      resource, limit))
 
     async def quota_class_destroy(self, context: RequestContext, class_name: Any,
-                                  resource: Any) -> Any:
+                                  resource: Any) -> None:
         """Nova's ``quota_class_destroy(context, class_name, resource)``: a write, admin context
         only, protocol 1.0.
         """
-        return await self.call("quota_class_destroy", context, class_name, resource)
+        return cast("None", await self.call("quota_class_destroy", context, class_name, resource))
 
     async def quota_class_destroy_all_by_name(self, context: RequestContext,
-                                              class_name: Any) -> Any:
+                                              class_name: Any) -> None:
         """Nova's ``quota_class_destroy_all_by_name(context, class_name)``: a write, admin
         context only, protocol 1.0.
         """
-        return await self.call("quota_class_destroy_all_by_name", context, class_name)
+        return cast("None", await self.call("quota_class_destroy_all_by_name", context, class_name))
 
-    async def quota_class_get(self, context: RequestContext, class_name: Any, resource: Any) -> Any:
+    async def quota_class_get(self, context: RequestContext, class_name: Any,
+                              resource: Any) -> dict[str, Any]:
         """Nova's ``quota_class_get(context, class_name, resource)``: a read, admin or user
         context, protocol 1.0.
         """
-        return await self.call("quota_class_get", context, class_name, resource)
+        return cast("dict[str, Any]", await self.call("quota_class_get", context, class_name,
+                                                      resource))
 
-    async def quota_class_get_all_by_name(self, context: RequestContext, class_name: Any) -> Any:
+    async def quota_class_get_all_by_name(self, context: RequestContext,
+                                          class_name: Any) -> dict[str, Any]:
         """Nova's ``quota_class_get_all_by_name(context, class_name)``: a read, admin or user
         context, protocol 1.0.
         """
-        return await self.call("quota_class_get_all_by_name", context, class_name)
+        return cast("dict[str, Any]", await self.call("quota_class_get_all_by_name", context,
+                                                      class_name))
 
     async def quota_class_update(self, context: RequestContext, class_name: Any, resource: Any,
-                                 limit: Any) -> Any:
+                                 limit: Any) -> None:
         """Nova's ``quota_class_update(context, class_name, resource, limit)``: a write, admin
         context only, protocol 1.0.
         """
-        return await self.call("quota_class_update", context, class_name, resource, limit)
+        return cast("None", await self.call("quota_class_update", context, class_name, resource,
+                                            limit))
 
     async def quota_create(self, context: RequestContext, project_id: Any, resource: Any,
-                           limit: Any) -> Any:
+                           limit: Any) -> dict[str, Any]:
         """Nova's ``quota_create(context, project_id, resource, limit)``: a write, admin context
         only, protocol 1.0.
         """
-        return await self.call("quota_create", context, project_id, resource, limit)
+        return cast("dict[str, Any]", await self.call("quota_create", context, project_id, resource,
+                                                      limit))
 
-    async def quota_destroy(self, context: RequestContext, project_id: Any, resource: Any) -> Any:
+    async def quota_destroy(self, context: RequestContext, project_id: Any, resource: Any) -> None:
         """Nova's ``quota_destroy(context, project_id, resource)``: a write, admin context only,
         protocol 1.0.
         """
-        return await self.call("quota_destroy", context, project_id, resource)
+        return cast("None", await self.call("quota_destroy", context, project_id, resource))
 
-    async def quota_destroy_all_by_project(self, context: RequestContext, project_id: Any) -> Any:
+    async def quota_destroy_all_by_project(self, context: RequestContext, project_id: Any) -> None:
         """Nova's ``quota_destroy_all_by_project(context, project_id)``: a write, admin context
         only, protocol 1.0.
         """
-        return await self.call("quota_destroy_all_by_project", context, project_id)
+        return cast("None", await self.call("quota_destroy_all_by_project", context, project_id))
 
-    async def quota_get(self, context: RequestContext, project_id: Any, resource: Any) -> Any:
+    async def quota_get(self, context: RequestContext, project_id: Any,
+                        resource: Any) -> dict[str, Any]:
         """Nova's ``quota_get(context, project_id, resource)``: a read, admin or user context,
         protocol 1.0.
         """
-        return await self.call("quota_get", context, project_id, resource)
+        return cast("dict[str, Any]", await self.call("quota_get", context, project_id, resource))
 
-    async def quota_get_all_by_project(self, context: RequestContext, project_id: Any) -> Any:
+    async def quota_get_all_by_project(self, context: RequestContext,
+                                       project_id: Any) -> dict[str, Any]:
         """Nova's ``quota_get_all_by_project(context, project_id)``: a read, admin or user
         context, protocol 1.0.
         """
-        return await self.call("quota_get_all_by_project", context, project_id)
+        return cast("dict[str, Any]", await self.call("quota_get_all_by_project", context,
+                                                      project_id))
 
     async def quota_reserve(self, context: RequestContext, resources: Any, quotas: Any, deltas: Any,
                             expire: Any, until_refresh: Any, max_age: Any) -> Any:
@@ -1227,46 +1294,50 @@ class AsyncAPI:
                                until_refresh, max_age)
 
     async def quota_update(self, context: RequestContext, project_id: Any, resource: Any,
-                           limit: Any) -> Any:
+                           limit: Any) -> None:
         """Nova's ``quota_update(context, project_id, resource, limit)``: a write, admin context
         only, protocol 1.0.
         """
-        return await self.call("quota_update", context, project_id, resource, limit)
+        return cast("None", await self.call("quota_update", context, project_id, resource, limit))
 
     async def quota_usage_create(self, context: RequestContext, project_id: Any, resource: Any,
-                                 in_use: Any, reserved: Any, until_refresh: Any) -> Any:
+                                 in_use: Any, reserved: Any, until_refresh: Any) -> dict[str, Any]:
         """Nova's ``quota_usage_create(context, project_id, resource, in_use, reserved,
         until_refresh)``: a write, admin context only, protocol 1.0.
         """
-        return await self.call("quota_usage_create", context, project_id, resource, in_use,
-                               reserved, until_refresh)
+        return cast("dict[str, Any]", await self.call("quota_usage_create", context, project_id,
+                                                      resource, in_use, reserved, until_refresh))
 
     async def quota_usage_destroy(self, context: RequestContext, project_id: Any,
-                                  resource: Any) -> Any:
+                                  resource: Any) -> None:
         """Nova's ``quota_usage_destroy(context, project_id, resource)``: a write, admin context
         only, protocol 1.0.
         """
-        return await self.call("quota_usage_destroy", context, project_id, resource)
+        return cast("None", await self.call("quota_usage_destroy", context, project_id, resource))
 
-    async def quota_usage_get(self, context: RequestContext, project_id: Any, resource: Any) -> Any:
+    async def quota_usage_get(self, context: RequestContext, project_id: Any,
+                              resource: Any) -> dict[str, Any]:
         """Nova's ``quota_usage_get(context, project_id, resource)``: a read, admin or user
         context, protocol 1.0.
         """
-        return await self.call("quota_usage_get", context, project_id, resource)
+        return cast("dict[str, Any]", await self.call("quota_usage_get", context, project_id,
+                                                      resource))
 
-    async def quota_usage_get_all_by_project(self, context: RequestContext, project_id: Any) -> Any:
+    async def quota_usage_get_all_by_project(self, context: RequestContext,
+                                             project_id: Any) -> dict[str, Any]:
         """Nova's ``quota_usage_get_all_by_project(context, project_id)``: a read, admin or user
         context, protocol 1.0.
         """
-        return await self.call("quota_usage_get_all_by_project", context, project_id)
+        return cast("dict[str, Any]", await self.call("quota_usage_get_all_by_project", context,
+                                                      project_id))
 
     async def quota_usage_update(self, context: RequestContext, project_id: Any, resource: Any,
-                                 in_use: Any, reserved: Any, until_refresh: Any) -> Any:
+                                 in_use: Any, reserved: Any, until_refresh: Any) -> None:
         """Nova's ``quota_usage_update(context, project_id, resource, in_use, reserved,
         until_refresh)``: a write, admin context only, protocol 1.0.
         """
-        return await self.call("quota_usage_update", context, project_id, resource, in_use,
-                               reserved, until_refresh)
+        return cast("None", await self.call("quota_usage_update", context, project_id, resource,
+                                            in_use, reserved, until_refresh))
 
     async def reservation_commit(self, context: RequestContext, reservations: Any) -> Any:
         """Nova's ``reservation_commit(context, reservations)``: a write, admin or user context,
@@ -1275,34 +1346,37 @@ class AsyncAPI:
         return await self.call("reservation_commit", context, reservations)
 
     async def reservation_create(self, context: RequestContext, uuid: Any, usage: Any,
-                                 project_id: Any, resource: Any, delta: Any, expire: Any) -> Any:
+                                 project_id: Any, resource: Any, delta: Any,
+                                 expire: Any) -> dict[str, Any]:
         """Nova's ``reservation_create(context, uuid, usage, project_id, resource, delta,
         expire)``: a write, admin context only, protocol 1.0.
         """
-        return await self.call("reservation_create", context, uuid, usage, project_id, resource,
-                               delta, expire)
+        return cast("dict[str, Any]", await self.call("reservation_create", context, uuid, usage,
+                                                      project_id, resource, delta, expire))
 
-    async def reservation_destroy(self, context: RequestContext, uuid: Any) -> Any:
+    async def reservation_destroy(self, context: RequestContext, uuid: Any) -> None:
         """Nova's ``reservation_destroy(context, uuid)``: a write, admin context only, protocol
         1.0.
         """
-        return await self.call("reservation_destroy", context, uuid)
+        return cast("None", await self.call("reservation_destroy", context, uuid))
 
     async def reservation_expire(self, context: RequestContext) -> Any:
         """Nova's ``reservation_expire(context)``: a write, admin context only, protocol 1.0."""
         return await self.call("reservation_expire", context)
 
-    async def reservation_get(self, context: RequestContext, uuid: Any) -> Any:
+    async def reservation_get(self, context: RequestContext, uuid: Any) -> dict[str, Any]:
         """Nova's ``reservation_get(context, uuid)``: a read, admin or user context, protocol
         1.0.
         """
-        return await self.call("reservation_get", context, uuid)
+        return cast("dict[str, Any]", await self.call("reservation_get", context, uuid))
 
-    async def reservation_get_all_by_project(self, context: RequestContext, project_id: Any) -> Any:
+    async def reservation_get_all_by_project(self, context: RequestContext,
+                                             project_id: Any) -> dict[str, Any]:
         """Nova's ``reservation_get_all_by_project(context, project_id)``: a read, admin or user
         context, protocol 1.0.
         """
-        return await self.call("reservation_get_all_by_project", context, project_id)
+        return cast("dict[str, Any]", await self.call("reservation_get_all_by_project", context,
+                                                      project_id))
 
     async def reservation_rollback(self, context: RequestContext, reservations: Any) -> Any:
         """Nova's ``reservation_rollback(context, reservations)``: a write, admin or user
@@ -1310,40 +1384,42 @@ class AsyncAPI:
         """
         return await self.call("reservation_rollback", context, reservations)
 
-    async def s3_image_create(self, context: RequestContext, image_uuid: Any) -> Any:
+    async def s3_image_create(self, context: RequestContext, image_uuid: Any) -> dict[str, Any]:
         """Nova's ``s3_image_create(context, image_uuid)``: a write, no context check, protocol
         1.0.
         """
-        return await self.call("s3_image_create", context, image_uuid)
+        return cast("dict[str, Any]", await self.call("s3_image_create", context, image_uuid))
 
-    async def s3_image_get(self, context: RequestContext, image_id: Any) -> Any:
+    async def s3_image_get(self, context: RequestContext, image_id: Any) -> dict[str, Any]:
         """Nova's ``s3_image_get(context, image_id)``: a read, no context check, protocol 1.0."""
-        return await self.call("s3_image_get", context, image_id)
+        return cast("dict[str, Any]", await self.call("s3_image_get", context, image_id))
 
-    async def s3_image_get_by_uuid(self, context: RequestContext, image_uuid: Any) -> Any:
+    async def s3_image_get_by_uuid(self, context: RequestContext,
+                                   image_uuid: Any) -> dict[str, Any]:
         """Nova's ``s3_image_get_by_uuid(context, image_uuid)``: a read, no context check,
         protocol 1.0.
         """
-        return await self.call("s3_image_get_by_uuid", context, image_uuid)
+        return cast("dict[str, Any]", await self.call("s3_image_get_by_uuid", context, image_uuid))
 
     async def security_group_count_by_project(self, context: RequestContext, project_id: Any,
-                                              session: Any = None) -> Any:
+                                              session: Any = None) -> int:
         """Nova's ``security_group_count_by_project(context, project_id, session=None)``: a read,
         admin or user context, protocol 1.0.
         """
-        return await self.call("security_group_count_by_project", context, project_id, session)
+        return cast("int", await self.call("security_group_count_by_project", context, project_id,
+                                           session))
 
-    async def security_group_create(self, context: RequestContext, values: Any) -> Any:
+    async def security_group_create(self, context: RequestContext, values: Any) -> dict[str, Any]:
         """Nova's ``security_group_create(context, values)``: a write, admin or user context,
         protocol 1.0.
         """
-        return await self.call("security_group_create", context, values)
+        return cast("dict[str, Any]", await self.call("security_group_create", context, values))
 
-    async def security_group_destroy(self, context: RequestContext, security_group_id: Any) -> Any:
+    async def security_group_destroy(self, context: RequestContext, security_group_id: Any) -> None:
         """Nova's ``security_group_destroy(context, security_group_id)``: a write, admin or user
         context, protocol 1.0.
         """
-        return await self.call("security_group_destroy", context, security_group_id)
+        return cast("None", await self.call("security_group_destroy", context, security_group_id))
 
     async def security_group_ensure_default(self, context: RequestContext) -> Any:
         """Nova's ``security_group_ensure_default(context)``: a write, no context check, protocol
@@ -1352,17 +1428,20 @@ class AsyncAPI:
         return await self.call("security_group_ensure_default", context)
 
     async def security_group_exists(self, context: RequestContext, project_id: Any,
-                                    group_name: Any) -> Any:
+                                    group_name: Any) -> bool:
         """Nova's ``security_group_exists(context, project_id, group_name)``: a read, admin or
         user context, protocol 1.0.
         """
-        return await self.call("security_group_exists", context, project_id, group_name)
+        return cast("bool", await self.call("security_group_exists", context, project_id,
+                                            group_name))
 
-    async def security_group_get(self, context: RequestContext, security_group_id: Any) -> Any:
+    async def security_group_get(self, context: RequestContext,
+                                 security_group_id: Any) -> dict[str, Any]:
         """Nova's ``security_group_get(context, security_group_id)``: a read, admin or user
         context, protocol 1.0.
         """
-        return await self.call("security_group_get", context, security_group_id)
+        return cast("dict[str, Any]", await self.call("security_group_get", context,
+                                                      security_group_id))
 
     async def security_group_get_all(self, context: RequestContext) -> Any:
         """Nova's ``security_group_get_all(context)``: a read, admin or user context, protocol
@@ -1378,11 +1457,12 @@ class AsyncAPI:
         return await self.call("security_group_get_by_instance", context, instance_id)
 
     async def security_group_get_by_name(self, context: RequestContext, project_id: Any,
-                                         group_name: Any) -> Any:
+                                         group_name: Any) -> dict[str, Any]:
         """Nova's ``security_group_get_by_name(context, project_id, group_name)``: a read, admin
         or user context, protocol 1.0.
         """
-        return await self.call("security_group_get_by_name", context, project_id, group_name)
+        return cast("dict[str, Any]", await self.call("security_group_get_by_name", context,
+                                                      project_id, group_name))
 
     async def security_group_get_by_project(self, context: RequestContext, project_id: Any) -> Any:
         """Nova's ``security_group_get_by_project(context, project_id)``: a read, admin or user
@@ -1390,38 +1470,43 @@ class AsyncAPI:
         """
         return await self.call("security_group_get_by_project", context, project_id)
 
-    async def security_group_in_use(self, context: RequestContext, group_id: Any) -> Any:
+    async def security_group_in_use(self, context: RequestContext, group_id: Any) -> bool:
         """Nova's ``security_group_in_use(context, group_id)``: a read, admin or user context,
         protocol 1.0.
         """
-        return await self.call("security_group_in_use", context, group_id)
+        return cast("bool", await self.call("security_group_in_use", context, group_id))
 
     async def security_group_rule_count_by_group(self, context: RequestContext,
-                                                 security_group_id: Any) -> Any:
+                                                 security_group_id: Any) -> int:
         """Nova's ``security_group_rule_count_by_group(context, security_group_id)``: a read,
         admin or user context, protocol 1.0.
         """
-        return await self.call("security_group_rule_count_by_group", context, security_group_id)
+        return cast("int", await self.call("security_group_rule_count_by_group", context,
+                                           security_group_id))
 
-    async def security_group_rule_create(self, context: RequestContext, values: Any) -> Any:
+    async def security_group_rule_create(self, context: RequestContext,
+                                         values: Any) -> dict[str, Any]:
         """Nova's ``security_group_rule_create(context, values)``: a write, admin or user
         context, protocol 1.0.
         """
-        return await self.call("security_group_rule_create", context, values)
+        return cast("dict[str, Any]", await self.call("security_group_rule_create", context,
+                                                      values))
 
     async def security_group_rule_destroy(self, context: RequestContext,
-                                          security_group_rule_id: Any) -> Any:
+                                          security_group_rule_id: Any) -> None:
         """Nova's ``security_group_rule_destroy(context, security_group_rule_id)``: a write,
         admin or user context, protocol 1.0.
         """
-        return await self.call("security_group_rule_destroy", context, security_group_rule_id)
+        return cast("None", await self.call("security_group_rule_destroy", context,
+                                            security_group_rule_id))
 
     async def security_group_rule_get(self, context: RequestContext,
-                                      security_group_rule_id: Any) -> Any:
+                                      security_group_rule_id: Any) -> dict[str, Any]:
         """Nova's ``security_group_rule_get(context, security_group_rule_id)``: a read, admin or
         user context, protocol 1.0.
         """
-        return await self.call("security_group_rule_get", context, security_group_rule_id)
+        return cast("dict[str, Any]", await self.call("security_group_rule_get", context,
+                                                      security_group_rule_id))
 
     async def security_group_rule_get_by_security_group(self, context: RequestContext,
                                                         security_group_id: Any) -> Any:
@@ -1439,19 +1524,19 @@ class AsyncAPI:
         return await self.call("security_group_rule_get_by_security_group_grantee", context,
                                security_group_id)
 
-    async def service_create(self, context: RequestContext, values: Any) -> Any:
+    async def service_create(self, context: RequestContext, values: Any) -> dict[str, Any]:
         """Nova's ``service_create(context, values)``: a write, admin context only, protocol 1.0."""
-        return await self.call("service_create", context, values)
+        return cast("dict[str, Any]", await self.call("service_create", context, values))
 
-    async def service_destroy(self, context: RequestContext, instance_id: Any) -> Any:
+    async def service_destroy(self, context: RequestContext, instance_id: Any) -> None:
         """Nova's ``service_destroy(context, instance_id)``: a write, admin context only,
         protocol 1.0.
         """
-        return await self.call("service_destroy", context, instance_id)
+        return cast("None", await self.call("service_destroy", context, instance_id))
 
-    async def service_get(self, context: RequestContext, service_id: Any) -> Any:
+    async def service_get(self, context: RequestContext, service_id: Any) -> dict[str, Any]:
         """Nova's ``service_get(context, service_id)``: a read, admin context only, protocol 1.0."""
-        return await self.call("service_get", context, service_id)
+        return cast("dict[str, Any]", await self.call("service_get", context, service_id))
 
     async def service_get_all(self, context: RequestContext, disabled: Any = None) -> Any:
         """Nova's ``service_get_all(context, disabled=None)``: a read, admin context only,
@@ -1489,136 +1574,149 @@ class AsyncAPI:
         """
         return await self.call("service_get_all_volume_sorted", context)
 
-    async def service_get_by_args(self, context: RequestContext, host: Any, binary: Any) -> Any:
+    async def service_get_by_args(self, context: RequestContext, host: Any,
+                                  binary: Any) -> dict[str, Any]:
         """Nova's ``service_get_by_args(context, host, binary)``: a read, admin context only,
         protocol 1.0.
         """
-        return await self.call("service_get_by_args", context, host, binary)
+        return cast("dict[str, Any]", await self.call("service_get_by_args", context, host, binary))
 
     async def service_get_by_host_and_topic(self, context: RequestContext, host: Any,
-                                            topic: Any) -> Any:
+                                            topic: Any) -> dict[str, Any] | None:
         """Nova's ``service_get_by_host_and_topic(context, host, topic)``: a read, admin context
         only, protocol 1.0.
         """
-        return await self.call("service_get_by_host_and_topic", context, host, topic)
+        return cast("dict[str, Any] | None", await self.call("service_get_by_host_and_topic",
+                                                             context, host, topic))
 
-    async def service_update(self, context: RequestContext, service_id: Any, values: Any) -> Any:
+    async def service_update(self, context: RequestContext, service_id: Any, values: Any) -> None:
         """Nova's ``service_update(context, service_id, values)``: a write, admin context only,
         protocol 1.0.
         """
-        return await self.call("service_update", context, service_id, values)
+        return cast("None", await self.call("service_update", context, service_id, values))
 
-    async def sm_backend_conf_create(self, context: RequestContext, values: Any) -> Any:
+    async def sm_backend_conf_create(self, context: RequestContext, values: Any) -> dict[str, Any]:
         """Nova's ``sm_backend_conf_create(context, values)``: a write, admin context only,
         protocol 1.0.
         """
-        return await self.call("sm_backend_conf_create", context, values)
+        return cast("dict[str, Any]", await self.call("sm_backend_conf_create", context, values))
 
-    async def sm_backend_conf_delete(self, context: RequestContext, sm_backend_conf_id: Any) -> Any:
+    async def sm_backend_conf_delete(self, context: RequestContext,
+                                     sm_backend_conf_id: Any) -> None:
         """Nova's ``sm_backend_conf_delete(context, sm_backend_conf_id)``: a write, admin context
         only, protocol 1.0.
         """
-        return await self.call("sm_backend_conf_delete", context, sm_backend_conf_id)
+        return cast("None", await self.call("sm_backend_conf_delete", context, sm_backend_conf_id))
 
-    async def sm_backend_conf_get(self, context: RequestContext, sm_backend_conf_id: Any) -> Any:
+    async def sm_backend_conf_get(self, context: RequestContext,
+                                  sm_backend_conf_id: Any) -> dict[str, Any]:
         """Nova's ``sm_backend_conf_get(context, sm_backend_conf_id)``: a read, admin context
         only, protocol 1.0.
         """
-        return await self.call("sm_backend_conf_get", context, sm_backend_conf_id)
+        return cast("dict[str, Any]", await self.call("sm_backend_conf_get", context,
+                                                      sm_backend_conf_id))
 
     async def sm_backend_conf_get_all(self, context: RequestContext) -> Any:
         """Nova's ``sm_backend_conf_get_all(context)``: a read, admin context only, protocol 1.0."""
         return await self.call("sm_backend_conf_get_all", context)
 
-    async def sm_backend_conf_get_by_sr(self, context: RequestContext, sr_uuid: Any) -> Any:
+    async def sm_backend_conf_get_by_sr(self, context: RequestContext,
+                                        sr_uuid: Any) -> dict[str, Any]:
         """Nova's ``sm_backend_conf_get_by_sr(context, sr_uuid)``: a read, admin context only,
         protocol 1.0.
         """
-        return await self.call("sm_backend_conf_get_by_sr", context, sr_uuid)
+        return cast("dict[str, Any]", await self.call("sm_backend_conf_get_by_sr", context,
+                                                      sr_uuid))
 
     async def sm_backend_conf_update(self, context: RequestContext, sm_backend_conf_id: Any,
-                                     values: Any) -> Any:
+                                     values: Any) -> dict[str, Any]:
         """Nova's ``sm_backend_conf_update(context, sm_backend_conf_id, values)``: a write, admin
         context only, protocol 1.0.
         """
-        return await self.call("sm_backend_conf_update", context, sm_backend_conf_id, values)
+        return cast("dict[str, Any]", await self.call("sm_backend_conf_update", context,
+                                                      sm_backend_conf_id, values))
 
-    async def sm_flavor_create(self, context: RequestContext, values: Any) -> Any:
+    async def sm_flavor_create(self, context: RequestContext, values: Any) -> dict[str, Any]:
         """Nova's ``sm_flavor_create(context, values)``: a write, admin context only, protocol
         1.0.
         """
-        return await self.call("sm_flavor_create", context, values)
+        return cast("dict[str, Any]", await self.call("sm_flavor_create", context, values))
 
-    async def sm_flavor_delete(self, context: RequestContext, sm_flavor_id: Any) -> Any:
+    async def sm_flavor_delete(self, context: RequestContext, sm_flavor_id: Any) -> None:
         """Nova's ``sm_flavor_delete(context, sm_flavor_id)``: a write, admin context only,
         protocol 1.0.
         """
-        return await self.call("sm_flavor_delete", context, sm_flavor_id)
+        return cast("None", await self.call("sm_flavor_delete", context, sm_flavor_id))
 
-    async def sm_flavor_get(self, context: RequestContext, sm_flavor_id: Any) -> Any:
+    async def sm_flavor_get(self, context: RequestContext, sm_flavor_id: Any) -> dict[str, Any]:
         """Nova's ``sm_flavor_get(context, sm_flavor_id)``: a read, admin context only, protocol
         1.0.
         """
-        return await self.call("sm_flavor_get", context, sm_flavor_id)
+        return cast("dict[str, Any]", await self.call("sm_flavor_get", context, sm_flavor_id))
 
     async def sm_flavor_get_all(self, context: RequestContext) -> Any:
         """Nova's ``sm_flavor_get_all(context)``: a read, admin context only, protocol 1.0."""
         return await self.call("sm_flavor_get_all", context)
 
-    async def sm_flavor_get_by_label(self, context: RequestContext, sm_flavor_label: Any) -> Any:
+    async def sm_flavor_get_by_label(self, context: RequestContext,
+                                     sm_flavor_label: Any) -> dict[str, Any]:
         """Nova's ``sm_flavor_get_by_label(context, sm_flavor_label)``: a read, admin context
         only, protocol 1.0.
         """
-        return await self.call("sm_flavor_get_by_label", context, sm_flavor_label)
+        return cast("dict[str, Any]", await self.call("sm_flavor_get_by_label", context,
+                                                      sm_flavor_label))
 
     async def sm_flavor_update(self, context: RequestContext, sm_flavor_id: Any,
-                               values: Any) -> Any:
+                               values: Any) -> dict[str, Any]:
         """Nova's ``sm_flavor_update(context, sm_flavor_id, values)``: a write, admin context
         only, protocol 1.0.
         """
-        return await self.call("sm_flavor_update", context, sm_flavor_id, values)
+        return cast("dict[str, Any]", await self.call("sm_flavor_update", context, sm_flavor_id,
+                                                      values))
 
-    async def sm_volume_create(self, context: RequestContext, values: Any) -> Any:
+    async def sm_volume_create(self, context: RequestContext, values: Any) -> dict[str, Any]:
         """Nova's ``sm_volume_create(context, values)``: a write, no context check, protocol 1.0."""
-        return await self.call("sm_volume_create", context, values)
+        return cast("dict[str, Any]", await self.call("sm_volume_create", context, values))
 
-    async def sm_volume_delete(self, context: RequestContext, volume_id: Any) -> Any:
+    async def sm_volume_delete(self, context: RequestContext, volume_id: Any) -> None:
         """Nova's ``sm_volume_delete(context, volume_id)``: a write, no context check, protocol
         1.0.
         """
-        return await self.call("sm_volume_delete", context, volume_id)
+        return cast("None", await self.call("sm_volume_delete", context, volume_id))
 
-    async def sm_volume_get(self, context: RequestContext, volume_id: Any) -> Any:
+    async def sm_volume_get(self, context: RequestContext, volume_id: Any) -> dict[str, Any]:
         """Nova's ``sm_volume_get(context, volume_id)``: a read, no context check, protocol 1.0."""
-        return await self.call("sm_volume_get", context, volume_id)
+        return cast("dict[str, Any]", await self.call("sm_volume_get", context, volume_id))
 
     async def sm_volume_get_all(self, context: RequestContext) -> Any:
         """Nova's ``sm_volume_get_all(context)``: a read, no context check, protocol 1.0."""
         return await self.call("sm_volume_get_all", context)
 
-    async def sm_volume_update(self, context: RequestContext, volume_id: Any, values: Any) -> Any:
+    async def sm_volume_update(self, context: RequestContext, volume_id: Any,
+                               values: Any) -> dict[str, Any]:
         """Nova's ``sm_volume_update(context, volume_id, values)``: a write, no context check,
         protocol 1.0.
         """
-        return await self.call("sm_volume_update", context, volume_id, values)
+        return cast("dict[str, Any]", await self.call("sm_volume_update", context, volume_id,
+                                                      values))
 
-    async def snapshot_create(self, context: RequestContext, values: Any) -> Any:
+    async def snapshot_create(self, context: RequestContext, values: Any) -> dict[str, Any]:
         """Nova's ``snapshot_create(context, values)``: a write, admin or user context, protocol
         1.0.
         """
-        return await self.call("snapshot_create", context, values)
+        return cast("dict[str, Any]", await self.call("snapshot_create", context, values))
 
-    async def snapshot_destroy(self, context: RequestContext, snapshot_id: Any) -> Any:
+    async def snapshot_destroy(self, context: RequestContext, snapshot_id: Any) -> None:
         """Nova's ``snapshot_destroy(context, snapshot_id)``: a write, admin context only,
         protocol 1.0.
         """
-        return await self.call("snapshot_destroy", context, snapshot_id)
+        return cast("None", await self.call("snapshot_destroy", context, snapshot_id))
 
-    async def snapshot_get(self, context: RequestContext, snapshot_id: Any) -> Any:
+    async def snapshot_get(self, context: RequestContext, snapshot_id: Any) -> dict[str, Any]:
         """Nova's ``snapshot_get(context, snapshot_id)``: a read, admin or user context, protocol
         1.0.
         """
-        return await self.call("snapshot_get", context, snapshot_id)
+        return cast("dict[str, Any]", await self.call("snapshot_get", context, snapshot_id))
 
     async def snapshot_get_all(self, context: RequestContext) -> Any:
         """Nova's ``snapshot_get_all(context)``: a read, admin context only, protocol 1.0."""
@@ -1636,40 +1734,43 @@ class AsyncAPI:
         """
         return await self.call("snapshot_get_all_for_volume", context, volume_id)
 
-    async def snapshot_update(self, context: RequestContext, snapshot_id: Any, values: Any) -> Any:
+    async def snapshot_update(self, context: RequestContext, snapshot_id: Any, values: Any) -> None:
         """Nova's ``snapshot_update(context, snapshot_id, values)``: a write, admin or user
         context, protocol 1.0.
         """
-        return await self.call("snapshot_update", context, snapshot_id, values)
+        return cast("None", await self.call("snapshot_update", context, snapshot_id, values))
 
     async def task_log_begin_task(self, context: RequestContext, task_name: Any,
                                   period_beginning: Any, period_ending: Any, host: Any,
                                   task_items: Any = None, message: Any = None,
-                                  session: Any = None) -> Any:
+                                  session: Any = None) -> dict[str, Any]:
         """Nova's ``task_log_begin_task(context, task_name, period_beginning, period_ending,
         host, task_items=None, message=None, session=None)``: a write, admin context only,
         protocol 1.0.
         """
-        return await self.call("task_log_begin_task", context, task_name, period_beginning,
-                               period_ending, host, task_items, message, session)
+        return cast("dict[str, Any]", await self.call("task_log_begin_task", context, task_name,
+                                                      period_beginning, period_ending, host,
+                                                      task_items, message, session))
 
     async def task_log_end_task(self, context: RequestContext, task_name: Any,
                                 period_beginning: Any, period_ending: Any, host: Any, errors: Any,
-                                message: Any = None, session: Any = None) -> Any:
+                                message: Any = None, session: Any = None) -> dict[str, Any]:
         """Nova's ``task_log_end_task(context, task_name, period_beginning, period_ending, host,
         errors, message=None, session=None)``: a write, admin context only, protocol 1.0.
         """
-        return await self.call("task_log_end_task", context, task_name, period_beginning,
-                               period_ending, host, errors, message, session)
+        return cast("dict[str, Any]", await self.call("task_log_end_task", context, task_name,
+                                                      period_beginning, period_ending, host, errors,
+                                                      message, session))
 
     async def task_log_get(self, context: RequestContext, task_name: Any, period_beginning: Any,
                            period_ending: Any, host: Any, state: Any = None,
-                           session: Any = None) -> Any:
+                           session: Any = None) -> dict[str, Any] | None:
         """Nova's ``task_log_get(context, task_name, period_beginning, period_ending, host,
         state=None, session=None)``: a read, admin context only, protocol 1.0.
         """
-        return await self.call("task_log_get", context, task_name, period_beginning, period_ending,
-                               host, state, session)
+        return cast("dict[str, Any] | None", await self.call("task_log_get", context, task_name,
+                                                             period_beginning, period_ending, host,
+                                                             state, session))
 
     async def task_log_get_all(self, context: RequestContext, task_name: Any, period_beginning: Any,
                                period_ending: Any, host: Any = None, state: Any = None,
@@ -1680,30 +1781,34 @@ class AsyncAPI:
         return await self.call("task_log_get_all", context, task_name, period_beginning,
                                period_ending, host, state, session)
 
-    async def virtual_interface_create(self, context: RequestContext, values: Any) -> Any:
+    async def virtual_interface_create(self, context: RequestContext,
+                                       values: Any) -> dict[str, Any]:
         """Nova's ``virtual_interface_create(context, values)``: a write, admin or user context,
         protocol 1.0.
         """
-        return await self.call("virtual_interface_create", context, values)
+        return cast("dict[str, Any]", await self.call("virtual_interface_create", context, values))
 
-    async def virtual_interface_delete(self, context: RequestContext, vif_id: Any) -> Any:
+    async def virtual_interface_delete(self, context: RequestContext, vif_id: Any) -> None:
         """Nova's ``virtual_interface_delete(context, vif_id)``: a write, admin or user context,
         protocol 1.0.
         """
-        return await self.call("virtual_interface_delete", context, vif_id)
+        return cast("None", await self.call("virtual_interface_delete", context, vif_id))
 
     async def virtual_interface_delete_by_instance(self, context: RequestContext,
-                                                   instance_id: Any) -> Any:
+                                                   instance_id: Any) -> None:
         """Nova's ``virtual_interface_delete_by_instance(context, instance_id)``: a write, admin
         or user context, protocol 1.0.
         """
-        return await self.call("virtual_interface_delete_by_instance", context, instance_id)
+        return cast("None", await self.call("virtual_interface_delete_by_instance", context,
+                                            instance_id))
 
-    async def virtual_interface_get(self, context: RequestContext, vif_id: Any) -> Any:
+    async def virtual_interface_get(self, context: RequestContext,
+                                    vif_id: Any) -> dict[str, Any] | None:
         """Nova's ``virtual_interface_get(context, vif_id)``: a read, admin or user context,
         protocol 1.0.
         """
-        return await self.call("virtual_interface_get", context, vif_id)
+        return cast("dict[str, Any] | None", await self.call("virtual_interface_get", context,
+                                                             vif_id))
 
     async def virtual_interface_get_all(self, context: RequestContext) -> Any:
         """Nova's ``virtual_interface_get_all(context)``: a read, admin or user context, protocol
@@ -1711,53 +1816,60 @@ class AsyncAPI:
         """
         return await self.call("virtual_interface_get_all", context)
 
-    async def virtual_interface_get_by_address(self, context: RequestContext, address: Any) -> Any:
+    async def virtual_interface_get_by_address(self, context: RequestContext,
+                                               address: Any) -> dict[str, Any] | None:
         """Nova's ``virtual_interface_get_by_address(context, address)``: a read, admin or user
         context, protocol 1.0.
         """
-        return await self.call("virtual_interface_get_by_address", context, address)
+        return cast("dict[str, Any] | None", await self.call("virtual_interface_get_by_address",
+                                                             context, address))
 
     async def virtual_interface_get_by_instance(self, context: RequestContext,
-                                                instance_id: Any) -> Any:
+                                                instance_id: Any) -> list[dict[str, Any]]:
         """Nova's ``virtual_interface_get_by_instance(context, instance_id)``: a read, admin or
         user context, protocol 1.0.
         """
-        return await self.call("virtual_interface_get_by_instance", context, instance_id)
+        return cast("list[dict[str, Any]]", await self.call("virtual_interface_get_by_instance",
+                                                            context, instance_id))
 
-    async def virtual_interface_get_by_instance_and_network(self, context: RequestContext,
-                                                            instance_id: Any,
-                                                            network_id: Any) -> Any:
+    async def virtual_interface_get_by_instance_and_network(
+            self, context: RequestContext, instance_id: Any,
+            network_id: Any) -> dict[str, Any] | None:
         """Nova's ``virtual_interface_get_by_instance_and_network(context, instance_id,
         network_id)``: a read, admin or user context, protocol 1.0.
         """
-        return await self.call("virtual_interface_get_by_instance_and_network", context,
-                               instance_id, network_id)
+        return cast("dict[str, Any] | None", await self.call(
+            "virtual_interface_get_by_instance_and_network", context, instance_id, network_id))
 
-    async def virtual_interface_get_by_uuid(self, context: RequestContext, vif_uuid: Any) -> Any:
+    async def virtual_interface_get_by_uuid(self, context: RequestContext,
+                                            vif_uuid: Any) -> dict[str, Any] | None:
         """Nova's ``virtual_interface_get_by_uuid(context, vif_uuid)``: a read, admin or user
         context, protocol 1.0.
         """
-        return await self.call("virtual_interface_get_by_uuid", context, vif_uuid)
+        return cast("dict[str, Any] | None", await self.call("virtual_interface_get_by_uuid",
+                                                             context, vif_uuid))
 
     async def volume_allocate_iscsi_target(self, context: RequestContext, volume_id: Any,
-                                           host: Any) -> Any:
+                                           host: Any) -> int:
         """Nova's ``volume_allocate_iscsi_target(context, volume_id, host)``: a write, admin
         context only, protocol 1.0.
         """
-        return await self.call("volume_allocate_iscsi_target", context, volume_id, host)
+        return cast("int", await self.call("volume_allocate_iscsi_target", context, volume_id,
+                                           host))
 
     async def volume_attached(self, context: RequestContext, volume_id: Any, instance_id: Any,
-                              mountpoint: Any) -> Any:
+                              mountpoint: Any) -> None:
         """Nova's ``volume_attached(context, volume_id, instance_id, mountpoint)``: a write,
         admin context only, protocol 1.0.
         """
-        return await self.call("volume_attached", context, volume_id, instance_id, mountpoint)
+        return cast("None", await self.call("volume_attached", context, volume_id, instance_id,
+                                            mountpoint))
 
-    async def volume_create(self, context: RequestContext, values: Any) -> Any:
+    async def volume_create(self, context: RequestContext, values: Any) -> dict[str, Any]:
         """Nova's ``volume_create(context, values)``: a write, admin or user context, protocol
         1.0.
         """
-        return await self.call("volume_create", context, values)
+        return cast("dict[str, Any]", await self.call("volume_create", context, values))
 
     async def volume_data_get_for_project(self, context: RequestContext, project_id: Any,
                                           session: Any = None) -> Any:
@@ -1766,23 +1878,23 @@ class AsyncAPI:
         """
         return await self.call("volume_data_get_for_project", context, project_id, session)
 
-    async def volume_destroy(self, context: RequestContext, volume_id: Any) -> Any:
+    async def volume_destroy(self, context: RequestContext, volume_id: Any) -> dict[str, Any]:
         """Nova's ``volume_destroy(context, volume_id)``: a write, admin context only, protocol
         1.0.
         """
-        return await self.call("volume_destroy", context, volume_id)
+        return cast("dict[str, Any]", await self.call("volume_destroy", context, volume_id))
 
-    async def volume_detached(self, context: RequestContext, volume_id: Any) -> Any:
+    async def volume_detached(self, context: RequestContext, volume_id: Any) -> None:
         """Nova's ``volume_detached(context, volume_id)``: a write, admin context only, protocol
         1.0.
         """
-        return await self.call("volume_detached", context, volume_id)
+        return cast("None", await self.call("volume_detached", context, volume_id))
 
-    async def volume_get(self, context: RequestContext, volume_id: Any) -> Any:
+    async def volume_get(self, context: RequestContext, volume_id: Any) -> dict[str, Any]:
         """Nova's ``volume_get(context, volume_id)``: a read, admin or user context, protocol
         1.0.
         """
-        return await self.call("volume_get", context, volume_id)
+        return cast("dict[str, Any]", await self.call("volume_get", context, volume_id))
 
     async def volume_get_active_by_window(self, context: RequestContext, begin: Any,
                                           end: Any = None, project_id: Any = None) -> Any:
@@ -1827,43 +1939,45 @@ class AsyncAPI:
         return await self.call("volume_get_iscsi_target_num", context, volume_id)
 
     async def volume_metadata_delete(self, context: RequestContext, volume_id: Any,
-                                     key: Any) -> Any:
+                                     key: Any) -> None:
         """Nova's ``volume_metadata_delete(context, volume_id, key)``: a write, admin or user
         context, protocol 1.0.
         """
-        return await self.call("volume_metadata_delete", context, volume_id, key)
+        return cast("None", await self.call("volume_metadata_delete", context, volume_id, key))
 
-    async def volume_metadata_get(self, context: RequestContext, volume_id: Any) -> Any:
+    async def volume_metadata_get(self, context: RequestContext, volume_id: Any) -> dict[str, Any]:
         """Nova's ``volume_metadata_get(context, volume_id)``: a read, admin or user context,
         protocol 1.0.
         """
-        return await self.call("volume_metadata_get", context, volume_id)
+        return cast("dict[str, Any]", await self.call("volume_metadata_get", context, volume_id))
 
     async def volume_metadata_update(self, context: RequestContext, volume_id: Any, metadata: Any,
-                                     delete: Any) -> Any:
+                                     delete: Any) -> None:
         """Nova's ``volume_metadata_update(context, volume_id, metadata, delete)``: a write,
         admin or user context, protocol 1.0.
         """
-        return await self.call("volume_metadata_update", context, volume_id, metadata, delete)
+        return cast("None", await self.call("volume_metadata_update", context, volume_id, metadata,
+                                            delete))
 
-    async def volume_type_create(self, context: RequestContext, values: Any) -> Any:
+    async def volume_type_create(self, context: RequestContext, values: Any) -> dict[str, Any]:
         """Nova's ``volume_type_create(context, values)``: a write, admin context only, protocol
         1.0.
         """
-        return await self.call("volume_type_create", context, values)
+        return cast("dict[str, Any]", await self.call("volume_type_create", context, values))
 
-    async def volume_type_destroy(self, context: RequestContext, name: Any) -> Any:
+    async def volume_type_destroy(self, context: RequestContext, name: Any) -> None:
         """Nova's ``volume_type_destroy(context, name)``: a write, admin context only, protocol
         1.0.
         """
-        return await self.call("volume_type_destroy", context, name)
+        return cast("None", await self.call("volume_type_destroy", context, name))
 
     async def volume_type_extra_specs_delete(self, context: RequestContext, volume_type_id: Any,
-                                             key: Any) -> Any:
+                                             key: Any) -> None:
         """Nova's ``volume_type_extra_specs_delete(context, volume_type_id, key)``: a write,
         admin or user context, protocol 1.0.
         """
-        return await self.call("volume_type_extra_specs_delete", context, volume_type_id, key)
+        return cast("None", await self.call("volume_type_extra_specs_delete", context,
+                                            volume_type_id, key))
 
     async def volume_type_extra_specs_get(self, context: RequestContext,
                                           volume_type_id: Any) -> Any:
@@ -1874,40 +1988,43 @@ class AsyncAPI:
 
     async def volume_type_extra_specs_update_or_create(self, context: RequestContext,
                                                        volume_type_id: Any,
-                                                       extra_specs: Any) -> Any:
+                                                       extra_specs: Any) -> None:
         """Nova's ``volume_type_extra_specs_update_or_create(context, volume_type_id,
         extra_specs)``: a write, admin or user context, protocol 1.0.
         """
-        return await self.call("volume_type_extra_specs_update_or_create", context, volume_type_id,
-                               extra_specs)
+        return cast("None", await self.call("volume_type_extra_specs_update_or_create", context,
+                                            volume_type_id, extra_specs))
 
-    async def volume_type_get(self, context: RequestContext, id: Any) -> Any:
+    async def volume_type_get(self, context: RequestContext, id: Any) -> dict[str, Any]:
         """Nova's ``volume_type_get(context, id)``: a read, admin or user context, protocol 1.0."""
-        return await self.call("volume_type_get", context, id)
+        return cast("dict[str, Any]", await self.call("volume_type_get", context, id))
 
-    async def volume_type_get_all(self, context: RequestContext, inactive: Any = False) -> Any:
+    async def volume_type_get_all(self, context: RequestContext,
+                                  inactive: Any = False) -> dict[str, Any]:
         """Nova's ``volume_type_get_all(context, inactive=False)``: a read, admin or user
         context, protocol 1.0.
         """
-        return await self.call("volume_type_get_all", context, inactive)
+        return cast("dict[str, Any]", await self.call("volume_type_get_all", context, inactive))
 
-    async def volume_type_get_by_name(self, context: RequestContext, name: Any) -> Any:
+    async def volume_type_get_by_name(self, context: RequestContext, name: Any) -> dict[str, Any]:
         """Nova's ``volume_type_get_by_name(context, name)``: a read, admin or user context,
         protocol 1.0.
         """
-        return await self.call("volume_type_get_by_name", context, name)
+        return cast("dict[str, Any]", await self.call("volume_type_get_by_name", context, name))
 
-    async def volume_update(self, context: RequestContext, volume_id: Any, values: Any) -> Any:
+    async def volume_update(self, context: RequestContext, volume_id: Any,
+                            values: Any) -> dict[str, Any]:
         """Nova's ``volume_update(context, volume_id, values)``: a write, admin or user context,
         protocol 1.0.
         """
-        return await self.call("volume_update", context, volume_id, values)
+        return cast("dict[str, Any]", await self.call("volume_update", context, volume_id, values))
 
-    async def database_snapshot_create(self, context: RequestContext, values: Any) -> Any:
+    async def database_snapshot_create(self, context: RequestContext,
+                                       values: Any) -> dict[str, Any]:
         """Nova's ``database_snapshot_create(context, values)``: a write, admin context only,
         protocol 1.0.
         """
-        return await self.call("database_snapshot_create", context, values)
+        return cast("dict[str, Any]", await self.call("database_snapshot_create", context, values))
 
     async def database_snapshot_creation_timestamp(self, context: RequestContext,
                                                    resource_id: Any) -> Any:
@@ -1956,11 +2073,12 @@ class AsyncAPI:
                                organization_service_id, region_name, snapshot_id)
 
     async def database_snapshot_update(self, context: RequestContext, resource_id: Any,
-                                       values: Any) -> Any:
+                                       values: Any) -> dict[str, Any]:
         """Nova's ``database_snapshot_update(context, resource_id, values)``: a write, admin
         context only, protocol 1.0.
         """
-        return await self.call("database_snapshot_update", context, resource_id, values)
+        return cast("dict[str, Any]", await self.call("database_snapshot_update", context,
+                                                      resource_id, values))
 
 
 class BlockingAPI:
@@ -1970,52 +2088,54 @@ class BlockingAPI:
              **kwargs: Any) -> Any:
         raise NotImplementedError
 
-    def agent_build_create(self, context: RequestContext, values: Any) -> Any:
+    def agent_build_create(self, context: RequestContext, values: Any) -> dict[str, Any]:
         """Nova's ``agent_build_create(context, values)``: a write, admin context only, protocol
         1.0.
         """
-        return self.call("agent_build_create", context, values)
+        return cast("dict[str, Any]", self.call("agent_build_create", context, values))
 
-    def agent_build_destroy(self, context: RequestContext, agent_update_id: Any) -> Any:
+    def agent_build_destroy(self, context: RequestContext, agent_update_id: Any) -> None:
         """Nova's ``agent_build_destroy(context, agent_update_id)``: a write, admin context only,
         protocol 1.0.
         """
-        return self.call("agent_build_destroy", context, agent_update_id)
+        return cast("None", self.call("agent_build_destroy", context, agent_update_id))
 
     def agent_build_get_all(self, context: RequestContext) -> Any:
         """Nova's ``agent_build_get_all(context)``: a read, admin context only, protocol 1.0."""
         return self.call("agent_build_get_all", context)
 
     def agent_build_get_by_triple(self, context: RequestContext, hypervisor: Any, os: Any,
-                                  architecture: Any) -> Any:
+                                  architecture: Any) -> dict[str, Any] | None:
         """Nova's ``agent_build_get_by_triple(context, hypervisor, os, architecture)``: a read,
         admin context only, protocol 1.0.
         """
-        return self.call("agent_build_get_by_triple", context, hypervisor, os, architecture)
+        return cast("dict[str, Any] | None", self.call("agent_build_get_by_triple", context,
+                                                       hypervisor, os, architecture))
 
-    def agent_build_update(self, context: RequestContext, agent_build_id: Any, values: Any) -> Any:
+    def agent_build_update(self, context: RequestContext, agent_build_id: Any, values: Any) -> None:
         """Nova's ``agent_build_update(context, agent_build_id, values)``: a write, admin context
         only, protocol 1.0.
         """
-        return self.call("agent_build_update", context, agent_build_id, values)
+        return cast("None", self.call("agent_build_update", context, agent_build_id, values))
 
-    def aggregate_create(self, context: RequestContext, values: Any, metadata: Any = None) -> Any:
+    def aggregate_create(self, context: RequestContext, values: Any,
+                         metadata: Any = None) -> dict[str, Any]:
         """Nova's ``aggregate_create(context, values, metadata=None)``: a write, admin context
         only, protocol 1.0.
         """
-        return self.call("aggregate_create", context, values, metadata)
+        return cast("dict[str, Any]", self.call("aggregate_create", context, values, metadata))
 
-    def aggregate_delete(self, context: RequestContext, aggregate_id: Any) -> Any:
+    def aggregate_delete(self, context: RequestContext, aggregate_id: Any) -> None:
         """Nova's ``aggregate_delete(context, aggregate_id)``: a write, admin context only,
         protocol 1.0.
         """
-        return self.call("aggregate_delete", context, aggregate_id)
+        return cast("None", self.call("aggregate_delete", context, aggregate_id))
 
-    def aggregate_get(self, context: RequestContext, aggregate_id: Any) -> Any:
+    def aggregate_get(self, context: RequestContext, aggregate_id: Any) -> dict[str, Any]:
         """Nova's ``aggregate_get(context, aggregate_id)``: a read, admin context only, protocol
         1.0.
         """
-        return self.call("aggregate_get", context, aggregate_id)
+        return cast("dict[str, Any]", self.call("aggregate_get", context, aggregate_id))
 
     def aggregate_get_all(self, context: RequestContext) -> Any:
         """Nova's ``aggregate_get_all(context)``: a read, admin context only, protocol 1.0."""
@@ -2027,17 +2147,17 @@ class BlockingAPI:
         """
         return self.call("aggregate_get_by_host", context, host, key)
 
-    def aggregate_host_add(self, context: RequestContext, aggregate_id: Any, host: Any) -> Any:
+    def aggregate_host_add(self, context: RequestContext, aggregate_id: Any, host: Any) -> None:
         """Nova's ``aggregate_host_add(context, aggregate_id, host)``: a write, admin context
         only, protocol 1.0.
         """
-        return self.call("aggregate_host_add", context, aggregate_id, host)
+        return cast("None", self.call("aggregate_host_add", context, aggregate_id, host))
 
-    def aggregate_host_delete(self, context: RequestContext, aggregate_id: Any, host: Any) -> Any:
+    def aggregate_host_delete(self, context: RequestContext, aggregate_id: Any, host: Any) -> None:
         """Nova's ``aggregate_host_delete(context, aggregate_id, host)``: a write, admin context
         only, protocol 1.0.
         """
-        return self.call("aggregate_host_delete", context, aggregate_id, host)
+        return cast("None", self.call("aggregate_host_delete", context, aggregate_id, host))
 
     def aggregate_host_get_all(self, context: RequestContext, aggregate_id: Any) -> Any:
         """Nova's ``aggregate_host_get_all(context, aggregate_id)``: a read, admin context only,
@@ -2046,18 +2166,19 @@ class BlockingAPI:
         return self.call("aggregate_host_get_all", context, aggregate_id)
 
     def aggregate_metadata_add(self, context: RequestContext, aggregate_id: Any, metadata: Any,
-                               set_delete: Any = False) -> Any:
+                               set_delete: Any = False) -> None:
         """Nova's ``aggregate_metadata_add(context, aggregate_id, metadata, set_delete=False)``:
         a write, admin context only, protocol 1.0.
         """
-        return self.call("aggregate_metadata_add", context, aggregate_id, metadata, set_delete)
+        return cast("None", self.call("aggregate_metadata_add", context, aggregate_id, metadata,
+                                      set_delete))
 
     def aggregate_metadata_delete(self, context: RequestContext, aggregate_id: Any,
-                                  key: Any) -> Any:
+                                  key: Any) -> None:
         """Nova's ``aggregate_metadata_delete(context, aggregate_id, key)``: a write, admin
         context only, protocol 1.0.
         """
-        return self.call("aggregate_metadata_delete", context, aggregate_id, key)
+        return cast("None", self.call("aggregate_metadata_delete", context, aggregate_id, key))
 
     def aggregate_metadata_get(self, context: RequestContext, aggregate_id: Any) -> Any:
         """Nova's ``aggregate_metadata_get(context, aggregate_id)``: a read, admin context only,
@@ -2066,47 +2187,49 @@ class BlockingAPI:
         return self.call("aggregate_metadata_get", context, aggregate_id)
 
     def aggregate_metadata_get_by_host(self, context: RequestContext, host: Any,
-                                       key: Any = None) -> Any:
+                                       key: Any = None) -> dict[str, Any]:
         """Nova's ``aggregate_metadata_get_by_host(context, host, key=None)``: a read, admin
         context only, protocol 1.0.
         """
-        return self.call("aggregate_metadata_get_by_host", context, host, key)
+        return cast("dict[str, Any]", self.call("aggregate_metadata_get_by_host", context, host,
+                                                key))
 
-    def aggregate_update(self, context: RequestContext, aggregate_id: Any, values: Any) -> Any:
+    def aggregate_update(self, context: RequestContext, aggregate_id: Any,
+                         values: Any) -> dict[str, Any]:
         """Nova's ``aggregate_update(context, aggregate_id, values)``: a write, admin context
         only, protocol 1.0.
         """
-        return self.call("aggregate_update", context, aggregate_id, values)
+        return cast("dict[str, Any]", self.call("aggregate_update", context, aggregate_id, values))
 
-    def block_device_mapping_create(self, context: RequestContext, values: Any) -> Any:
+    def block_device_mapping_create(self, context: RequestContext, values: Any) -> None:
         """Nova's ``block_device_mapping_create(context, values)``: a write, admin or user
         context, protocol 1.0.
         """
-        return self.call("block_device_mapping_create", context, values)
+        return cast("None", self.call("block_device_mapping_create", context, values))
 
-    def block_device_mapping_destroy(self, context: RequestContext, bdm_id: Any) -> Any:
+    def block_device_mapping_destroy(self, context: RequestContext, bdm_id: Any) -> None:
         """Nova's ``block_device_mapping_destroy(context, bdm_id)``: a write, admin or user
         context, protocol 1.0.
         """
-        return self.call("block_device_mapping_destroy", context, bdm_id)
+        return cast("None", self.call("block_device_mapping_destroy", context, bdm_id))
 
     def block_device_mapping_destroy_by_instance_and_device(self, context: RequestContext,
                                                             instance_uuid: Any,
-                                                            device_name: Any) -> Any:
+                                                            device_name: Any) -> None:
         """Nova's ``block_device_mapping_destroy_by_instance_and_device(context, instance_uuid,
         device_name)``: a write, admin or user context, protocol 1.0.
         """
-        return self.call("block_device_mapping_destroy_by_instance_and_device", context,
-                         instance_uuid, device_name)
+        return cast("None", self.call("block_device_mapping_destroy_by_instance_and_device",
+                                      context, instance_uuid, device_name))
 
     def block_device_mapping_destroy_by_instance_and_volume(self, context: RequestContext,
                                                             instance_uuid: Any,
-                                                            volume_id: Any) -> Any:
+                                                            volume_id: Any) -> None:
         """Nova's ``block_device_mapping_destroy_by_instance_and_volume(context, instance_uuid,
         volume_id)``: a write, admin or user context, protocol 1.0.
         """
-        return self.call("block_device_mapping_destroy_by_instance_and_volume", context,
-                         instance_uuid, volume_id)
+        return cast("None", self.call("block_device_mapping_destroy_by_instance_and_volume",
+                                      context, instance_uuid, volume_id))
 
     def block_device_mapping_get_all_by_instance(self, context: RequestContext,
                                                  instance_uuid: Any) -> Any:
@@ -2115,17 +2238,18 @@ class BlockingAPI:
         """
         return self.call("block_device_mapping_get_all_by_instance", context, instance_uuid)
 
-    def block_device_mapping_update(self, context: RequestContext, bdm_id: Any, values: Any) -> Any:
+    def block_device_mapping_update(self, context: RequestContext, bdm_id: Any,
+                                    values: Any) -> None:
         """Nova's ``block_device_mapping_update(context, bdm_id, values)``: a write, admin or
         user context, protocol 1.0.
         """
-        return self.call("block_device_mapping_update", context, bdm_id, values)
+        return cast("None", self.call("block_device_mapping_update", context, bdm_id, values))
 
-    def block_device_mapping_update_or_create(self, context: RequestContext, values: Any) -> Any:
+    def block_device_mapping_update_or_create(self, context: RequestContext, values: Any) -> None:
         """Nova's ``block_device_mapping_update_or_create(context, values)``: a write, admin or
         user context, protocol 1.0.
         """
-        return self.call("block_device_mapping_update_or_create", context, values)
+        return cast("None", self.call("block_device_mapping_update_or_create", context, values))
 
     def bw_usage_get_by_uuids(self, context: RequestContext, uuids: Any, start_period: Any) -> Any:
         """Nova's ``bw_usage_get_by_uuids(context, uuids, start_period)``: a read, admin or user
@@ -2134,18 +2258,18 @@ class BlockingAPI:
         return self.call("bw_usage_get_by_uuids", context, uuids, start_period)
 
     def bw_usage_update(self, context: RequestContext, uuid: Any, mac: Any, start_period: Any,
-                        bw_in: Any, bw_out: Any, last_refreshed: Any = None) -> Any:
+                        bw_in: Any, bw_out: Any, last_refreshed: Any = None) -> None:
         """Nova's ``bw_usage_update(context, uuid, mac, start_period, bw_in, bw_out,
         last_refreshed=None)``: a write, admin or user context, protocol 1.0.
         """
-        return self.call("bw_usage_update", context, uuid, mac, start_period, bw_in, bw_out,
-                         last_refreshed)
+        return cast("None", self.call("bw_usage_update", context, uuid, mac, start_period, bw_in,
+                                      bw_out, last_refreshed))
 
-    def certificate_create(self, context: RequestContext, values: Any) -> Any:
+    def certificate_create(self, context: RequestContext, values: Any) -> dict[str, Any]:
         """Nova's ``certificate_create(context, values)``: a write, admin context only, protocol
         1.0.
         """
-        return self.call("certificate_create", context, values)
+        return cast("dict[str, Any]", self.call("certificate_create", context, values))
 
     def certificate_get_all_by_project(self, context: RequestContext, project_id: Any) -> Any:
         """Nova's ``certificate_get_all_by_project(context, project_id)``: a read, admin context
@@ -2166,27 +2290,27 @@ class BlockingAPI:
         """
         return self.call("certificate_get_all_by_user_and_project", context, user_id, project_id)
 
-    def compute_node_create(self, context: RequestContext, values: Any) -> Any:
+    def compute_node_create(self, context: RequestContext, values: Any) -> dict[str, Any]:
         """Nova's ``compute_node_create(context, values)``: a write, admin context only, protocol
         1.0.
         """
-        return self.call("compute_node_create", context, values)
+        return cast("dict[str, Any]", self.call("compute_node_create", context, values))
 
-    def compute_node_get(self, context: RequestContext, compute_id: Any) -> Any:
+    def compute_node_get(self, context: RequestContext, compute_id: Any) -> dict[str, Any]:
         """Nova's ``compute_node_get(context, compute_id)``: a read, no context check, protocol
         1.0.
         """
-        return self.call("compute_node_get", context, compute_id)
+        return cast("dict[str, Any]", self.call("compute_node_get", context, compute_id))
 
     def compute_node_get_all(self, context: RequestContext) -> Any:
         """Nova's ``compute_node_get_all(context)``: a read, admin context only, protocol 1.0."""
         return self.call("compute_node_get_all", context)
 
-    def compute_node_get_by_host(self, context: RequestContext, host: Any) -> Any:
+    def compute_node_get_by_host(self, context: RequestContext, host: Any) -> dict[str, Any] | None:
         """Nova's ``compute_node_get_by_host(context, host)``: a read, no context check, protocol
         1.0.
         """
-        return self.call("compute_node_get_by_host", context, host)
+        return cast("dict[str, Any] | None", self.call("compute_node_get_by_host", context, host))
 
     def compute_node_search_by_hypervisor(self, context: RequestContext,
                                           hypervisor_match: Any) -> Any:
@@ -2195,33 +2319,34 @@ class BlockingAPI:
         """
         return self.call("compute_node_search_by_hypervisor", context, hypervisor_match)
 
-    def compute_node_statistics(self, context: RequestContext) -> Any:
+    def compute_node_statistics(self, context: RequestContext) -> dict[str, Any]:
         """Nova's ``compute_node_statistics(context)``: a read, no context check, protocol 1.0."""
-        return self.call("compute_node_statistics", context)
+        return cast("dict[str, Any]", self.call("compute_node_statistics", context))
 
     def compute_node_update(self, context: RequestContext, compute_id: Any, values: Any,
-                            prune_stats: Any = False) -> Any:
+                            prune_stats: Any = False) -> dict[str, Any]:
         """Nova's ``compute_node_update(context, compute_id, values, prune_stats=False)``: a
         write, admin context only, protocol 1.0.
         """
-        return self.call("compute_node_update", context, compute_id, values, prune_stats)
+        return cast("dict[str, Any]", self.call("compute_node_update", context, compute_id, values,
+                                                prune_stats))
 
-    def console_create(self, context: RequestContext, values: Any) -> Any:
+    def console_create(self, context: RequestContext, values: Any) -> dict[str, Any]:
         """Nova's ``console_create(context, values)``: a write, no context check, protocol 1.0."""
-        return self.call("console_create", context, values)
+        return cast("dict[str, Any]", self.call("console_create", context, values))
 
-    def console_delete(self, context: RequestContext, console_id: Any) -> Any:
+    def console_delete(self, context: RequestContext, console_id: Any) -> None:
         """Nova's ``console_delete(context, console_id)``: a write, no context check, protocol
         1.0.
         """
-        return self.call("console_delete", context, console_id)
+        return cast("None", self.call("console_delete", context, console_id))
 
     def console_get(self, context: RequestContext, console_id: Any,
-                    instance_uuid: Any = None) -> Any:
+                    instance_uuid: Any = None) -> dict[str, Any]:
         """Nova's ``console_get(context, console_id, instance_uuid=None)``: a read, no context
         check, protocol 1.0.
         """
-        return self.call("console_get", context, console_id, instance_uuid)
+        return cast("dict[str, Any]", self.call("console_get", context, console_id, instance_uuid))
 
     def console_get_all_by_instance(self, context: RequestContext, instance_uuid: Any) -> Any:
         """Nova's ``console_get_all_by_instance(context, instance_uuid)``: a read, no context
@@ -2230,17 +2355,18 @@ class BlockingAPI:
         return self.call("console_get_all_by_instance", context, instance_uuid)
 
     def console_get_by_pool_instance(self, context: RequestContext, pool_id: Any,
-                                     instance_uuid: Any) -> Any:
+                                     instance_uuid: Any) -> dict[str, Any]:
         """Nova's ``console_get_by_pool_instance(context, pool_id, instance_uuid)``: a read, no
         context check, protocol 1.0.
         """
-        return self.call("console_get_by_pool_instance", context, pool_id, instance_uuid)
+        return cast("dict[str, Any]", self.call("console_get_by_pool_instance", context, pool_id,
+                                                instance_uuid))
 
-    def console_pool_create(self, context: RequestContext, values: Any) -> Any:
+    def console_pool_create(self, context: RequestContext, values: Any) -> dict[str, Any]:
         """Nova's ``console_pool_create(context, values)``: a write, no context check, protocol
         1.0.
         """
-        return self.call("console_pool_create", context, values)
+        return cast("dict[str, Any]", self.call("console_pool_create", context, values))
 
     def console_pool_get_all_by_host_type(self, context: RequestContext, host: Any,
                                           console_type: Any) -> Any:
@@ -2250,47 +2376,48 @@ class BlockingAPI:
         return self.call("console_pool_get_all_by_host_type", context, host, console_type)
 
     def console_pool_get_by_host_type(self, context: RequestContext, compute_host: Any,
-                                      proxy_host: Any, console_type: Any) -> Any:
+                                      proxy_host: Any, console_type: Any) -> dict[str, Any]:
         """Nova's ``console_pool_get_by_host_type(context, compute_host, proxy_host,
         console_type)``: a read, no context check, protocol 1.0.
         """
-        return self.call("console_pool_get_by_host_type", context, compute_host, proxy_host,
-                         console_type)
+        return cast("dict[str, Any]", self.call("console_pool_get_by_host_type", context,
+                                                compute_host, proxy_host, console_type))
 
-    def dnsdomain_get(self, context: RequestContext, fqdomain: Any) -> Any:
+    def dnsdomain_get(self, context: RequestContext, fqdomain: Any) -> dict[str, Any] | None:
         """Nova's ``dnsdomain_get(context, fqdomain)``: a read, admin or user context, protocol
         1.0.
         """
-        return self.call("dnsdomain_get", context, fqdomain)
+        return cast("dict[str, Any] | None", self.call("dnsdomain_get", context, fqdomain))
 
-    def dnsdomain_list(self, context: RequestContext) -> Any:
+    def dnsdomain_list(self, context: RequestContext) -> list[str]:
         """Nova's ``dnsdomain_list(context)``: a read, admin or user context, protocol 1.0."""
-        return self.call("dnsdomain_list", context)
+        return cast("list[str]", self.call("dnsdomain_list", context))
 
     def dnsdomain_register_for_project(self, context: RequestContext, fqdomain: Any,
-                                       project: Any) -> Any:
+                                       project: Any) -> None:
         """Nova's ``dnsdomain_register_for_project(context, fqdomain, project)``: a write, admin
         context only, protocol 1.0.
         """
-        return self.call("dnsdomain_register_for_project", context, fqdomain, project)
+        return cast("None", self.call("dnsdomain_register_for_project", context, fqdomain, project))
 
-    def dnsdomain_register_for_zone(self, context: RequestContext, fqdomain: Any, zone: Any) -> Any:
+    def dnsdomain_register_for_zone(self, context: RequestContext, fqdomain: Any,
+                                    zone: Any) -> None:
         """Nova's ``dnsdomain_register_for_zone(context, fqdomain, zone)``: a write, admin
         context only, protocol 1.0.
         """
-        return self.call("dnsdomain_register_for_zone", context, fqdomain, zone)
+        return cast("None", self.call("dnsdomain_register_for_zone", context, fqdomain, zone))
 
-    def dnsdomain_unregister(self, context: RequestContext, fqdomain: Any) -> Any:
+    def dnsdomain_unregister(self, context: RequestContext, fqdomain: Any) -> None:
         """Nova's ``dnsdomain_unregister(context, fqdomain)``: a write, admin context only,
         protocol 1.0.
         """
-        return self.call("dnsdomain_unregister", context, fqdomain)
+        return cast("None", self.call("dnsdomain_unregister", context, fqdomain))
 
-    def ec2_instance_create(self, context: RequestContext, instance_ec2_id: Any) -> Any:
+    def ec2_instance_create(self, context: RequestContext, instance_ec2_id: Any) -> dict[str, Any]:
         """Nova's ``ec2_instance_create(context, instance_ec2_id)``: a write, admin or user
         context, protocol 1.0.
         """
-        return self.call("ec2_instance_create", context, instance_ec2_id)
+        return cast("dict[str, Any]", self.call("ec2_instance_create", context, instance_ec2_id))
 
     def ec2_snapshot_create(self, context: RequestContext, snapshot_id: Any,
                             forced_id: Any = None) -> Any:
@@ -2300,11 +2427,11 @@ class BlockingAPI:
         return self.call("ec2_snapshot_create", context, snapshot_id, forced_id)
 
     def ec2_volume_create(self, context: RequestContext, volume_id: Any,
-                          forced_id: Any = None) -> Any:
+                          forced_id: Any = None) -> dict[str, Any]:
         """Nova's ``ec2_volume_create(context, volume_id, forced_id=None)``: a write, admin or
         user context, protocol 1.0.
         """
-        return self.call("ec2_volume_create", context, volume_id, forced_id)
+        return cast("dict[str, Any]", self.call("ec2_volume_create", context, volume_id, forced_id))
 
     def fixed_ip_associate(self, context: RequestContext, address: Any, instance_uuid: Any,
                            network_id: Any = None, reserved: Any = False) -> Any:
@@ -2315,50 +2442,51 @@ class BlockingAPI:
                          reserved)
 
     def fixed_ip_associate_pool(self, context: RequestContext, network_id: Any,
-                                instance_uuid: Any = None, host: Any = None) -> Any:
+                                instance_uuid: Any = None, host: Any = None) -> str:
         """Nova's ``fixed_ip_associate_pool(context, network_id, instance_uuid=None,
         host=None)``: a write, admin context only, protocol 1.0.
         """
-        return self.call("fixed_ip_associate_pool", context, network_id, instance_uuid, host)
+        return cast("str", self.call("fixed_ip_associate_pool", context, network_id, instance_uuid,
+                                     host))
 
-    def fixed_ip_bulk_create(self, context: RequestContext, ips: Any) -> Any:
+    def fixed_ip_bulk_create(self, context: RequestContext, ips: Any) -> None:
         """Nova's ``fixed_ip_bulk_create(context, ips)``: a write, admin or user context,
         protocol 1.0.
         """
-        return self.call("fixed_ip_bulk_create", context, ips)
+        return cast("None", self.call("fixed_ip_bulk_create", context, ips))
 
-    def fixed_ip_create(self, context: RequestContext, values: Any) -> Any:
+    def fixed_ip_create(self, context: RequestContext, values: Any) -> str:
         """Nova's ``fixed_ip_create(context, values)``: a write, admin or user context, protocol
         1.0.
         """
-        return self.call("fixed_ip_create", context, values)
+        return cast("str", self.call("fixed_ip_create", context, values))
 
-    def fixed_ip_disassociate(self, context: RequestContext, address: Any) -> Any:
+    def fixed_ip_disassociate(self, context: RequestContext, address: Any) -> None:
         """Nova's ``fixed_ip_disassociate(context, address)``: a write, admin or user context,
         protocol 1.0.
         """
-        return self.call("fixed_ip_disassociate", context, address)
+        return cast("None", self.call("fixed_ip_disassociate", context, address))
 
     def fixed_ip_disassociate_all_by_timeout(self, context: RequestContext, host: Any,
-                                             time: Any) -> Any:
+                                             time: Any) -> int:
         """Nova's ``fixed_ip_disassociate_all_by_timeout(context, host, time)``: a write, admin
         context only, protocol 1.0.
         """
-        return self.call("fixed_ip_disassociate_all_by_timeout", context, host, time)
+        return cast("int", self.call("fixed_ip_disassociate_all_by_timeout", context, host, time))
 
-    def fixed_ip_get(self, context: RequestContext, id: Any) -> Any:
+    def fixed_ip_get(self, context: RequestContext, id: Any) -> dict[str, Any]:
         """Nova's ``fixed_ip_get(context, id)``: a read, admin or user context, protocol 1.0."""
-        return self.call("fixed_ip_get", context, id)
+        return cast("dict[str, Any]", self.call("fixed_ip_get", context, id))
 
     def fixed_ip_get_all(self, context: RequestContext) -> Any:
         """Nova's ``fixed_ip_get_all(context)``: a read, admin context only, protocol 1.0."""
         return self.call("fixed_ip_get_all", context)
 
-    def fixed_ip_get_by_address(self, context: RequestContext, address: Any) -> Any:
+    def fixed_ip_get_by_address(self, context: RequestContext, address: Any) -> dict[str, Any]:
         """Nova's ``fixed_ip_get_by_address(context, address)``: a read, admin or user context,
         protocol 1.0.
         """
-        return self.call("fixed_ip_get_by_address", context, address)
+        return cast("dict[str, Any]", self.call("fixed_ip_get_by_address", context, address))
 
     def fixed_ip_get_by_instance(self, context: RequestContext, instance_uuid: Any) -> Any:
         """Nova's ``fixed_ip_get_by_instance(context, instance_uuid)``: a read, admin or user
@@ -2373,30 +2501,32 @@ class BlockingAPI:
         """
         return self.call("fixed_ip_get_by_network_host", context, network_uuid, host)
 
-    def fixed_ip_get_network(self, context: RequestContext, address: Any) -> Any:
+    def fixed_ip_get_network(self, context: RequestContext, address: Any) -> dict[str, Any] | None:
         """Nova's ``fixed_ip_get_network(context, address)``: a read, admin context only,
         protocol 1.0.
         """
-        return self.call("fixed_ip_get_network", context, address)
+        return cast("dict[str, Any] | None", self.call("fixed_ip_get_network", context, address))
 
-    def fixed_ip_update(self, context: RequestContext, address: Any, values: Any) -> Any:
+    def fixed_ip_update(self, context: RequestContext, address: Any, values: Any) -> None:
         """Nova's ``fixed_ip_update(context, address, values)``: a write, admin or user context,
         protocol 1.0.
         """
-        return self.call("fixed_ip_update", context, address, values)
+        return cast("None", self.call("fixed_ip_update", context, address, values))
 
-    def fixed_ips_by_virtual_interface(self, context: RequestContext, vif_id: Any) -> Any:
+    def fixed_ips_by_virtual_interface(self, context: RequestContext,
+                                       vif_id: Any) -> list[dict[str, Any]]:
         """Nova's ``fixed_ips_by_virtual_interface(context, vif_id)``: a read, admin or user
         context, protocol 1.0.
         """
-        return self.call("fixed_ips_by_virtual_interface", context, vif_id)
+        return cast("list[dict[str, Any]]", self.call("fixed_ips_by_virtual_interface", context,
+                                                      vif_id))
 
     def floating_ip_allocate_address(self, context: RequestContext, project_id: Any,
-                                     pool: Any) -> Any:
+                                     pool: Any) -> str:
         """Nova's ``floating_ip_allocate_address(context, project_id, pool)``: a write, admin or
         user context, protocol 1.0.
         """
-        return self.call("floating_ip_allocate_address", context, project_id, pool)
+        return cast("str", self.call("floating_ip_allocate_address", context, project_id, pool))
 
     def floating_ip_bulk_create(self, context: RequestContext, ips: Any) -> Any:
         """Nova's ``floating_ip_bulk_create(context, ips)``: a write, admin or user context,
@@ -2404,58 +2534,58 @@ class BlockingAPI:
         """
         return self.call("floating_ip_bulk_create", context, ips)
 
-    def floating_ip_bulk_destroy(self, context: RequestContext, ips: Any) -> Any:
+    def floating_ip_bulk_destroy(self, context: RequestContext, ips: Any) -> None:
         """Nova's ``floating_ip_bulk_destroy(context, ips)``: a write, admin or user context,
         protocol 1.0.
         """
-        return self.call("floating_ip_bulk_destroy", context, ips)
+        return cast("None", self.call("floating_ip_bulk_destroy", context, ips))
 
     def floating_ip_count_by_project(self, context: RequestContext, project_id: Any,
-                                     session: Any = None) -> Any:
+                                     session: Any = None) -> int:
         """Nova's ``floating_ip_count_by_project(context, project_id, session=None)``: a read,
         admin or user context, protocol 1.0.
         """
-        return self.call("floating_ip_count_by_project", context, project_id, session)
+        return cast("int", self.call("floating_ip_count_by_project", context, project_id, session))
 
-    def floating_ip_create(self, context: RequestContext, values: Any) -> Any:
+    def floating_ip_create(self, context: RequestContext, values: Any) -> str:
         """Nova's ``floating_ip_create(context, values)``: a write, admin or user context,
         protocol 1.0.
         """
-        return self.call("floating_ip_create", context, values)
+        return cast("str", self.call("floating_ip_create", context, values))
 
-    def floating_ip_deallocate(self, context: RequestContext, address: Any) -> Any:
+    def floating_ip_deallocate(self, context: RequestContext, address: Any) -> None:
         """Nova's ``floating_ip_deallocate(context, address)``: a write, admin or user context,
         protocol 1.0.
         """
-        return self.call("floating_ip_deallocate", context, address)
+        return cast("None", self.call("floating_ip_deallocate", context, address))
 
-    def floating_ip_destroy(self, context: RequestContext, address: Any) -> Any:
+    def floating_ip_destroy(self, context: RequestContext, address: Any) -> None:
         """Nova's ``floating_ip_destroy(context, address)``: a write, admin or user context,
         protocol 1.0.
         """
-        return self.call("floating_ip_destroy", context, address)
+        return cast("None", self.call("floating_ip_destroy", context, address))
 
-    def floating_ip_disassociate(self, context: RequestContext, address: Any) -> Any:
+    def floating_ip_disassociate(self, context: RequestContext, address: Any) -> str:
         """Nova's ``floating_ip_disassociate(context, address)``: a write, admin or user context,
         protocol 1.0.
         """
-        return self.call("floating_ip_disassociate", context, address)
+        return cast("str", self.call("floating_ip_disassociate", context, address))
 
     def floating_ip_fixed_ip_associate(self, context: RequestContext, floating_address: Any,
-                                       fixed_address: Any, host: Any) -> Any:
+                                       fixed_address: Any, host: Any) -> None:
         """Nova's ``floating_ip_fixed_ip_associate(context, floating_address, fixed_address,
         host)``: a write, admin or user context, protocol 1.0.
         """
-        return self.call("floating_ip_fixed_ip_associate", context, floating_address, fixed_address,
-                         host)
+        return cast("None", self.call("floating_ip_fixed_ip_associate", context, floating_address,
+                                      fixed_address, host))
 
     def floating_ip_get(self, context: RequestContext, id: Any) -> Any:
         """Nova's ``floating_ip_get(context, id)``: a read, admin or user context, protocol 1.0."""
         return self.call("floating_ip_get", context, id)
 
-    def floating_ip_get_all(self, context: RequestContext) -> Any:
+    def floating_ip_get_all(self, context: RequestContext) -> list[dict[str, Any]]:
         """Nova's ``floating_ip_get_all(context)``: a read, admin context only, protocol 1.0."""
-        return self.call("floating_ip_get_all", context)
+        return cast("list[dict[str, Any]]", self.call("floating_ip_get_all", context))
 
     def floating_ip_get_all_by_host(self, context: RequestContext, host: Any) -> Any:
         """Nova's ``floating_ip_get_all_by_host(context, host)``: a read, admin context only,
@@ -2463,11 +2593,13 @@ class BlockingAPI:
         """
         return self.call("floating_ip_get_all_by_host", context, host)
 
-    def floating_ip_get_all_by_project(self, context: RequestContext, project_id: Any) -> Any:
+    def floating_ip_get_all_by_project(self, context: RequestContext,
+                                       project_id: Any) -> list[dict[str, Any]]:
         """Nova's ``floating_ip_get_all_by_project(context, project_id)``: a read, admin or user
         context, protocol 1.0.
         """
-        return self.call("floating_ip_get_all_by_project", context, project_id)
+        return cast("list[dict[str, Any]]", self.call("floating_ip_get_all_by_project", context,
+                                                      project_id))
 
     def floating_ip_get_by_address(self, context: RequestContext, address: Any) -> Any:
         """Nova's ``floating_ip_get_by_address(context, address)``: a read, admin or user
@@ -2475,11 +2607,13 @@ class BlockingAPI:
         """
         return self.call("floating_ip_get_by_address", context, address)
 
-    def floating_ip_get_by_fixed_address(self, context: RequestContext, fixed_address: Any) -> Any:
+    def floating_ip_get_by_fixed_address(self, context: RequestContext,
+                                         fixed_address: Any) -> list[dict[str, Any]]:
         """Nova's ``floating_ip_get_by_fixed_address(context, fixed_address)``: a read, admin or
         user context, protocol 1.0.
         """
-        return self.call("floating_ip_get_by_fixed_address", context, fixed_address)
+        return cast("list[dict[str, Any]]", self.call("floating_ip_get_by_fixed_address", context,
+                                                      fixed_address))
 
     def floating_ip_get_by_fixed_ip_id(self, context: RequestContext, fixed_ip_id: Any) -> Any:
         """Nova's ``floating_ip_get_by_fixed_ip_id(context, fixed_ip_id)``: a read, admin or user
@@ -2487,29 +2621,29 @@ class BlockingAPI:
         """
         return self.call("floating_ip_get_by_fixed_ip_id", context, fixed_ip_id)
 
-    def floating_ip_get_pools(self, context: RequestContext) -> Any:
+    def floating_ip_get_pools(self, context: RequestContext) -> list[dict[str, Any]]:
         """Nova's ``floating_ip_get_pools(context)``: a read, admin or user context, protocol
         1.0.
         """
-        return self.call("floating_ip_get_pools", context)
+        return cast("list[dict[str, Any]]", self.call("floating_ip_get_pools", context))
 
-    def floating_ip_set_auto_assigned(self, context: RequestContext, address: Any) -> Any:
+    def floating_ip_set_auto_assigned(self, context: RequestContext, address: Any) -> None:
         """Nova's ``floating_ip_set_auto_assigned(context, address)``: a write, admin or user
         context, protocol 1.0.
         """
-        return self.call("floating_ip_set_auto_assigned", context, address)
+        return cast("None", self.call("floating_ip_set_auto_assigned", context, address))
 
-    def floating_ip_update(self, context: RequestContext, address: Any, values: Any) -> Any:
+    def floating_ip_update(self, context: RequestContext, address: Any, values: Any) -> None:
         """Nova's ``floating_ip_update(context, address, values)``: a write, admin or user
         context, protocol 1.0.
         """
-        return self.call("floating_ip_update", context, address, values)
+        return cast("None", self.call("floating_ip_update", context, address, values))
 
-    def get_ec2_instance_id_by_uuid(self, context: RequestContext, instance_id: Any) -> Any:
+    def get_ec2_instance_id_by_uuid(self, context: RequestContext, instance_id: Any) -> int:
         """Nova's ``get_ec2_instance_id_by_uuid(context, instance_id)``: a read, admin or user
         context, protocol 1.0.
         """
-        return self.call("get_ec2_instance_id_by_uuid", context, instance_id)
+        return cast("int", self.call("get_ec2_instance_id_by_uuid", context, instance_id))
 
     def get_ec2_snapshot_id_by_uuid(self, context: RequestContext, snapshot_id: Any) -> Any:
         """Nova's ``get_ec2_snapshot_id_by_uuid(context, snapshot_id)``: a read, admin or user
@@ -2542,17 +2676,18 @@ class BlockingAPI:
         return self.call("get_volume_uuid_by_ec2_id", context, ec2_id)
 
     def instance_add_security_group(self, context: RequestContext, instance_id: Any,
-                                    security_group_id: Any) -> Any:
+                                    security_group_id: Any) -> None:
         """Nova's ``instance_add_security_group(context, instance_id, security_group_id)``: a
         write, admin or user context, protocol 1.0.
         """
-        return self.call("instance_add_security_group", context, instance_id, security_group_id)
+        return cast("None", self.call("instance_add_security_group", context, instance_id,
+                                      security_group_id))
 
-    def instance_create(self, context: RequestContext, values: Any) -> Any:
+    def instance_create(self, context: RequestContext, values: Any) -> dict[str, Any]:
         """Nova's ``instance_create(context, values)``: a write, admin or user context, protocol
         1.0.
         """
-        return self.call("instance_create", context, values)
+        return cast("dict[str, Any]", self.call("instance_create", context, values))
 
     def instance_data_get_for_project(self, context: RequestContext, project_id: Any,
                                       session: Any = None) -> Any:
@@ -2562,30 +2697,32 @@ class BlockingAPI:
         return self.call("instance_data_get_for_project", context, project_id, session)
 
     def instance_destroy(self, context: RequestContext, instance_uuid: Any,
-                         constraint: Any = None) -> Any:
+                         constraint: Any = None) -> dict[str, Any]:
         """Nova's ``instance_destroy(context, instance_uuid, constraint=None)``: a write, admin
         or user context, protocol 1.0.
         """
-        return self.call("instance_destroy", context, instance_uuid, constraint)
+        return cast("dict[str, Any]", self.call("instance_destroy", context, instance_uuid,
+                                                constraint))
 
-    def instance_fault_create(self, context: RequestContext, values: Any) -> Any:
+    def instance_fault_create(self, context: RequestContext, values: Any) -> dict[str, Any]:
         """Nova's ``instance_fault_create(context, values)``: a write, no context check, protocol
         1.0.
         """
-        return self.call("instance_fault_create", context, values)
+        return cast("dict[str, Any]", self.call("instance_fault_create", context, values))
 
     def instance_fault_get_by_instance_uuids(self, context: RequestContext,
-                                             instance_uuids: Any) -> Any:
+                                             instance_uuids: Any) -> dict[str, Any]:
         """Nova's ``instance_fault_get_by_instance_uuids(context, instance_uuids)``: a read, no
         context check, protocol 1.0.
         """
-        return self.call("instance_fault_get_by_instance_uuids", context, instance_uuids)
+        return cast("dict[str, Any]", self.call("instance_fault_get_by_instance_uuids", context,
+                                                instance_uuids))
 
-    def instance_get(self, context: RequestContext, instance_id: Any) -> Any:
+    def instance_get(self, context: RequestContext, instance_id: Any) -> dict[str, Any]:
         """Nova's ``instance_get(context, instance_id)``: a read, admin or user context, protocol
         1.0.
         """
-        return self.call("instance_get", context, instance_id)
+        return cast("dict[str, Any]", self.call("instance_get", context, instance_id))
 
     def instance_get_active_by_window(self, context: RequestContext, begin: Any, end: Any = None,
                                       project_id: Any = None, host: Any = None) -> Any:
@@ -2651,11 +2788,11 @@ class BlockingAPI:
         """
         return self.call("instance_get_all_hung_in_rebooting", context, reboot_window)
 
-    def instance_get_by_uuid(self, context: RequestContext, uuid: Any) -> Any:
+    def instance_get_by_uuid(self, context: RequestContext, uuid: Any) -> dict[str, Any]:
         """Nova's ``instance_get_by_uuid(context, uuid)``: a read, admin or user context,
         protocol 1.0.
         """
-        return self.call("instance_get_by_uuid", context, uuid)
+        return cast("dict[str, Any]", self.call("instance_get_by_uuid", context, uuid))
 
     def instance_get_floating_address(self, context: RequestContext, instance_id: Any) -> Any:
         """Nova's ``instance_get_floating_address(context, instance_id)``: a read, admin or user
@@ -2663,37 +2800,40 @@ class BlockingAPI:
         """
         return self.call("instance_get_floating_address", context, instance_id)
 
-    def instance_info_cache_create(self, context: RequestContext, values: Any) -> Any:
+    def instance_info_cache_create(self, context: RequestContext, values: Any) -> dict[str, Any]:
         """Nova's ``instance_info_cache_create(context, values)``: a write, admin or user
         context, protocol 1.0.
         """
-        return self.call("instance_info_cache_create", context, values)
+        return cast("dict[str, Any]", self.call("instance_info_cache_create", context, values))
 
-    def instance_info_cache_delete(self, context: RequestContext, instance_uuid: Any) -> Any:
+    def instance_info_cache_delete(self, context: RequestContext, instance_uuid: Any) -> None:
         """Nova's ``instance_info_cache_delete(context, instance_uuid)``: a write, admin or user
         context, protocol 1.0.
         """
-        return self.call("instance_info_cache_delete", context, instance_uuid)
+        return cast("None", self.call("instance_info_cache_delete", context, instance_uuid))
 
-    def instance_info_cache_get(self, context: RequestContext, instance_uuid: Any) -> Any:
+    def instance_info_cache_get(self, context: RequestContext,
+                                instance_uuid: Any) -> dict[str, Any] | None:
         """Nova's ``instance_info_cache_get(context, instance_uuid)``: a read, admin or user
         context, protocol 1.0.
         """
-        return self.call("instance_info_cache_get", context, instance_uuid)
+        return cast("dict[str, Any] | None", self.call("instance_info_cache_get", context,
+                                                       instance_uuid))
 
     def instance_info_cache_update(self, context: RequestContext, instance_uuid: Any,
-                                   values: Any) -> Any:
+                                   values: Any) -> dict[str, Any]:
         """Nova's ``instance_info_cache_update(context, instance_uuid, values)``: a write, admin
         or user context, protocol 1.0.
         """
-        return self.call("instance_info_cache_update", context, instance_uuid, values)
+        return cast("dict[str, Any]", self.call("instance_info_cache_update", context,
+                                                instance_uuid, values))
 
     def instance_metadata_delete(self, context: RequestContext, instance_uuid: Any,
-                                 key: Any) -> Any:
+                                 key: Any) -> None:
         """Nova's ``instance_metadata_delete(context, instance_uuid, key)``: a write, admin or
         user context, protocol 1.0.
         """
-        return self.call("instance_metadata_delete", context, instance_uuid, key)
+        return cast("None", self.call("instance_metadata_delete", context, instance_uuid, key))
 
     def instance_metadata_get(self, context: RequestContext, instance_uuid: Any) -> Any:
         """Nova's ``instance_metadata_get(context, instance_uuid)``: a read, admin or user
@@ -2702,25 +2842,28 @@ class BlockingAPI:
         return self.call("instance_metadata_get", context, instance_uuid)
 
     def instance_metadata_update(self, context: RequestContext, instance_uuid: Any, metadata: Any,
-                                 delete: Any) -> Any:
+                                 delete: Any) -> dict[str, Any]:
         """Nova's ``instance_metadata_update(context, instance_uuid, metadata, delete)``: a
         write, admin or user context, protocol 1.0.
         """
-        return self.call("instance_metadata_update", context, instance_uuid, metadata, delete)
+        return cast("dict[str, Any]", self.call("instance_metadata_update", context, instance_uuid,
+                                                metadata, delete))
 
     def instance_remove_security_group(self, context: RequestContext, instance_id: Any,
-                                       security_group_id: Any) -> Any:
+                                       security_group_id: Any) -> None:
         """Nova's ``instance_remove_security_group(context, instance_id, security_group_id)``: a
         write, admin or user context, protocol 1.0.
         """
-        return self.call("instance_remove_security_group", context, instance_id, security_group_id)
+        return cast("None", self.call("instance_remove_security_group", context, instance_id,
+                                      security_group_id))
 
     def instance_system_metadata_delete(self, context: RequestContext, instance_uuid: Any,
-                                        key: Any) -> Any:
+                                        key: Any) -> None:
         """Nova's ``instance_system_metadata_delete(context, instance_uuid, key)``: a write,
         admin or user context, protocol 1.0.
         """
-        return self.call("instance_system_metadata_delete", context, instance_uuid, key)
+        return cast("None", self.call("instance_system_metadata_delete", context, instance_uuid,
+                                      key))
 
     def instance_system_metadata_get(self, context: RequestContext, instance_uuid: Any) -> Any:
         """Nova's ``instance_system_metadata_get(context, instance_uuid)``: a read, admin or user
@@ -2729,27 +2872,28 @@ class BlockingAPI:
         return self.call("instance_system_metadata_get", context, instance_uuid)
 
     def instance_system_metadata_update(self, context: RequestContext, instance_uuid: Any,
-                                        metadata: Any, delete: Any) -> Any:
+                                        metadata: Any, delete: Any) -> None:
         """Nova's ``instance_system_metadata_update(context, instance_uuid, metadata, delete)``:
         a write, admin or user context, protocol 1.0.
         """
-        return self.call("instance_system_metadata_update", context, instance_uuid, metadata,
-                         delete)
+        return cast("None", self.call("instance_system_metadata_update", context, instance_uuid,
+                                      metadata, delete))
 
     def instance_test_and_set(self, context: RequestContext, instance_uuid: Any, attr: Any,
-                              ok_states: Any, new_state: Any) -> Any:
+                              ok_states: Any, new_state: Any) -> None:
         """Nova's ``instance_test_and_set(context, instance_uuid, attr, ok_states, new_state)``:
         a write, admin or user context, protocol 1.0.
         """
-        return self.call("instance_test_and_set", context, instance_uuid, attr, ok_states,
-                         new_state)
+        return cast("None", self.call("instance_test_and_set", context, instance_uuid, attr,
+                                      ok_states, new_state))
 
     def instance_type_access_add(self, context: RequestContext, flavor_id: Any,
-                                 project_id: Any) -> Any:
+                                 project_id: Any) -> dict[str, Any]:
         """Nova's ``instance_type_access_add(context, flavor_id, project_id)``: a write, admin
         context only, protocol 1.0.
         """
-        return self.call("instance_type_access_add", context, flavor_id, project_id)
+        return cast("dict[str, Any]", self.call("instance_type_access_add", context, flavor_id,
+                                                project_id))
 
     def instance_type_access_get_by_flavor_id(self, context: RequestContext, flavor_id: Any) -> Any:
         """Nova's ``instance_type_access_get_by_flavor_id(context, flavor_id)``: a read, admin
@@ -2758,30 +2902,31 @@ class BlockingAPI:
         return self.call("instance_type_access_get_by_flavor_id", context, flavor_id)
 
     def instance_type_access_remove(self, context: RequestContext, flavor_id: Any,
-                                    project_id: Any) -> Any:
+                                    project_id: Any) -> None:
         """Nova's ``instance_type_access_remove(context, flavor_id, project_id)``: a write, admin
         context only, protocol 1.0.
         """
-        return self.call("instance_type_access_remove", context, flavor_id, project_id)
+        return cast("None", self.call("instance_type_access_remove", context, flavor_id,
+                                      project_id))
 
-    def instance_type_create(self, context: RequestContext, values: Any) -> Any:
+    def instance_type_create(self, context: RequestContext, values: Any) -> dict[str, Any]:
         """Nova's ``instance_type_create(context, values)``: a write, admin context only,
         protocol 1.0.
         """
-        return self.call("instance_type_create", context, values)
+        return cast("dict[str, Any]", self.call("instance_type_create", context, values))
 
-    def instance_type_destroy(self, context: RequestContext, name: Any) -> Any:
+    def instance_type_destroy(self, context: RequestContext, name: Any) -> None:
         """Nova's ``instance_type_destroy(context, name)``: a write, admin context only, protocol
         1.0.
         """
-        return self.call("instance_type_destroy", context, name)
+        return cast("None", self.call("instance_type_destroy", context, name))
 
     def instance_type_extra_specs_delete(self, context: RequestContext, flavor_id: Any,
-                                         key: Any) -> Any:
+                                         key: Any) -> None:
         """Nova's ``instance_type_extra_specs_delete(context, flavor_id, key)``: a write, admin
         or user context, protocol 1.0.
         """
-        return self.call("instance_type_extra_specs_delete", context, flavor_id, key)
+        return cast("None", self.call("instance_type_extra_specs_delete", context, flavor_id, key))
 
     def instance_type_extra_specs_get(self, context: RequestContext, flavor_id: Any) -> Any:
         """Nova's ``instance_type_extra_specs_get(context, flavor_id)``: a read, admin or user
@@ -2790,18 +2935,18 @@ class BlockingAPI:
         return self.call("instance_type_extra_specs_get", context, flavor_id)
 
     def instance_type_extra_specs_update_or_create(self, context: RequestContext, flavor_id: Any,
-                                                   extra_specs: Any) -> Any:
+                                                   extra_specs: Any) -> None:
         """Nova's ``instance_type_extra_specs_update_or_create(context, flavor_id,
         extra_specs)``: a write, admin or user context, protocol 1.0.
         """
-        return self.call("instance_type_extra_specs_update_or_create", context, flavor_id,
-                         extra_specs)
+        return cast("None", self.call("instance_type_extra_specs_update_or_create", context,
+                                      flavor_id, extra_specs))
 
-    def instance_type_get(self, context: RequestContext, id: Any) -> Any:
+    def instance_type_get(self, context: RequestContext, id: Any) -> dict[str, Any]:
         """Nova's ``instance_type_get(context, id)``: a read, admin or user context, protocol
         1.0.
         """
-        return self.call("instance_type_get", context, id)
+        return cast("dict[str, Any]", self.call("instance_type_get", context, id))
 
     def instance_type_get_all(self, context: RequestContext, inactive: Any = False,
                               filters: Any = None) -> Any:
@@ -2810,23 +2955,24 @@ class BlockingAPI:
         """
         return self.call("instance_type_get_all", context, inactive, filters)
 
-    def instance_type_get_by_flavor_id(self, context: RequestContext, id: Any) -> Any:
+    def instance_type_get_by_flavor_id(self, context: RequestContext, id: Any) -> dict[str, Any]:
         """Nova's ``instance_type_get_by_flavor_id(context, id)``: a read, admin or user context,
         protocol 1.0.
         """
-        return self.call("instance_type_get_by_flavor_id", context, id)
+        return cast("dict[str, Any]", self.call("instance_type_get_by_flavor_id", context, id))
 
-    def instance_type_get_by_name(self, context: RequestContext, name: Any) -> Any:
+    def instance_type_get_by_name(self, context: RequestContext, name: Any) -> dict[str, Any]:
         """Nova's ``instance_type_get_by_name(context, name)``: a read, admin or user context,
         protocol 1.0.
         """
-        return self.call("instance_type_get_by_name", context, name)
+        return cast("dict[str, Any]", self.call("instance_type_get_by_name", context, name))
 
-    def instance_update(self, context: RequestContext, instance_uuid: Any, values: Any) -> Any:
+    def instance_update(self, context: RequestContext, instance_uuid: Any,
+                        values: Any) -> dict[str, Any]:
         """Nova's ``instance_update(context, instance_uuid, values)``: a write, admin or user
         context, protocol 1.0.
         """
-        return self.call("instance_update", context, instance_uuid, values)
+        return cast("dict[str, Any]", self.call("instance_update", context, instance_uuid, values))
 
     def instance_update_and_get_original(self, context: RequestContext, instance_uuid: Any,
                                          values: Any) -> Any:
@@ -2835,47 +2981,48 @@ class BlockingAPI:
         """
         return self.call("instance_update_and_get_original", context, instance_uuid, values)
 
-    def iscsi_target_count_by_host(self, context: RequestContext, host: Any) -> Any:
+    def iscsi_target_count_by_host(self, context: RequestContext, host: Any) -> int:
         """Nova's ``iscsi_target_count_by_host(context, host)``: a read, admin context only,
         protocol 1.0.
         """
-        return self.call("iscsi_target_count_by_host", context, host)
+        return cast("int", self.call("iscsi_target_count_by_host", context, host))
 
-    def iscsi_target_create_safe(self, context: RequestContext, values: Any) -> Any:
+    def iscsi_target_create_safe(self, context: RequestContext,
+                                 values: Any) -> dict[str, Any] | None:
         """Nova's ``iscsi_target_create_safe(context, values)``: a write, admin context only,
         protocol 1.0.
         """
-        return self.call("iscsi_target_create_safe", context, values)
+        return cast("dict[str, Any] | None", self.call("iscsi_target_create_safe", context, values))
 
-    def key_pair_count_by_user(self, context: RequestContext, user_id: Any) -> Any:
+    def key_pair_count_by_user(self, context: RequestContext, user_id: Any) -> int:
         """Nova's ``key_pair_count_by_user(context, user_id)``: a read, no context check,
         protocol 1.0.
         """
-        return self.call("key_pair_count_by_user", context, user_id)
+        return cast("int", self.call("key_pair_count_by_user", context, user_id))
 
-    def key_pair_create(self, context: RequestContext, values: Any) -> Any:
+    def key_pair_create(self, context: RequestContext, values: Any) -> dict[str, Any]:
         """Nova's ``key_pair_create(context, values)``: a write, admin or user context, protocol
         1.0.
         """
-        return self.call("key_pair_create", context, values)
+        return cast("dict[str, Any]", self.call("key_pair_create", context, values))
 
-    def key_pair_destroy(self, context: RequestContext, user_id: Any, name: Any) -> Any:
+    def key_pair_destroy(self, context: RequestContext, user_id: Any, name: Any) -> None:
         """Nova's ``key_pair_destroy(context, user_id, name)``: a write, admin or user context,
         protocol 1.0.
         """
-        return self.call("key_pair_destroy", context, user_id, name)
+        return cast("None", self.call("key_pair_destroy", context, user_id, name))
 
-    def key_pair_destroy_all_by_user(self, context: RequestContext, user_id: Any) -> Any:
+    def key_pair_destroy_all_by_user(self, context: RequestContext, user_id: Any) -> None:
         """Nova's ``key_pair_destroy_all_by_user(context, user_id)``: a write, admin or user
         context, protocol 1.0.
         """
-        return self.call("key_pair_destroy_all_by_user", context, user_id)
+        return cast("None", self.call("key_pair_destroy_all_by_user", context, user_id))
 
-    def key_pair_get(self, context: RequestContext, user_id: Any, name: Any) -> Any:
+    def key_pair_get(self, context: RequestContext, user_id: Any, name: Any) -> dict[str, Any]:
         """Nova's ``key_pair_get(context, user_id, name)``: a read, admin or user context,
         protocol 1.0.
         """
-        return self.call("key_pair_get", context, user_id, name)
+        return cast("dict[str, Any]", self.call("key_pair_get", context, user_id, name))
 
     def key_pair_get_all_by_user(self, context: RequestContext, user_id: Any) -> Any:
         """Nova's ``key_pair_get_all_by_user(context, user_id)``: a read, admin or user context,
@@ -2883,24 +3030,25 @@ class BlockingAPI:
         """
         return self.call("key_pair_get_all_by_user", context, user_id)
 
-    def migration_create(self, context: RequestContext, values: Any) -> Any:
+    def migration_create(self, context: RequestContext, values: Any) -> dict[str, Any]:
         """Nova's ``migration_create(context, values)``: a write, admin context only, protocol
         1.0.
         """
-        return self.call("migration_create", context, values)
+        return cast("dict[str, Any]", self.call("migration_create", context, values))
 
-    def migration_get(self, context: RequestContext, migration_id: Any) -> Any:
+    def migration_get(self, context: RequestContext, migration_id: Any) -> dict[str, Any]:
         """Nova's ``migration_get(context, migration_id)``: a read, admin context only, protocol
         1.0.
         """
-        return self.call("migration_get", context, migration_id)
+        return cast("dict[str, Any]", self.call("migration_get", context, migration_id))
 
     def migration_get_by_instance_and_status(self, context: RequestContext, instance_uuid: Any,
-                                             status: Any) -> Any:
+                                             status: Any) -> dict[str, Any]:
         """Nova's ``migration_get_by_instance_and_status(context, instance_uuid, status)``: a
         read, admin context only, protocol 1.0.
         """
-        return self.call("migration_get_by_instance_and_status", context, instance_uuid, status)
+        return cast("dict[str, Any]", self.call("migration_get_by_instance_and_status", context,
+                                                instance_uuid, status))
 
     def migration_get_unconfirmed_by_dest_compute(self, context: RequestContext,
                                                   confirm_window: Any, dest_compute: Any) -> Any:
@@ -2910,11 +3058,11 @@ class BlockingAPI:
         return self.call("migration_get_unconfirmed_by_dest_compute", context, confirm_window,
                          dest_compute)
 
-    def migration_update(self, context: RequestContext, id: Any, values: Any) -> Any:
+    def migration_update(self, context: RequestContext, id: Any, values: Any) -> dict[str, Any]:
         """Nova's ``migration_update(context, id, values)``: a write, admin context only,
         protocol 1.0.
         """
-        return self.call("migration_update", context, id, values)
+        return cast("dict[str, Any]", self.call("migration_update", context, id, values))
 
     def network_associate(self, context: RequestContext, project_id: Any, network_id: Any = None,
                           force: Any = False) -> Any:
@@ -2923,15 +3071,15 @@ class BlockingAPI:
         """
         return self.call("network_associate", context, project_id, network_id, force)
 
-    def network_count(self, context: RequestContext) -> Any:
+    def network_count(self, context: RequestContext) -> int:
         """Nova's ``network_count(context)``: a read, admin context only, protocol 1.0."""
-        return self.call("network_count", context)
+        return cast("int", self.call("network_count", context))
 
-    def network_count_reserved_ips(self, context: RequestContext, network_id: Any) -> Any:
+    def network_count_reserved_ips(self, context: RequestContext, network_id: Any) -> int:
         """Nova's ``network_count_reserved_ips(context, network_id)``: a read, admin context
         only, protocol 1.0.
         """
-        return self.call("network_count_reserved_ips", context, network_id)
+        return cast("int", self.call("network_count_reserved_ips", context, network_id))
 
     def network_create_fixed_ips(self, context: RequestContext, network_id: Any,
                                  num_vpn_clients: Any) -> Any:
@@ -2940,40 +3088,40 @@ class BlockingAPI:
         """
         return self.call("network_create_fixed_ips", context, network_id, num_vpn_clients)
 
-    def network_create_safe(self, context: RequestContext, values: Any) -> Any:
+    def network_create_safe(self, context: RequestContext, values: Any) -> dict[str, Any] | None:
         """Nova's ``network_create_safe(context, values)``: a write, admin context only, protocol
         1.0.
         """
-        return self.call("network_create_safe", context, values)
+        return cast("dict[str, Any] | None", self.call("network_create_safe", context, values))
 
-    def network_delete_safe(self, context: RequestContext, network_id: Any) -> Any:
+    def network_delete_safe(self, context: RequestContext, network_id: Any) -> None:
         """Nova's ``network_delete_safe(context, network_id)``: a write, admin context only,
         protocol 1.0.
         """
-        return self.call("network_delete_safe", context, network_id)
+        return cast("None", self.call("network_delete_safe", context, network_id))
 
-    def network_disassociate(self, context: RequestContext, network_id: Any) -> Any:
+    def network_disassociate(self, context: RequestContext, network_id: Any) -> None:
         """Nova's ``network_disassociate(context, network_id)``: a write, admin context only,
         protocol 1.0.
         """
-        return self.call("network_disassociate", context, network_id)
+        return cast("None", self.call("network_disassociate", context, network_id))
 
     def network_get(self, context: RequestContext, network_id: Any,
-                    project_only: Any = 'allow_none') -> Any:
+                    project_only: Any = 'allow_none') -> dict[str, Any]:
         """Nova's ``network_get(context, network_id, project_only='allow_none')``: a read, admin
         or user context, protocol 1.0.
         """
-        return self.call("network_get", context, network_id, project_only)
+        return cast("dict[str, Any]", self.call("network_get", context, network_id, project_only))
 
     def network_get_all(self, context: RequestContext) -> Any:
         """Nova's ``network_get_all(context)``: a read, admin or user context, protocol 1.0."""
         return self.call("network_get_all", context)
 
-    def network_get_all_by_host(self, context: RequestContext, host: Any) -> Any:
+    def network_get_all_by_host(self, context: RequestContext, host: Any) -> list[dict[str, Any]]:
         """Nova's ``network_get_all_by_host(context, host)``: a read, admin context only,
         protocol 1.0.
         """
-        return self.call("network_get_all_by_host", context, host)
+        return cast("list[dict[str, Any]]", self.call("network_get_all_by_host", context, host))
 
     def network_get_all_by_instance(self, context: RequestContext, instance_id: Any) -> Any:
         """Nova's ``network_get_all_by_instance(context, instance_id)``: a read, admin context
@@ -2982,30 +3130,32 @@ class BlockingAPI:
         return self.call("network_get_all_by_instance", context, instance_id)
 
     def network_get_all_by_uuids(self, context: RequestContext, network_uuids: Any,
-                                 project_only: Any = 'allow_none') -> Any:
+                                 project_only: Any = 'allow_none') -> list[dict[str, Any]]:
         """Nova's ``network_get_all_by_uuids(context, network_uuids,
         project_only='allow_none')``: a read, admin or user context, protocol 1.0.
         """
-        return self.call("network_get_all_by_uuids", context, network_uuids, project_only)
+        return cast("list[dict[str, Any]]", self.call("network_get_all_by_uuids", context,
+                                                      network_uuids, project_only))
 
     def network_get_associated_fixed_ips(self, context: RequestContext, network_id: Any,
-                                         host: Any = None) -> Any:
+                                         host: Any = None) -> list[dict[str, Any]]:
         """Nova's ``network_get_associated_fixed_ips(context, network_id, host=None)``: a read,
         admin context only, protocol 1.0.
         """
-        return self.call("network_get_associated_fixed_ips", context, network_id, host)
+        return cast("list[dict[str, Any]]", self.call("network_get_associated_fixed_ips", context,
+                                                      network_id, host))
 
-    def network_get_by_bridge(self, context: RequestContext, bridge: Any) -> Any:
+    def network_get_by_bridge(self, context: RequestContext, bridge: Any) -> dict[str, Any]:
         """Nova's ``network_get_by_bridge(context, bridge)``: a read, admin context only,
         protocol 1.0.
         """
-        return self.call("network_get_by_bridge", context, bridge)
+        return cast("dict[str, Any]", self.call("network_get_by_bridge", context, bridge))
 
-    def network_get_by_cidr(self, context: RequestContext, cidr: Any) -> Any:
+    def network_get_by_cidr(self, context: RequestContext, cidr: Any) -> dict[str, Any]:
         """Nova's ``network_get_by_cidr(context, cidr)``: a read, admin context only, protocol
         1.0.
         """
-        return self.call("network_get_by_cidr", context, cidr)
+        return cast("dict[str, Any]", self.call("network_get_by_cidr", context, cidr))
 
     def network_get_by_instance(self, context: RequestContext, instance_id: Any) -> Any:
         """Nova's ``network_get_by_instance(context, instance_id)``: a read, admin context only,
@@ -3013,11 +3163,11 @@ class BlockingAPI:
         """
         return self.call("network_get_by_instance", context, instance_id)
 
-    def network_get_by_uuid(self, context: RequestContext, uuid: Any) -> Any:
+    def network_get_by_uuid(self, context: RequestContext, uuid: Any) -> dict[str, Any]:
         """Nova's ``network_get_by_uuid(context, uuid)``: a read, admin context only, protocol
         1.0.
         """
-        return self.call("network_get_by_uuid", context, uuid)
+        return cast("dict[str, Any]", self.call("network_get_by_uuid", context, uuid))
 
     def network_get_index(self, context: RequestContext, network_id: Any) -> Any:
         """Nova's ``network_get_index(context, network_id)``: a read, admin context only,
@@ -3037,11 +3187,12 @@ class BlockingAPI:
         """
         return self.call("network_set_host", context, network_id, host_id)
 
-    def network_update(self, context: RequestContext, network_id: Any, values: Any) -> Any:
+    def network_update(self, context: RequestContext, network_id: Any,
+                       values: Any) -> dict[str, Any]:
         """Nova's ``network_update(context, network_id, values)``: a write, admin or user
         context, protocol 1.0.
         """
-        return self.call("network_update", context, network_id, values)
+        return cast("dict[str, Any]", self.call("network_update", context, network_id, values))
 
     def project_get_networks(self, context: RequestContext, project_id: Any,
                              associate: Any = True) -> Any:
@@ -3050,17 +3201,17 @@ class BlockingAPI:
         """
         return self.call("project_get_networks", context, project_id, associate)
 
-    def provider_fw_rule_create(self, context: RequestContext, rule: Any) -> Any:
+    def provider_fw_rule_create(self, context: RequestContext, rule: Any) -> dict[str, Any]:
         """Nova's ``provider_fw_rule_create(context, rule)``: a write, admin context only,
         protocol 1.0.
         """
-        return self.call("provider_fw_rule_create", context, rule)
+        return cast("dict[str, Any]", self.call("provider_fw_rule_create", context, rule))
 
-    def provider_fw_rule_destroy(self, context: RequestContext, rule_id: Any) -> Any:
+    def provider_fw_rule_destroy(self, context: RequestContext, rule_id: Any) -> None:
         """Nova's ``provider_fw_rule_destroy(context, rule_id)``: a write, admin context only,
         protocol 1.0.
         """
-        return self.call("provider_fw_rule_destroy", context, rule_id)
+        return cast("None", self.call("provider_fw_rule_destroy", context, rule_id))
 
     def provider_fw_rule_get_all(self, context: RequestContext) -> Any:
         """Nova's ``provider_fw_rule_get_all(context)``: a read, admin context only, protocol
@@ -3069,73 +3220,77 @@ class BlockingAPI:
         return self.call("provider_fw_rule_get_all", context)
 
     def quota_class_create(self, context: RequestContext, class_name: Any, resource: Any,
-                           limit: Any) -> Any:
+                           limit: Any) -> dict[str, Any]:
         """Nova's ``quota_class_create(context, class_name, resource, limit)``: a write, admin
         context only, protocol 1.0.
         """
-        return self.call("quota_class_create", context, class_name, resource, limit)
+        return cast("dict[str, Any]", self.call("quota_class_create", context, class_name, resource,
+                                                limit))
 
-    def quota_class_destroy(self, context: RequestContext, class_name: Any, resource: Any) -> Any:
+    def quota_class_destroy(self, context: RequestContext, class_name: Any, resource: Any) -> None:
         """Nova's ``quota_class_destroy(context, class_name, resource)``: a write, admin context
         only, protocol 1.0.
         """
-        return self.call("quota_class_destroy", context, class_name, resource)
+        return cast("None", self.call("quota_class_destroy", context, class_name, resource))
 
-    def quota_class_destroy_all_by_name(self, context: RequestContext, class_name: Any) -> Any:
+    def quota_class_destroy_all_by_name(self, context: RequestContext, class_name: Any) -> None:
         """Nova's ``quota_class_destroy_all_by_name(context, class_name)``: a write, admin
         context only, protocol 1.0.
         """
-        return self.call("quota_class_destroy_all_by_name", context, class_name)
+        return cast("None", self.call("quota_class_destroy_all_by_name", context, class_name))
 
-    def quota_class_get(self, context: RequestContext, class_name: Any, resource: Any) -> Any:
+    def quota_class_get(self, context: RequestContext, class_name: Any,
+                        resource: Any) -> dict[str, Any]:
         """Nova's ``quota_class_get(context, class_name, resource)``: a read, admin or user
         context, protocol 1.0.
         """
-        return self.call("quota_class_get", context, class_name, resource)
+        return cast("dict[str, Any]", self.call("quota_class_get", context, class_name, resource))
 
-    def quota_class_get_all_by_name(self, context: RequestContext, class_name: Any) -> Any:
+    def quota_class_get_all_by_name(self, context: RequestContext,
+                                    class_name: Any) -> dict[str, Any]:
         """Nova's ``quota_class_get_all_by_name(context, class_name)``: a read, admin or user
         context, protocol 1.0.
         """
-        return self.call("quota_class_get_all_by_name", context, class_name)
+        return cast("dict[str, Any]", self.call("quota_class_get_all_by_name", context, class_name))
 
     def quota_class_update(self, context: RequestContext, class_name: Any, resource: Any,
-                           limit: Any) -> Any:
+                           limit: Any) -> None:
         """Nova's ``quota_class_update(context, class_name, resource, limit)``: a write, admin
         context only, protocol 1.0.
         """
-        return self.call("quota_class_update", context, class_name, resource, limit)
+        return cast("None", self.call("quota_class_update", context, class_name, resource, limit))
 
     def quota_create(self, context: RequestContext, project_id: Any, resource: Any,
-                     limit: Any) -> Any:
+                     limit: Any) -> dict[str, Any]:
         """Nova's ``quota_create(context, project_id, resource, limit)``: a write, admin context
         only, protocol 1.0.
         """
-        return self.call("quota_create", context, project_id, resource, limit)
+        return cast("dict[str, Any]", self.call("quota_create", context, project_id, resource,
+                                                limit))
 
-    def quota_destroy(self, context: RequestContext, project_id: Any, resource: Any) -> Any:
+    def quota_destroy(self, context: RequestContext, project_id: Any, resource: Any) -> None:
         """Nova's ``quota_destroy(context, project_id, resource)``: a write, admin context only,
         protocol 1.0.
         """
-        return self.call("quota_destroy", context, project_id, resource)
+        return cast("None", self.call("quota_destroy", context, project_id, resource))
 
-    def quota_destroy_all_by_project(self, context: RequestContext, project_id: Any) -> Any:
+    def quota_destroy_all_by_project(self, context: RequestContext, project_id: Any) -> None:
         """Nova's ``quota_destroy_all_by_project(context, project_id)``: a write, admin context
         only, protocol 1.0.
         """
-        return self.call("quota_destroy_all_by_project", context, project_id)
+        return cast("None", self.call("quota_destroy_all_by_project", context, project_id))
 
-    def quota_get(self, context: RequestContext, project_id: Any, resource: Any) -> Any:
+    def quota_get(self, context: RequestContext, project_id: Any, resource: Any) -> dict[str, Any]:
         """Nova's ``quota_get(context, project_id, resource)``: a read, admin or user context,
         protocol 1.0.
         """
-        return self.call("quota_get", context, project_id, resource)
+        return cast("dict[str, Any]", self.call("quota_get", context, project_id, resource))
 
-    def quota_get_all_by_project(self, context: RequestContext, project_id: Any) -> Any:
+    def quota_get_all_by_project(self, context: RequestContext, project_id: Any) -> dict[str, Any]:
         """Nova's ``quota_get_all_by_project(context, project_id)``: a read, admin or user
         context, protocol 1.0.
         """
-        return self.call("quota_get_all_by_project", context, project_id)
+        return cast("dict[str, Any]", self.call("quota_get_all_by_project", context, project_id))
 
     def quota_reserve(self, context: RequestContext, resources: Any, quotas: Any, deltas: Any,
                       expire: Any, until_refresh: Any, max_age: Any) -> Any:
@@ -3146,45 +3301,48 @@ class BlockingAPI:
                          max_age)
 
     def quota_update(self, context: RequestContext, project_id: Any, resource: Any,
-                     limit: Any) -> Any:
+                     limit: Any) -> None:
         """Nova's ``quota_update(context, project_id, resource, limit)``: a write, admin context
         only, protocol 1.0.
         """
-        return self.call("quota_update", context, project_id, resource, limit)
+        return cast("None", self.call("quota_update", context, project_id, resource, limit))
 
     def quota_usage_create(self, context: RequestContext, project_id: Any, resource: Any,
-                           in_use: Any, reserved: Any, until_refresh: Any) -> Any:
+                           in_use: Any, reserved: Any, until_refresh: Any) -> dict[str, Any]:
         """Nova's ``quota_usage_create(context, project_id, resource, in_use, reserved,
         until_refresh)``: a write, admin context only, protocol 1.0.
         """
-        return self.call("quota_usage_create", context, project_id, resource, in_use, reserved,
-                         until_refresh)
+        return cast("dict[str, Any]", self.call("quota_usage_create", context, project_id, resource,
+                                                in_use, reserved, until_refresh))
 
-    def quota_usage_destroy(self, context: RequestContext, project_id: Any, resource: Any) -> Any:
+    def quota_usage_destroy(self, context: RequestContext, project_id: Any, resource: Any) -> None:
         """Nova's ``quota_usage_destroy(context, project_id, resource)``: a write, admin context
         only, protocol 1.0.
         """
-        return self.call("quota_usage_destroy", context, project_id, resource)
+        return cast("None", self.call("quota_usage_destroy", context, project_id, resource))
 
-    def quota_usage_get(self, context: RequestContext, project_id: Any, resource: Any) -> Any:
+    def quota_usage_get(self, context: RequestContext, project_id: Any,
+                        resource: Any) -> dict[str, Any]:
         """Nova's ``quota_usage_get(context, project_id, resource)``: a read, admin or user
         context, protocol 1.0.
         """
-        return self.call("quota_usage_get", context, project_id, resource)
+        return cast("dict[str, Any]", self.call("quota_usage_get", context, project_id, resource))
 
-    def quota_usage_get_all_by_project(self, context: RequestContext, project_id: Any) -> Any:
+    def quota_usage_get_all_by_project(self, context: RequestContext,
+                                       project_id: Any) -> dict[str, Any]:
         """Nova's ``quota_usage_get_all_by_project(context, project_id)``: a read, admin or user
         context, protocol 1.0.
         """
-        return self.call("quota_usage_get_all_by_project", context, project_id)
+        return cast("dict[str, Any]", self.call("quota_usage_get_all_by_project", context,
+                                                project_id))
 
     def quota_usage_update(self, context: RequestContext, project_id: Any, resource: Any,
-                           in_use: Any, reserved: Any, until_refresh: Any) -> Any:
+                           in_use: Any, reserved: Any, until_refresh: Any) -> None:
         """Nova's ``quota_usage_update(context, project_id, resource, in_use, reserved,
         until_refresh)``: a write, admin context only, protocol 1.0.
         """
-        return self.call("quota_usage_update", context, project_id, resource, in_use, reserved,
-                         until_refresh)
+        return cast("None", self.call("quota_usage_update", context, project_id, resource, in_use,
+                                      reserved, until_refresh))
 
     def reservation_commit(self, context: RequestContext, reservations: Any) -> Any:
         """Nova's ``reservation_commit(context, reservations)``: a write, admin or user context,
@@ -3193,34 +3351,36 @@ class BlockingAPI:
         return self.call("reservation_commit", context, reservations)
 
     def reservation_create(self, context: RequestContext, uuid: Any, usage: Any, project_id: Any,
-                           resource: Any, delta: Any, expire: Any) -> Any:
+                           resource: Any, delta: Any, expire: Any) -> dict[str, Any]:
         """Nova's ``reservation_create(context, uuid, usage, project_id, resource, delta,
         expire)``: a write, admin context only, protocol 1.0.
         """
-        return self.call("reservation_create", context, uuid, usage, project_id, resource, delta,
-                         expire)
+        return cast("dict[str, Any]", self.call("reservation_create", context, uuid, usage,
+                                                project_id, resource, delta, expire))
 
-    def reservation_destroy(self, context: RequestContext, uuid: Any) -> Any:
+    def reservation_destroy(self, context: RequestContext, uuid: Any) -> None:
         """Nova's ``reservation_destroy(context, uuid)``: a write, admin context only, protocol
         1.0.
         """
-        return self.call("reservation_destroy", context, uuid)
+        return cast("None", self.call("reservation_destroy", context, uuid))
 
     def reservation_expire(self, context: RequestContext) -> Any:
         """Nova's ``reservation_expire(context)``: a write, admin context only, protocol 1.0."""
         return self.call("reservation_expire", context)
 
-    def reservation_get(self, context: RequestContext, uuid: Any) -> Any:
+    def reservation_get(self, context: RequestContext, uuid: Any) -> dict[str, Any]:
         """Nova's ``reservation_get(context, uuid)``: a read, admin or user context, protocol
         1.0.
         """
-        return self.call("reservation_get", context, uuid)
+        return cast("dict[str, Any]", self.call("reservation_get", context, uuid))
 
-    def reservation_get_all_by_project(self, context: RequestContext, project_id: Any) -> Any:
+    def reservation_get_all_by_project(self, context: RequestContext,
+                                       project_id: Any) -> dict[str, Any]:
         """Nova's ``reservation_get_all_by_project(context, project_id)``: a read, admin or user
         context, protocol 1.0.
         """
-        return self.call("reservation_get_all_by_project", context, project_id)
+        return cast("dict[str, Any]", self.call("reservation_get_all_by_project", context,
+                                                project_id))
 
     def reservation_rollback(self, context: RequestContext, reservations: Any) -> Any:
         """Nova's ``reservation_rollback(context, reservations)``: a write, admin or user
@@ -3228,40 +3388,41 @@ class BlockingAPI:
         """
         return self.call("reservation_rollback", context, reservations)
 
-    def s3_image_create(self, context: RequestContext, image_uuid: Any) -> Any:
+    def s3_image_create(self, context: RequestContext, image_uuid: Any) -> dict[str, Any]:
         """Nova's ``s3_image_create(context, image_uuid)``: a write, no context check, protocol
         1.0.
         """
-        return self.call("s3_image_create", context, image_uuid)
+        return cast("dict[str, Any]", self.call("s3_image_create", context, image_uuid))
 
-    def s3_image_get(self, context: RequestContext, image_id: Any) -> Any:
+    def s3_image_get(self, context: RequestContext, image_id: Any) -> dict[str, Any]:
         """Nova's ``s3_image_get(context, image_id)``: a read, no context check, protocol 1.0."""
-        return self.call("s3_image_get", context, image_id)
+        return cast("dict[str, Any]", self.call("s3_image_get", context, image_id))
 
-    def s3_image_get_by_uuid(self, context: RequestContext, image_uuid: Any) -> Any:
+    def s3_image_get_by_uuid(self, context: RequestContext, image_uuid: Any) -> dict[str, Any]:
         """Nova's ``s3_image_get_by_uuid(context, image_uuid)``: a read, no context check,
         protocol 1.0.
         """
-        return self.call("s3_image_get_by_uuid", context, image_uuid)
+        return cast("dict[str, Any]", self.call("s3_image_get_by_uuid", context, image_uuid))
 
     def security_group_count_by_project(self, context: RequestContext, project_id: Any,
-                                        session: Any = None) -> Any:
+                                        session: Any = None) -> int:
         """Nova's ``security_group_count_by_project(context, project_id, session=None)``: a read,
         admin or user context, protocol 1.0.
         """
-        return self.call("security_group_count_by_project", context, project_id, session)
+        return cast("int", self.call("security_group_count_by_project", context, project_id,
+                                     session))
 
-    def security_group_create(self, context: RequestContext, values: Any) -> Any:
+    def security_group_create(self, context: RequestContext, values: Any) -> dict[str, Any]:
         """Nova's ``security_group_create(context, values)``: a write, admin or user context,
         protocol 1.0.
         """
-        return self.call("security_group_create", context, values)
+        return cast("dict[str, Any]", self.call("security_group_create", context, values))
 
-    def security_group_destroy(self, context: RequestContext, security_group_id: Any) -> Any:
+    def security_group_destroy(self, context: RequestContext, security_group_id: Any) -> None:
         """Nova's ``security_group_destroy(context, security_group_id)``: a write, admin or user
         context, protocol 1.0.
         """
-        return self.call("security_group_destroy", context, security_group_id)
+        return cast("None", self.call("security_group_destroy", context, security_group_id))
 
     def security_group_ensure_default(self, context: RequestContext) -> Any:
         """Nova's ``security_group_ensure_default(context)``: a write, no context check, protocol
@@ -3270,17 +3431,17 @@ class BlockingAPI:
         return self.call("security_group_ensure_default", context)
 
     def security_group_exists(self, context: RequestContext, project_id: Any,
-                              group_name: Any) -> Any:
+                              group_name: Any) -> bool:
         """Nova's ``security_group_exists(context, project_id, group_name)``: a read, admin or
         user context, protocol 1.0.
         """
-        return self.call("security_group_exists", context, project_id, group_name)
+        return cast("bool", self.call("security_group_exists", context, project_id, group_name))
 
-    def security_group_get(self, context: RequestContext, security_group_id: Any) -> Any:
+    def security_group_get(self, context: RequestContext, security_group_id: Any) -> dict[str, Any]:
         """Nova's ``security_group_get(context, security_group_id)``: a read, admin or user
         context, protocol 1.0.
         """
-        return self.call("security_group_get", context, security_group_id)
+        return cast("dict[str, Any]", self.call("security_group_get", context, security_group_id))
 
     def security_group_get_all(self, context: RequestContext) -> Any:
         """Nova's ``security_group_get_all(context)``: a read, admin or user context, protocol
@@ -3295,11 +3456,12 @@ class BlockingAPI:
         return self.call("security_group_get_by_instance", context, instance_id)
 
     def security_group_get_by_name(self, context: RequestContext, project_id: Any,
-                                   group_name: Any) -> Any:
+                                   group_name: Any) -> dict[str, Any]:
         """Nova's ``security_group_get_by_name(context, project_id, group_name)``: a read, admin
         or user context, protocol 1.0.
         """
-        return self.call("security_group_get_by_name", context, project_id, group_name)
+        return cast("dict[str, Any]", self.call("security_group_get_by_name", context, project_id,
+                                                group_name))
 
     def security_group_get_by_project(self, context: RequestContext, project_id: Any) -> Any:
         """Nova's ``security_group_get_by_project(context, project_id)``: a read, admin or user
@@ -3307,37 +3469,41 @@ class BlockingAPI:
         """
         return self.call("security_group_get_by_project", context, project_id)
 
-    def security_group_in_use(self, context: RequestContext, group_id: Any) -> Any:
+    def security_group_in_use(self, context: RequestContext, group_id: Any) -> bool:
         """Nova's ``security_group_in_use(context, group_id)``: a read, admin or user context,
         protocol 1.0.
         """
-        return self.call("security_group_in_use", context, group_id)
+        return cast("bool", self.call("security_group_in_use", context, group_id))
 
     def security_group_rule_count_by_group(self, context: RequestContext,
-                                           security_group_id: Any) -> Any:
+                                           security_group_id: Any) -> int:
         """Nova's ``security_group_rule_count_by_group(context, security_group_id)``: a read,
         admin or user context, protocol 1.0.
         """
-        return self.call("security_group_rule_count_by_group", context, security_group_id)
+        return cast("int", self.call("security_group_rule_count_by_group", context,
+                                     security_group_id))
 
-    def security_group_rule_create(self, context: RequestContext, values: Any) -> Any:
+    def security_group_rule_create(self, context: RequestContext, values: Any) -> dict[str, Any]:
         """Nova's ``security_group_rule_create(context, values)``: a write, admin or user
         context, protocol 1.0.
         """
-        return self.call("security_group_rule_create", context, values)
+        return cast("dict[str, Any]", self.call("security_group_rule_create", context, values))
 
     def security_group_rule_destroy(self, context: RequestContext,
-                                    security_group_rule_id: Any) -> Any:
+                                    security_group_rule_id: Any) -> None:
         """Nova's ``security_group_rule_destroy(context, security_group_rule_id)``: a write,
         admin or user context, protocol 1.0.
         """
-        return self.call("security_group_rule_destroy", context, security_group_rule_id)
+        return cast("None", self.call("security_group_rule_destroy", context,
+                                      security_group_rule_id))
 
-    def security_group_rule_get(self, context: RequestContext, security_group_rule_id: Any) -> Any:
+    def security_group_rule_get(self, context: RequestContext,
+                                security_group_rule_id: Any) -> dict[str, Any]:
         """Nova's ``security_group_rule_get(context, security_group_rule_id)``: a read, admin or
         user context, protocol 1.0.
         """
-        return self.call("security_group_rule_get", context, security_group_rule_id)
+        return cast("dict[str, Any]", self.call("security_group_rule_get", context,
+                                                security_group_rule_id))
 
     def security_group_rule_get_by_security_group(self, context: RequestContext,
                                                   security_group_id: Any) -> Any:
@@ -3354,19 +3520,19 @@ class BlockingAPI:
         return self.call("security_group_rule_get_by_security_group_grantee", context,
                          security_group_id)
 
-    def service_create(self, context: RequestContext, values: Any) -> Any:
+    def service_create(self, context: RequestContext, values: Any) -> dict[str, Any]:
         """Nova's ``service_create(context, values)``: a write, admin context only, protocol 1.0."""
-        return self.call("service_create", context, values)
+        return cast("dict[str, Any]", self.call("service_create", context, values))
 
-    def service_destroy(self, context: RequestContext, instance_id: Any) -> Any:
+    def service_destroy(self, context: RequestContext, instance_id: Any) -> None:
         """Nova's ``service_destroy(context, instance_id)``: a write, admin context only,
         protocol 1.0.
         """
-        return self.call("service_destroy", context, instance_id)
+        return cast("None", self.call("service_destroy", context, instance_id))
 
-    def service_get(self, context: RequestContext, service_id: Any) -> Any:
+    def service_get(self, context: RequestContext, service_id: Any) -> dict[str, Any]:
         """Nova's ``service_get(context, service_id)``: a read, admin context only, protocol 1.0."""
-        return self.call("service_get", context, service_id)
+        return cast("dict[str, Any]", self.call("service_get", context, service_id))
 
     def service_get_all(self, context: RequestContext, disabled: Any = None) -> Any:
         """Nova's ``service_get_all(context, disabled=None)``: a read, admin context only,
@@ -3404,134 +3570,142 @@ class BlockingAPI:
         """
         return self.call("service_get_all_volume_sorted", context)
 
-    def service_get_by_args(self, context: RequestContext, host: Any, binary: Any) -> Any:
+    def service_get_by_args(self, context: RequestContext, host: Any,
+                            binary: Any) -> dict[str, Any]:
         """Nova's ``service_get_by_args(context, host, binary)``: a read, admin context only,
         protocol 1.0.
         """
-        return self.call("service_get_by_args", context, host, binary)
+        return cast("dict[str, Any]", self.call("service_get_by_args", context, host, binary))
 
-    def service_get_by_host_and_topic(self, context: RequestContext, host: Any, topic: Any) -> Any:
+    def service_get_by_host_and_topic(self, context: RequestContext, host: Any,
+                                      topic: Any) -> dict[str, Any] | None:
         """Nova's ``service_get_by_host_and_topic(context, host, topic)``: a read, admin context
         only, protocol 1.0.
         """
-        return self.call("service_get_by_host_and_topic", context, host, topic)
+        return cast("dict[str, Any] | None", self.call("service_get_by_host_and_topic", context,
+                                                       host, topic))
 
-    def service_update(self, context: RequestContext, service_id: Any, values: Any) -> Any:
+    def service_update(self, context: RequestContext, service_id: Any, values: Any) -> None:
         """Nova's ``service_update(context, service_id, values)``: a write, admin context only,
         protocol 1.0.
         """
-        return self.call("service_update", context, service_id, values)
+        return cast("None", self.call("service_update", context, service_id, values))
 
-    def sm_backend_conf_create(self, context: RequestContext, values: Any) -> Any:
+    def sm_backend_conf_create(self, context: RequestContext, values: Any) -> dict[str, Any]:
         """Nova's ``sm_backend_conf_create(context, values)``: a write, admin context only,
         protocol 1.0.
         """
-        return self.call("sm_backend_conf_create", context, values)
+        return cast("dict[str, Any]", self.call("sm_backend_conf_create", context, values))
 
-    def sm_backend_conf_delete(self, context: RequestContext, sm_backend_conf_id: Any) -> Any:
+    def sm_backend_conf_delete(self, context: RequestContext, sm_backend_conf_id: Any) -> None:
         """Nova's ``sm_backend_conf_delete(context, sm_backend_conf_id)``: a write, admin context
         only, protocol 1.0.
         """
-        return self.call("sm_backend_conf_delete", context, sm_backend_conf_id)
+        return cast("None", self.call("sm_backend_conf_delete", context, sm_backend_conf_id))
 
-    def sm_backend_conf_get(self, context: RequestContext, sm_backend_conf_id: Any) -> Any:
+    def sm_backend_conf_get(self, context: RequestContext,
+                            sm_backend_conf_id: Any) -> dict[str, Any]:
         """Nova's ``sm_backend_conf_get(context, sm_backend_conf_id)``: a read, admin context
         only, protocol 1.0.
         """
-        return self.call("sm_backend_conf_get", context, sm_backend_conf_id)
+        return cast("dict[str, Any]", self.call("sm_backend_conf_get", context, sm_backend_conf_id))
 
     def sm_backend_conf_get_all(self, context: RequestContext) -> Any:
         """Nova's ``sm_backend_conf_get_all(context)``: a read, admin context only, protocol 1.0."""
         return self.call("sm_backend_conf_get_all", context)
 
-    def sm_backend_conf_get_by_sr(self, context: RequestContext, sr_uuid: Any) -> Any:
+    def sm_backend_conf_get_by_sr(self, context: RequestContext, sr_uuid: Any) -> dict[str, Any]:
         """Nova's ``sm_backend_conf_get_by_sr(context, sr_uuid)``: a read, admin context only,
         protocol 1.0.
         """
-        return self.call("sm_backend_conf_get_by_sr", context, sr_uuid)
+        return cast("dict[str, Any]", self.call("sm_backend_conf_get_by_sr", context, sr_uuid))
 
     def sm_backend_conf_update(self, context: RequestContext, sm_backend_conf_id: Any,
-                               values: Any) -> Any:
+                               values: Any) -> dict[str, Any]:
         """Nova's ``sm_backend_conf_update(context, sm_backend_conf_id, values)``: a write, admin
         context only, protocol 1.0.
         """
-        return self.call("sm_backend_conf_update", context, sm_backend_conf_id, values)
+        return cast("dict[str, Any]", self.call("sm_backend_conf_update", context,
+                                                sm_backend_conf_id, values))
 
-    def sm_flavor_create(self, context: RequestContext, values: Any) -> Any:
+    def sm_flavor_create(self, context: RequestContext, values: Any) -> dict[str, Any]:
         """Nova's ``sm_flavor_create(context, values)``: a write, admin context only, protocol
         1.0.
         """
-        return self.call("sm_flavor_create", context, values)
+        return cast("dict[str, Any]", self.call("sm_flavor_create", context, values))
 
-    def sm_flavor_delete(self, context: RequestContext, sm_flavor_id: Any) -> Any:
+    def sm_flavor_delete(self, context: RequestContext, sm_flavor_id: Any) -> None:
         """Nova's ``sm_flavor_delete(context, sm_flavor_id)``: a write, admin context only,
         protocol 1.0.
         """
-        return self.call("sm_flavor_delete", context, sm_flavor_id)
+        return cast("None", self.call("sm_flavor_delete", context, sm_flavor_id))
 
-    def sm_flavor_get(self, context: RequestContext, sm_flavor_id: Any) -> Any:
+    def sm_flavor_get(self, context: RequestContext, sm_flavor_id: Any) -> dict[str, Any]:
         """Nova's ``sm_flavor_get(context, sm_flavor_id)``: a read, admin context only, protocol
         1.0.
         """
-        return self.call("sm_flavor_get", context, sm_flavor_id)
+        return cast("dict[str, Any]", self.call("sm_flavor_get", context, sm_flavor_id))
 
     def sm_flavor_get_all(self, context: RequestContext) -> Any:
         """Nova's ``sm_flavor_get_all(context)``: a read, admin context only, protocol 1.0."""
         return self.call("sm_flavor_get_all", context)
 
-    def sm_flavor_get_by_label(self, context: RequestContext, sm_flavor_label: Any) -> Any:
+    def sm_flavor_get_by_label(self, context: RequestContext,
+                               sm_flavor_label: Any) -> dict[str, Any]:
         """Nova's ``sm_flavor_get_by_label(context, sm_flavor_label)``: a read, admin context
         only, protocol 1.0.
         """
-        return self.call("sm_flavor_get_by_label", context, sm_flavor_label)
+        return cast("dict[str, Any]", self.call("sm_flavor_get_by_label", context, sm_flavor_label))
 
-    def sm_flavor_update(self, context: RequestContext, sm_flavor_id: Any, values: Any) -> Any:
+    def sm_flavor_update(self, context: RequestContext, sm_flavor_id: Any,
+                         values: Any) -> dict[str, Any]:
         """Nova's ``sm_flavor_update(context, sm_flavor_id, values)``: a write, admin context
         only, protocol 1.0.
         """
-        return self.call("sm_flavor_update", context, sm_flavor_id, values)
+        return cast("dict[str, Any]", self.call("sm_flavor_update", context, sm_flavor_id, values))
 
-    def sm_volume_create(self, context: RequestContext, values: Any) -> Any:
+    def sm_volume_create(self, context: RequestContext, values: Any) -> dict[str, Any]:
         """Nova's ``sm_volume_create(context, values)``: a write, no context check, protocol 1.0."""
-        return self.call("sm_volume_create", context, values)
+        return cast("dict[str, Any]", self.call("sm_volume_create", context, values))
 
-    def sm_volume_delete(self, context: RequestContext, volume_id: Any) -> Any:
+    def sm_volume_delete(self, context: RequestContext, volume_id: Any) -> None:
         """Nova's ``sm_volume_delete(context, volume_id)``: a write, no context check, protocol
         1.0.
         """
-        return self.call("sm_volume_delete", context, volume_id)
+        return cast("None", self.call("sm_volume_delete", context, volume_id))
 
-    def sm_volume_get(self, context: RequestContext, volume_id: Any) -> Any:
+    def sm_volume_get(self, context: RequestContext, volume_id: Any) -> dict[str, Any]:
         """Nova's ``sm_volume_get(context, volume_id)``: a read, no context check, protocol 1.0."""
-        return self.call("sm_volume_get", context, volume_id)
+        return cast("dict[str, Any]", self.call("sm_volume_get", context, volume_id))
 
     def sm_volume_get_all(self, context: RequestContext) -> Any:
         """Nova's ``sm_volume_get_all(context)``: a read, no context check, protocol 1.0."""
         return self.call("sm_volume_get_all", context)
 
-    def sm_volume_update(self, context: RequestContext, volume_id: Any, values: Any) -> Any:
+    def sm_volume_update(self, context: RequestContext, volume_id: Any,
+                         values: Any) -> dict[str, Any]:
         """Nova's ``sm_volume_update(context, volume_id, values)``: a write, no context check,
         protocol 1.0.
         """
-        return self.call("sm_volume_update", context, volume_id, values)
+        return cast("dict[str, Any]", self.call("sm_volume_update", context, volume_id, values))
 
-    def snapshot_create(self, context: RequestContext, values: Any) -> Any:
+    def snapshot_create(self, context: RequestContext, values: Any) -> dict[str, Any]:
         """Nova's ``snapshot_create(context, values)``: a write, admin or user context, protocol
         1.0.
         """
-        return self.call("snapshot_create", context, values)
+        return cast("dict[str, Any]", self.call("snapshot_create", context, values))
 
-    def snapshot_destroy(self, context: RequestContext, snapshot_id: Any) -> Any:
+    def snapshot_destroy(self, context: RequestContext, snapshot_id: Any) -> None:
         """Nova's ``snapshot_destroy(context, snapshot_id)``: a write, admin context only,
         protocol 1.0.
         """
-        return self.call("snapshot_destroy", context, snapshot_id)
+        return cast("None", self.call("snapshot_destroy", context, snapshot_id))
 
-    def snapshot_get(self, context: RequestContext, snapshot_id: Any) -> Any:
+    def snapshot_get(self, context: RequestContext, snapshot_id: Any) -> dict[str, Any]:
         """Nova's ``snapshot_get(context, snapshot_id)``: a read, admin or user context, protocol
         1.0.
         """
-        return self.call("snapshot_get", context, snapshot_id)
+        return cast("dict[str, Any]", self.call("snapshot_get", context, snapshot_id))
 
     def snapshot_get_all(self, context: RequestContext) -> Any:
         """Nova's ``snapshot_get_all(context)``: a read, admin context only, protocol 1.0."""
@@ -3549,38 +3723,42 @@ class BlockingAPI:
         """
         return self.call("snapshot_get_all_for_volume", context, volume_id)
 
-    def snapshot_update(self, context: RequestContext, snapshot_id: Any, values: Any) -> Any:
+    def snapshot_update(self, context: RequestContext, snapshot_id: Any, values: Any) -> None:
         """Nova's ``snapshot_update(context, snapshot_id, values)``: a write, admin or user
         context, protocol 1.0.
         """
-        return self.call("snapshot_update", context, snapshot_id, values)
+        return cast("None", self.call("snapshot_update", context, snapshot_id, values))
 
     def task_log_begin_task(self, context: RequestContext, task_name: Any, period_beginning: Any,
                             period_ending: Any, host: Any, task_items: Any = None,
-                            message: Any = None, session: Any = None) -> Any:
+                            message: Any = None, session: Any = None) -> dict[str, Any]:
         """Nova's ``task_log_begin_task(context, task_name, period_beginning, period_ending,
         host, task_items=None, message=None, session=None)``: a write, admin context only,
         protocol 1.0.
         """
-        return self.call("task_log_begin_task", context, task_name, period_beginning, period_ending,
-                         host, task_items, message, session)
+        return cast("dict[str, Any]", self.call("task_log_begin_task", context, task_name,
+                                                period_beginning, period_ending, host, task_items,
+                                                message, session))
 
     def task_log_end_task(self, context: RequestContext, task_name: Any, period_beginning: Any,
                           period_ending: Any, host: Any, errors: Any, message: Any = None,
-                          session: Any = None) -> Any:
+                          session: Any = None) -> dict[str, Any]:
         """Nova's ``task_log_end_task(context, task_name, period_beginning, period_ending, host,
         errors, message=None, session=None)``: a write, admin context only, protocol 1.0.
         """
-        return self.call("task_log_end_task", context, task_name, period_beginning, period_ending,
-                         host, errors, message, session)
+        return cast("dict[str, Any]", self.call("task_log_end_task", context, task_name,
+                                                period_beginning, period_ending, host, errors,
+                                                message, session))
 
     def task_log_get(self, context: RequestContext, task_name: Any, period_beginning: Any,
-                     period_ending: Any, host: Any, state: Any = None, session: Any = None) -> Any:
+                     period_ending: Any, host: Any, state: Any = None,
+                     session: Any = None) -> dict[str, Any] | None:
         """Nova's ``task_log_get(context, task_name, period_beginning, period_ending, host,
         state=None, session=None)``: a read, admin context only, protocol 1.0.
         """
-        return self.call("task_log_get", context, task_name, period_beginning, period_ending, host,
-                         state, session)
+        return cast("dict[str, Any] | None", self.call("task_log_get", context, task_name,
+                                                       period_beginning, period_ending, host, state,
+                                                       session))
 
     def task_log_get_all(self, context: RequestContext, task_name: Any, period_beginning: Any,
                          period_ending: Any, host: Any = None, state: Any = None,
@@ -3591,30 +3769,30 @@ class BlockingAPI:
         return self.call("task_log_get_all", context, task_name, period_beginning, period_ending,
                          host, state, session)
 
-    def virtual_interface_create(self, context: RequestContext, values: Any) -> Any:
+    def virtual_interface_create(self, context: RequestContext, values: Any) -> dict[str, Any]:
         """Nova's ``virtual_interface_create(context, values)``: a write, admin or user context,
         protocol 1.0.
         """
-        return self.call("virtual_interface_create", context, values)
+        return cast("dict[str, Any]", self.call("virtual_interface_create", context, values))
 
-    def virtual_interface_delete(self, context: RequestContext, vif_id: Any) -> Any:
+    def virtual_interface_delete(self, context: RequestContext, vif_id: Any) -> None:
         """Nova's ``virtual_interface_delete(context, vif_id)``: a write, admin or user context,
         protocol 1.0.
         """
-        return self.call("virtual_interface_delete", context, vif_id)
+        return cast("None", self.call("virtual_interface_delete", context, vif_id))
 
     def virtual_interface_delete_by_instance(self, context: RequestContext,
-                                             instance_id: Any) -> Any:
+                                             instance_id: Any) -> None:
         """Nova's ``virtual_interface_delete_by_instance(context, instance_id)``: a write, admin
         or user context, protocol 1.0.
         """
-        return self.call("virtual_interface_delete_by_instance", context, instance_id)
+        return cast("None", self.call("virtual_interface_delete_by_instance", context, instance_id))
 
-    def virtual_interface_get(self, context: RequestContext, vif_id: Any) -> Any:
+    def virtual_interface_get(self, context: RequestContext, vif_id: Any) -> dict[str, Any] | None:
         """Nova's ``virtual_interface_get(context, vif_id)``: a read, admin or user context,
         protocol 1.0.
         """
-        return self.call("virtual_interface_get", context, vif_id)
+        return cast("dict[str, Any] | None", self.call("virtual_interface_get", context, vif_id))
 
     def virtual_interface_get_all(self, context: RequestContext) -> Any:
         """Nova's ``virtual_interface_get_all(context)``: a read, admin or user context, protocol
@@ -3622,51 +3800,59 @@ class BlockingAPI:
         """
         return self.call("virtual_interface_get_all", context)
 
-    def virtual_interface_get_by_address(self, context: RequestContext, address: Any) -> Any:
+    def virtual_interface_get_by_address(self, context: RequestContext,
+                                         address: Any) -> dict[str, Any] | None:
         """Nova's ``virtual_interface_get_by_address(context, address)``: a read, admin or user
         context, protocol 1.0.
         """
-        return self.call("virtual_interface_get_by_address", context, address)
+        return cast("dict[str, Any] | None", self.call("virtual_interface_get_by_address", context,
+                                                       address))
 
-    def virtual_interface_get_by_instance(self, context: RequestContext, instance_id: Any) -> Any:
+    def virtual_interface_get_by_instance(self, context: RequestContext,
+                                          instance_id: Any) -> list[dict[str, Any]]:
         """Nova's ``virtual_interface_get_by_instance(context, instance_id)``: a read, admin or
         user context, protocol 1.0.
         """
-        return self.call("virtual_interface_get_by_instance", context, instance_id)
+        return cast("list[dict[str, Any]]", self.call("virtual_interface_get_by_instance", context,
+                                                      instance_id))
 
     def virtual_interface_get_by_instance_and_network(self, context: RequestContext,
-                                                      instance_id: Any, network_id: Any) -> Any:
+                                                      instance_id: Any,
+                                                      network_id: Any) -> dict[str, Any] | None:
         """Nova's ``virtual_interface_get_by_instance_and_network(context, instance_id,
         network_id)``: a read, admin or user context, protocol 1.0.
         """
-        return self.call("virtual_interface_get_by_instance_and_network", context, instance_id,
-                         network_id)
+        return cast("dict[str, Any] | None", self.call(
+            "virtual_interface_get_by_instance_and_network", context, instance_id, network_id))
 
-    def virtual_interface_get_by_uuid(self, context: RequestContext, vif_uuid: Any) -> Any:
+    def virtual_interface_get_by_uuid(self, context: RequestContext,
+                                      vif_uuid: Any) -> dict[str, Any] | None:
         """Nova's ``virtual_interface_get_by_uuid(context, vif_uuid)``: a read, admin or user
         context, protocol 1.0.
         """
-        return self.call("virtual_interface_get_by_uuid", context, vif_uuid)
+        return cast("dict[str, Any] | None", self.call("virtual_interface_get_by_uuid", context,
+                                                       vif_uuid))
 
     def volume_allocate_iscsi_target(self, context: RequestContext, volume_id: Any,
-                                     host: Any) -> Any:
+                                     host: Any) -> int:
         """Nova's ``volume_allocate_iscsi_target(context, volume_id, host)``: a write, admin
         context only, protocol 1.0.
         """
-        return self.call("volume_allocate_iscsi_target", context, volume_id, host)
+        return cast("int", self.call("volume_allocate_iscsi_target", context, volume_id, host))
 
     def volume_attached(self, context: RequestContext, volume_id: Any, instance_id: Any,
-                        mountpoint: Any) -> Any:
+                        mountpoint: Any) -> None:
         """Nova's ``volume_attached(context, volume_id, instance_id, mountpoint)``: a write,
         admin context only, protocol 1.0.
         """
-        return self.call("volume_attached", context, volume_id, instance_id, mountpoint)
+        return cast("None", self.call("volume_attached", context, volume_id, instance_id,
+                                      mountpoint))
 
-    def volume_create(self, context: RequestContext, values: Any) -> Any:
+    def volume_create(self, context: RequestContext, values: Any) -> dict[str, Any]:
         """Nova's ``volume_create(context, values)``: a write, admin or user context, protocol
         1.0.
         """
-        return self.call("volume_create", context, values)
+        return cast("dict[str, Any]", self.call("volume_create", context, values))
 
     def volume_data_get_for_project(self, context: RequestContext, project_id: Any,
                                     session: Any = None) -> Any:
@@ -3675,23 +3861,23 @@ class BlockingAPI:
         """
         return self.call("volume_data_get_for_project", context, project_id, session)
 
-    def volume_destroy(self, context: RequestContext, volume_id: Any) -> Any:
+    def volume_destroy(self, context: RequestContext, volume_id: Any) -> dict[str, Any]:
         """Nova's ``volume_destroy(context, volume_id)``: a write, admin context only, protocol
         1.0.
         """
-        return self.call("volume_destroy", context, volume_id)
+        return cast("dict[str, Any]", self.call("volume_destroy", context, volume_id))
 
-    def volume_detached(self, context: RequestContext, volume_id: Any) -> Any:
+    def volume_detached(self, context: RequestContext, volume_id: Any) -> None:
         """Nova's ``volume_detached(context, volume_id)``: a write, admin context only, protocol
         1.0.
         """
-        return self.call("volume_detached", context, volume_id)
+        return cast("None", self.call("volume_detached", context, volume_id))
 
-    def volume_get(self, context: RequestContext, volume_id: Any) -> Any:
+    def volume_get(self, context: RequestContext, volume_id: Any) -> dict[str, Any]:
         """Nova's ``volume_get(context, volume_id)``: a read, admin or user context, protocol
         1.0.
         """
-        return self.call("volume_get", context, volume_id)
+        return cast("dict[str, Any]", self.call("volume_get", context, volume_id))
 
     def volume_get_active_by_window(self, context: RequestContext, begin: Any, end: Any = None,
                                     project_id: Any = None) -> Any:
@@ -3734,43 +3920,45 @@ class BlockingAPI:
         """
         return self.call("volume_get_iscsi_target_num", context, volume_id)
 
-    def volume_metadata_delete(self, context: RequestContext, volume_id: Any, key: Any) -> Any:
+    def volume_metadata_delete(self, context: RequestContext, volume_id: Any, key: Any) -> None:
         """Nova's ``volume_metadata_delete(context, volume_id, key)``: a write, admin or user
         context, protocol 1.0.
         """
-        return self.call("volume_metadata_delete", context, volume_id, key)
+        return cast("None", self.call("volume_metadata_delete", context, volume_id, key))
 
-    def volume_metadata_get(self, context: RequestContext, volume_id: Any) -> Any:
+    def volume_metadata_get(self, context: RequestContext, volume_id: Any) -> dict[str, Any]:
         """Nova's ``volume_metadata_get(context, volume_id)``: a read, admin or user context,
         protocol 1.0.
         """
-        return self.call("volume_metadata_get", context, volume_id)
+        return cast("dict[str, Any]", self.call("volume_metadata_get", context, volume_id))
 
     def volume_metadata_update(self, context: RequestContext, volume_id: Any, metadata: Any,
-                               delete: Any) -> Any:
+                               delete: Any) -> None:
         """Nova's ``volume_metadata_update(context, volume_id, metadata, delete)``: a write,
         admin or user context, protocol 1.0.
         """
-        return self.call("volume_metadata_update", context, volume_id, metadata, delete)
+        return cast("None", self.call("volume_metadata_update", context, volume_id, metadata,
+                                      delete))
 
-    def volume_type_create(self, context: RequestContext, values: Any) -> Any:
+    def volume_type_create(self, context: RequestContext, values: Any) -> dict[str, Any]:
         """Nova's ``volume_type_create(context, values)``: a write, admin context only, protocol
         1.0.
         """
-        return self.call("volume_type_create", context, values)
+        return cast("dict[str, Any]", self.call("volume_type_create", context, values))
 
-    def volume_type_destroy(self, context: RequestContext, name: Any) -> Any:
+    def volume_type_destroy(self, context: RequestContext, name: Any) -> None:
         """Nova's ``volume_type_destroy(context, name)``: a write, admin context only, protocol
         1.0.
         """
-        return self.call("volume_type_destroy", context, name)
+        return cast("None", self.call("volume_type_destroy", context, name))
 
     def volume_type_extra_specs_delete(self, context: RequestContext, volume_type_id: Any,
-                                       key: Any) -> Any:
+                                       key: Any) -> None:
         """Nova's ``volume_type_extra_specs_delete(context, volume_type_id, key)``: a write,
         admin or user context, protocol 1.0.
         """
-        return self.call("volume_type_extra_specs_delete", context, volume_type_id, key)
+        return cast("None", self.call("volume_type_extra_specs_delete", context, volume_type_id,
+                                      key))
 
     def volume_type_extra_specs_get(self, context: RequestContext, volume_type_id: Any) -> Any:
         """Nova's ``volume_type_extra_specs_get(context, volume_type_id)``: a read, admin or user
@@ -3779,40 +3967,40 @@ class BlockingAPI:
         return self.call("volume_type_extra_specs_get", context, volume_type_id)
 
     def volume_type_extra_specs_update_or_create(self, context: RequestContext, volume_type_id: Any,
-                                                 extra_specs: Any) -> Any:
+                                                 extra_specs: Any) -> None:
         """Nova's ``volume_type_extra_specs_update_or_create(context, volume_type_id,
         extra_specs)``: a write, admin or user context, protocol 1.0.
         """
-        return self.call("volume_type_extra_specs_update_or_create", context, volume_type_id,
-                         extra_specs)
+        return cast("None", self.call("volume_type_extra_specs_update_or_create", context,
+                                      volume_type_id, extra_specs))
 
-    def volume_type_get(self, context: RequestContext, id: Any) -> Any:
+    def volume_type_get(self, context: RequestContext, id: Any) -> dict[str, Any]:
         """Nova's ``volume_type_get(context, id)``: a read, admin or user context, protocol 1.0."""
-        return self.call("volume_type_get", context, id)
+        return cast("dict[str, Any]", self.call("volume_type_get", context, id))
 
-    def volume_type_get_all(self, context: RequestContext, inactive: Any = False) -> Any:
+    def volume_type_get_all(self, context: RequestContext, inactive: Any = False) -> dict[str, Any]:
         """Nova's ``volume_type_get_all(context, inactive=False)``: a read, admin or user
         context, protocol 1.0.
         """
-        return self.call("volume_type_get_all", context, inactive)
+        return cast("dict[str, Any]", self.call("volume_type_get_all", context, inactive))
 
-    def volume_type_get_by_name(self, context: RequestContext, name: Any) -> Any:
+    def volume_type_get_by_name(self, context: RequestContext, name: Any) -> dict[str, Any]:
         """Nova's ``volume_type_get_by_name(context, name)``: a read, admin or user context,
         protocol 1.0.
         """
-        return self.call("volume_type_get_by_name", context, name)
+        return cast("dict[str, Any]", self.call("volume_type_get_by_name", context, name))
 
-    def volume_update(self, context: RequestContext, volume_id: Any, values: Any) -> Any:
+    def volume_update(self, context: RequestContext, volume_id: Any, values: Any) -> dict[str, Any]:
         """Nova's ``volume_update(context, volume_id, values)``: a write, admin or user context,
         protocol 1.0.
         """
-        return self.call("volume_update", context, volume_id, values)
+        return cast("dict[str, Any]", self.call("volume_update", context, volume_id, values))
 
-    def database_snapshot_create(self, context: RequestContext, values: Any) -> Any:
+    def database_snapshot_create(self, context: RequestContext, values: Any) -> dict[str, Any]:
         """Nova's ``database_snapshot_create(context, values)``: a write, admin context only,
         protocol 1.0.
         """
-        return self.call("database_snapshot_create", context, values)
+        return cast("dict[str, Any]", self.call("database_snapshot_create", context, values))
 
     def database_snapshot_creation_timestamp(self, context: RequestContext,
                                              resource_id: Any) -> Any:
@@ -3860,11 +4048,12 @@ class BlockingAPI:
                          region_name, snapshot_id)
 
     def database_snapshot_update(self, context: RequestContext, resource_id: Any,
-                                 values: Any) -> Any:
+                                 values: Any) -> dict[str, Any]:
         """Nova's ``database_snapshot_update(context, resource_id, values)``: a write, admin
         context only, protocol 1.0.
         """
-        return self.call("database_snapshot_update", context, resource_id, values)
+        return cast("dict[str, Any]", self.call("database_snapshot_update", context, resource_id,
+                                                values))
 
 
 class QueueAPI:

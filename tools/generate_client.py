@@ -61,16 +61,12 @@ def _params(func: catalog.Function) -> list[str]:
     return out
 
 
-def _wrap(head: str, items: Iterable[str], tail: str, indent: str) -> list[str]:
-    """``head(items)tail``, filled to the line width with continuation lines aligned on
-    the opening parenthesis (the repository's hand-written style)."""
-    items = list(items)
+def _fill(first: str, items: list[str], tail: str, hang: str) -> list[str]:
     lines: list[str] = []
-    line = f"{indent}{head}("
-    hang = " " * len(line)
+    line = first
     for i, item in enumerate(items):
         piece = item + (", " if i < len(items) - 1 else f"){tail}")
-        if len(line) + len(piece.rstrip()) > WIDTH and line.strip() and not line.endswith("("):
+        if len(line) + len(piece.rstrip()) > WIDTH and line.strip() and line != first:
             lines.append(line.rstrip())
             line = hang
         line += piece
@@ -78,6 +74,19 @@ def _wrap(head: str, items: Iterable[str], tail: str, indent: str) -> list[str]:
         line += f"){tail}"
     lines.append(line)
     return lines
+
+
+def _wrap(head: str, items: Iterable[str], tail: str, indent: str) -> list[str]:
+    """``head(items)tail`` filled to the line width, continuation lines aligned on the
+    opening parenthesis (the repository's hand-written style) or, when that does not fit,
+    hanging under an opening parenthesis that ends the first line."""
+    items = list(items)
+    first = f"{indent}{head}("
+    lines = _fill(first, items, tail, " " * len(first))
+    if all(len(line) <= WIDTH for line in lines):
+        return lines
+    hang = indent + (" " * 8 if "def " in head else " " * 4)
+    return [first.rstrip(), *_fill(hang, items, tail, hang)]
 
 
 def _docstring(func: catalog.Function, indent: str) -> list[str]:

@@ -148,3 +148,42 @@ def test_a_context_without_request_id_still_sends_one():
     ctxt.request_id = None
     first, second = _wire_context(ctxt)["request_id"], _wire_context(ctxt)["request_id"]
     assert first.startswith("req-") and second.startswith("req-") and first != second
+
+
+_TYPED_USE = '''
+from client import BlockingConductorClient, ConductorClient
+from schemas.context import RequestContext
+
+
+async def use(db: ConductorClient, blocking: BlockingConductorClient,
+              ctxt: RequestContext) -> None:
+    reveal_type(await db.instance_get_by_uuid(ctxt, "u"))
+    reveal_type(blocking.options(timeout=1).dnsdomain_get(ctxt, "example.org"))
+    reveal_type(await db.security_group_exists(ctxt, "p", "default"))
+    async with db.job_queue() as q:
+        reveal_type(q.service_create(ctxt, {}))
+    await db.instance_get_by_uuid(ctxt)
+    blocking.instance_get_by_uid(ctxt, "u")
+'''
+
+
+def test_type_checkers_see_the_methods(tmp_path, pytestconfig):
+    mypy_api = pytest.importorskip("mypy.api", reason="mypy is in the test extra")
+    snippet = tmp_path / "use_client.py"
+    snippet.write_text(_TYPED_USE, encoding="utf-8")
+    cache = pytestconfig.cache.mkdir("mypy")  # under .pytest_cache, kept between runs
+    out, _, _ = mypy_api.run([str(snippet), "--no-error-summary", "--follow-imports=silent",
+                              "--cache-dir", str(cache)])
+    # By file name: mypy may replay a cached result under an earlier run's tmp path.
+    lines = [line.split(": ", 1)[1] for line in out.splitlines()
+             if line.split(":", 1)[0].endswith(snippet.name)]
+    assert lines == [
+        'note: Revealed type is "dict[str, Any]"',
+        'note: Revealed type is "dict[str, Any] | None"',
+        'note: Revealed type is "bool"',
+        'note: Revealed type is "client.jobs.Pending"',
+        'error: Missing positional argument "uuid" in call to "instance_get_by_uuid" of '
+        '"AsyncAPI"  [call-arg]',
+        'error: "BlockingConductorClient" has no attribute "instance_get_by_uid"  '
+        '[attr-defined]',
+    ]
