@@ -4,6 +4,7 @@ user_id the broker vouches for, the request's version and request id."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import uuid
 from collections.abc import AsyncIterator
 from typing import Any
@@ -13,7 +14,7 @@ import pytest
 import yarl
 
 from client import BlockingConductorClient, ConductorClient
-from schemas import codec, envelope, exceptions
+from schemas import catalog, codec, envelope, exceptions
 from schemas.context import RequestContext, get_admin_context
 
 ADMIN = get_admin_context()
@@ -64,17 +65,9 @@ async def test_every_message_carries_the_connections_login_as_user_id(amqp_url, 
     assert [m.user_id for m, _ in raw_conductor.seen] == [login] * 3
     (message, body), (_, batch), _ = raw_conductor.seen
     assert message.type == "instance_get_by_uuid" and body["args"] == ["abc"]
-    assert body["v"] == catalog_version("instance_get_by_uuid")
+    assert body["v"] == catalog.BY_NAME["instance_get_by_uuid"].version
     assert body["context"]["request_id"] == ctxt.request_id
     assert batch["method"] == envelope.BATCH_METHOD and len(batch["calls"]) == 2
-
-
-def catalog_version(name: str) -> str:
-    from schemas import catalog
-
-    func = catalog.get(name)
-    assert func is not None
-    return func.version
 
 
 async def test_a_context_without_request_id_gets_one_on_the_wire(amqp_url, raw_conductor):
@@ -111,3 +104,18 @@ async def test_a_user_id_that_is_not_the_login_fails_clearly(amqp_url, raw_condu
     with pytest.raises(exceptions.UserIdRejected, match="'mallory'"):
         await asyncio.to_thread(_blocking_calls, amqp_url, raw_conductor.topic, "mallory")
     assert raw_conductor.seen == []  # the broker dropped every one of them
+
+
+async def test_a_capped_client_calls_a_conductor_and_refuses_newer_functions(
+        amqp_url, conductor, monkeypatch):
+    newer = dataclasses.replace(catalog.BY_NAME["service_get"], version="1.1")
+    async with ConductorClient(amqp_url, topic=conductor.options.topic, timeout=10,
+                               version_cap="1.0") as db:
+        created = await db.service_create(ADMIN, {"host": "capped"})
+        assert (await db.service_get(ADMIN, created["id"]))["host"] == "capped"
+        monkeypatch.setitem(catalog.BY_NAME, "service_get", newer)
+        with pytest.raises(exceptions.VersionCapExceeded, match="service_get needs protocol "
+                                                             "version 1.1"):
+            await db.service_get(ADMIN, created["id"])
+        # Refused before the wire: the connection and the other functions are unaffected.
+        assert [s["host"] for s in await db.service_get_all(ADMIN)] == ["capped"]
