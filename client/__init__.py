@@ -2,6 +2,7 @@
 
 from client.blocking import BlockingConductorClient
 from client.core import CallOptions, ConductorClient
-from client.jobs import Pending
+from client.jobs import Pending, QueuedCall
 
-__all__ = ["BlockingConductorClient", "CallOptions", "ConductorClient", "Pending"]
+__all__ = ["BlockingConductorClient", "CallOptions", "ConductorClient", "Pending",
+           "QueuedCall"]

@@ -3,41 +3,55 @@
 from __future__ import annotations
 
 import asyncio
-import inspect
+import copy
 import threading
-from collections.abc import Coroutine
-from typing import Any, TypeVar
+from collections.abc import Coroutine, Sequence
+from typing import Any, Self, TypeVar
 
-from client import _methods
+from client._api import BlockingAPI
 from client.core import DEFAULT_URL, ConductorClient
-from client.jobs import JobQueue
-from schemas import catalog, envelope
+from client.jobs import JobQueue, QueuedCall
+from schemas import envelope
 from schemas.conditions import constraint, equal_any, not_equal
 from schemas.context import RequestContext
 
 T = TypeVar("T")
 
 
-class BlockingConductorClient:
-    """``with BlockingConductorClient(url) as db: db.service_get_all(ctxt)``."""
+class BlockingConductorClient(BlockingAPI):
+    """``with BlockingConductorClient(url) as db: db.service_get_all(ctxt)``.
+
+    Takes the options of :class:`~client.ConductorClient` (``user_id=``, ``version_cap=``).
+    """
 
     constraint = staticmethod(constraint)
     equal_any = staticmethod(equal_any)
     not_equal = staticmethod(not_equal)
 
     def __init__(self, url: str = DEFAULT_URL, topic: str = "conductor",
-                 timeout: float = 60.0, retries: int = 0) -> None:
+                 timeout: float = 60.0, retries: int = 0, *, user_id: str | None = None,
+                 version_cap: str | None = None) -> None:
+        # Built first: a bad option raises before a thread is started.
+        self._async = ConductorClient(url, topic=topic, timeout=timeout, retries=retries,
+                                      user_id=user_id, version_cap=version_cap)
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever,
                                         name="conductor-client", daemon=True)
         self._thread.start()
-        self._async = ConductorClient(url, topic=topic, timeout=timeout, retries=retries)
         self._owner = True
+
+    @property
+    def user_id(self) -> str:
+        return self._async.user_id
+
+    @property
+    def version_cap(self) -> str | None:
+        return self._async.version_cap
 
     def _run(self, coro: Coroutine[Any, Any, T]) -> T:
         return asyncio.run_coroutine_threadsafe(coro, self._loop).result()
 
-    def connect(self) -> BlockingConductorClient:
+    def connect(self) -> Self:
         self._run(self._async.connect())
         return self
 
@@ -50,25 +64,28 @@ class BlockingConductorClient:
             self._loop.call_soon_threadsafe(self._loop.stop)
             self._thread.join(timeout=5)
 
-    def __enter__(self) -> BlockingConductorClient:
+    def __enter__(self) -> Self:
         return self.connect()
 
-    def __exit__(self, *exc: Any) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.close()
 
     def options(self, *, timeout: float | None = None, retries: int | None = None,
-                cast: bool | None = None) -> BlockingConductorClient:
-        view = object.__new__(type(self))
-        view.__dict__.update(self.__dict__)
-        view._async = self._async.options(timeout=timeout, retries=retries, cast=cast)
+                cast: bool | None = None, message_id: str | None = None) -> Self:
+        """A view whose calls use other options; see ``ConductorClient.options``."""
+        view = copy.copy(self)
+        view._async = self._async.options(timeout=timeout, retries=retries, cast=cast,
+                                          message_id=message_id)
         view._owner = False
         return view
 
     def call(self, method: str, context: RequestContext, *args: Any, **kwargs: Any) -> Any:
+        """Call ``method`` by name; see ``ConductorClient.call``."""
         return self._run(self._async.call(method, context, *args, **kwargs))
 
-    def _invoke(self, func: catalog.Function, bound: inspect.BoundArguments) -> Any:
-        return self._run(self._async._send(func, bound))
+    def send_batch(self, calls: Sequence[QueuedCall]) -> list[Any]:
+        """Send queued writes as one batch; see ``ConductorClient.send_batch``."""
+        return self._run(self._async.send_batch(calls))
 
     def job_queue(self, max_calls: int = envelope.DEFAULT_MAX_BATCH) -> BlockingJobQueue:
         """``with db.job_queue() as q:``: the async client's job queue, blocking."""
@@ -77,15 +94,12 @@ class BlockingConductorClient:
 
 class BlockingJobQueue(JobQueue):
     def __init__(self, client: BlockingConductorClient, max_calls: int) -> None:
-        super().__init__(max_calls)
+        super().__init__(max_calls, client.version_cap)
         self._client = client
 
-    def __enter__(self) -> BlockingJobQueue:
+    def __enter__(self) -> Self:
         return self
 
-    def __exit__(self, exc_type: Any, *exc: Any) -> None:
-        if exc_type is None and self._calls:
-            self._finish(self._client._run(self._client._async._send_batch(self._calls)))
-
-
-_methods.install(BlockingConductorClient, BlockingConductorClient._invoke)
+    def __exit__(self, exc_type: type[BaseException] | None, *exc: object) -> None:
+        if exc_type is None and self.calls:
+            self._finish(self._client.send_batch(self.calls))

@@ -3,21 +3,22 @@
 from __future__ import annotations
 
 import asyncio
-import inspect
+import copy
 import logging
 import os
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import Any, Protocol, Self
 
 import aio_pika
 import aiormq
+import yarl
 from aio_pika.abc import AbstractIncomingMessage
 
-from client import _methods
-from client.jobs import JobQueue
+from client._api import AsyncAPI
+from client.jobs import JobQueue, QueuedCall, bind
 from schemas import catalog, envelope, exceptions
 from schemas.conditions import constraint, equal_any, not_equal
 from schemas.context import RequestContext
@@ -35,6 +36,9 @@ class CallOptions:
     timeout: float = 60.0
     retries: int = 0
     cast: bool = False
+    # The idempotency key, for a caller that repeats one call by hand after a crash of its
+    # own; by default every call gets a fresh one (and keeps it across its retries).
+    message_id: str | None = None
 
 
 class _Pending:
@@ -61,6 +65,7 @@ class _Transport:
         self.pending: dict[str, _Pending] = {}
         self._lock = asyncio.Lock()
         self._closing = False
+        self._closing_tasks: set[asyncio.Task[Any]] = set()
 
     @property
     def connected(self) -> bool:
@@ -97,8 +102,15 @@ class _Transport:
         # connection: fail them now rather than at their timeout.
         if closed is not self.connection and closed is not self.channel:
             return
+        connection = self.connection
         self.connection = None
         self.channel = None
+        if closed is not connection and connection is not None and not connection.is_closed:
+            # Only the channel died (the broker refused a publish): a new one needs a new
+            # reply consumer, which connect() sets up on a new connection; close this one.
+            task = asyncio.get_running_loop().create_task(connection.close())
+            self._closing_tasks.add(task)
+            task.add_done_callback(self._closing_tasks.discard)
         pending, self.pending = self.pending, {}
         for p in pending.values():
             if not p.future.done():
@@ -122,9 +134,11 @@ class _Transport:
         connection, self.connection, self.channel = self.connection, None, None
         if connection is not None:
             await connection.close()
+        if self._closing_tasks:
+            await asyncio.gather(*self._closing_tasks, return_exceptions=True)
 
     async def publish(self, func: catalog.Function, body: bytes, message_id: str,
-                      options: CallOptions) -> bytes | None:
+                      options: CallOptions, user_id: str | None = None) -> bytes | None:
         if not self.connected:
             await self.connect(timeout=options.timeout)
         channel = self.channel
@@ -132,7 +146,7 @@ class _Transport:
         loop = asyncio.get_running_loop()
         message = aio_pika.Message(
             body, content_type=envelope.CONTENT_TYPE, message_id=message_id,
-            correlation_id=message_id, type=func.name,
+            correlation_id=message_id, type=func.name, user_id=user_id,
             expiration=max(options.timeout, 0.001),
             reply_to=None if options.cast else REPLY_QUEUE,
             delivery_mode=aio_pika.DeliveryMode.NOT_PERSISTENT)
@@ -150,7 +164,15 @@ class _Transport:
                     raise exceptions.NoConductor(topic=self.topic, method=func.name) \
                         from None
                 raise exceptions.ConnectionLost(method=func.name) from None
-            except (aiormq.exceptions.AMQPConnectionError,
+            except aiormq.exceptions.ChannelPreconditionFailed as exc:
+                # RabbitMQ closes the channel of a publisher whose user_id is not its
+                # login; say so rather than "connection lost", and do not retry.
+                reason = _reply_text(exc)
+                if user_id is not None and "user_id" in reason:
+                    raise exceptions.UserIdRejected(method=func.name, user_id=user_id,
+                                                    reason=reason) from None
+                raise exceptions.ConnectionLost(method=func.name) from exc
+            except (aiormq.exceptions.AMQPConnectionError, aiormq.exceptions.ChannelClosed,
                     aiormq.exceptions.ChannelInvalidStateError, ConnectionError) as exc:
                 raise exceptions.ConnectionLost(method=func.name) from exc
             if future is None:
@@ -164,20 +186,60 @@ class _Transport:
             self.pending.pop(message_id, None)
 
 
+def _reply_text(exc: aiormq.exceptions.AMQPError) -> str:
+    return " ".join(str(a) for a in exc.args if isinstance(a, str)) or str(exc)
+
+
 def _unroutable(exc: aiormq.exceptions.DeliveryError) -> bool:
     frame = getattr(exc, "frame", None)
     return getattr(frame, "reply_code", None) == 312 or "NO_ROUTE" in str(exc)
 
 
-class ConductorClient:
-    """``async with ConductorClient(url) as db: await db.instance_get(ctxt, 1)``."""
+def broker_login(url: str) -> str | None:
+    """The login the broker knows a connection to ``url`` by, or None if the URL does not
+    show it (``?auth=external``: the broker takes the name from the client certificate)."""
+    parsed = yarl.URL(url)
+    if parsed.query.get("auth", "plain").upper() == "EXTERNAL":
+        return None
+    # aiormq logs in as guest when the URL names no user.
+    return parsed.user or "guest"
+
+
+def _user_id_for(url: str, user_id: str | None) -> str:
+    if user_id is None:
+        user_id = broker_login(url)
+        if user_id is None:
+            raise ValueError("the broker takes this connection's login from its client "
+                             "certificate (auth=external): pass user_id= with that name")
+    if not isinstance(user_id, str) or not user_id:
+        raise ValueError(f"user_id must be a non-empty string, not {user_id!r}")
+    return user_id
+
+
+def _check_cap(version_cap: str | None) -> str | None:
+    if version_cap is not None:
+        catalog.parse_version(version_cap)  # ValueError for a malformed cap
+    return version_cap
+
+
+class ConductorClient(AsyncAPI):
+    """``async with ConductorClient(url) as db: await db.instance_get(ctxt, 1)``.
+
+    ``user_id`` is the AMQP ``user_id`` property of every message (the broker checks it
+    against the connection's login): by default the URL's login, ``guest`` when the URL
+    names none. ``version_cap`` (``"1.0"``) is the newest protocol version the conductors
+    run; a function newer than it is refused locally with VersionCapExceeded.
+    """
 
     constraint = staticmethod(constraint)
     equal_any = staticmethod(equal_any)
     not_equal = staticmethod(not_equal)
 
     def __init__(self, url: str = DEFAULT_URL, topic: str = "conductor",
-                 timeout: float = 60.0, retries: int = 0) -> None:
+                 timeout: float = 60.0, retries: int = 0, *, user_id: str | None = None,
+                 version_cap: str | None = None) -> None:
+        self.user_id = _user_id_for(url, user_id)
+        self.version_cap = _check_cap(version_cap)
         self._transport = _Transport(url, topic)
         self._options = CallOptions(timeout=timeout, retries=retries)
 
@@ -185,75 +247,92 @@ class ConductorClient:
     def topic(self) -> str:
         return self._transport.topic
 
-    async def connect(self) -> ConductorClient:
+    async def connect(self) -> Self:
         await self._transport.connect()
         return self
 
     async def close(self) -> None:
         await self._transport.close()
 
-    async def __aenter__(self) -> ConductorClient:
+    async def __aenter__(self) -> Self:
         return await self.connect()
 
-    async def __aexit__(self, *exc: Any) -> None:
+    async def __aexit__(self, *exc: object) -> None:
         await self.close()
 
     def options(self, *, timeout: float | None = None, retries: int | None = None,
-                cast: bool | None = None) -> ConductorClient:
-        """A view of this client whose calls use other options (same connection)."""
-        view = object.__new__(type(self))
-        view.__dict__.update(self.__dict__)
-        changes = {k: v for k, v in (("timeout", timeout), ("retries", retries),
-                                     ("cast", cast)) if v is not None}
-        view._options = replace(self._options, **changes)
+                cast: bool | None = None, message_id: str | None = None) -> Self:
+        """A view of this client whose calls use other options (same connection).
+
+        ``message_id`` fixes the idempotency key: only for repeating one call by hand.
+        """
+        view = copy.copy(self)
+        old = self._options
+        view._options = replace(
+            old, timeout=old.timeout if timeout is None else timeout,
+            retries=old.retries if retries is None else retries,
+            cast=old.cast if cast is None else cast,
+            message_id=old.message_id if message_id is None else message_id)
         return view
 
     async def call(self, method: str, context: RequestContext, *args: Any,
                    **kwargs: Any) -> Any:
-        """Call ``method`` by name (what the generated methods do)."""
-        func = catalog.get(method)
-        if func is None or func.kind == "local":
-            raise AttributeError(f"the conductor API has no function {method!r}")
-        return await self._invoke(func, func.signature.bind(context, *args, **kwargs))
+        """Call ``method`` by name with Nova's arguments (what the generated methods do).
 
-    def _invoke(self, func: catalog.Function, bound: inspect.BoundArguments) -> Any:
-        return self._send(func, bound)
-
-    async def _send(self, func: catalog.Function, bound: inspect.BoundArguments,
-                    message_id: str | None = None) -> Any:
-        context = _context_of(func.name, bound)
-        args, kwargs = list(bound.args[1:]), dict(bound.kwargs)
+        The arguments are bound against the catalog first: a wrong call raises TypeError,
+        a function above ``version_cap`` VersionCapExceeded, and nothing is sent.
+        """
+        queued = bind(method, context, args, kwargs, self.version_cap)
+        func = queued.function
+        wire_context = _wire_context(queued.context)
+        args_, kwargs_ = list(queued.args), queued.kwargs
 
         def request(attempt: int, timeout: float) -> envelope.Request:
-            return envelope.Request(func.name, args, kwargs, context.to_dict(),
-                                    deadline=time.time() + timeout, timeout=timeout,
-                                    attempt=attempt)
+            # "v" is the version the function appeared in, not the cap: a conductor that
+            # knows the function can answer it, however old the rest of its catalog.
+            return envelope.Request(func.name, args_, kwargs_, wire_context,
+                                    version=func.version, deadline=time.time() + timeout,
+                                    timeout=timeout, attempt=attempt)
 
-        return await self._roundtrip(func, request, message_id)
+        return await self._roundtrip(func, request)
 
-    async def _send_batch(self, calls: list[tuple[catalog.Function, inspect.BoundArguments]]
-                          ) -> list[Any]:
-        queued = [envelope.Call(func.name, list(bound.args[1:]), dict(bound.kwargs),
-                                _context_of(func.name, bound).to_dict())
-                  for func, bound in calls]
+    async def send_batch(self, calls: Sequence[QueuedCall]) -> list[Any]:
+        """Send queued writes as one message, run in order in one transaction (what a job
+        queue does at the end of its block); returns their results in order."""
+        if not calls:
+            return []
+        for call in calls:
+            if call.function.kind != "write":
+                raise TypeError(f"{call.function.name} is a read: only writes can be queued")
+            if self.version_cap is not None and not catalog.version_allows(
+                    self.version_cap, call.function.version):
+                raise exceptions.VersionCapExceeded(
+                    method=call.function.name, version=call.function.version,
+                    version_cap=self.version_cap)
+        queued = [envelope.Call(c.function.name, list(c.args), c.kwargs,
+                                _wire_context(c.context)) for c in calls]
+        version = max((c.function.version for c in calls), key=catalog.parse_version)
 
         def request(attempt: int, timeout: float) -> envelope.Request:
             return envelope.Request(envelope.BATCH_METHOD, [], {}, queued[0].context or {},
-                                    deadline=time.time() + timeout, calls=queued,
-                                    timeout=timeout, attempt=attempt)
+                                    version=version, deadline=time.time() + timeout,
+                                    calls=queued, timeout=timeout, attempt=attempt)
 
-        return await self._roundtrip(_BATCH, request, None)  # type: ignore[no-any-return]
+        results = await self._roundtrip(_BATCH, request)
+        if not isinstance(results, list):
+            raise exceptions.InvalidRequest(reason="a batch reply must be a list")
+        return results
 
     async def _roundtrip(self, func: catalog.Function,
-                         request: Callable[[int, float], envelope.Request],
-                         message_id: str | None) -> Any:
+                         request: Callable[[int, float], envelope.Request]) -> Any:
         options = self._options
-        message_id = message_id or uuid.uuid4().hex
+        message_id = options.message_id or uuid.uuid4().hex
         attempts = 1 + max(options.retries, 0)
         for attempt in range(1, attempts + 1):
             body = request(attempt, options.timeout).encode()
             try:
-                reply = await self._transport.publish(func, body, message_id, options)
+                reply = await self._transport.publish(func, body, message_id, options,
+                                                      user_id=self.user_id)
             except (exceptions.ConnectionLost, exceptions.RPCTimeout) as exc:
                 if attempt >= attempts:
                     raise
@@ -276,31 +355,34 @@ class ConductorClient:
     def job_queue(self, max_calls: int = envelope.DEFAULT_MAX_BATCH) -> AsyncJobQueue:
         """``async with db.job_queue() as q:`` queues writes and sends them as one batch,
         run in order in one transaction, all or nothing (database-snapshots.md)."""
-        return AsyncJobQueue(self, max_calls)
+        return AsyncJobQueue(self, max_calls, self.version_cap)
 
 
 _BATCH = catalog.Function(envelope.BATCH_METHOD, (), "write", "none")
 
 
-def _context_of(name: str, bound: inspect.BoundArguments) -> RequestContext:
-    context = bound.arguments.get("context")
-    if not isinstance(context, RequestContext):
-        raise TypeError(f"{name}: context must be a RequestContext, "
-                        f"not {type(context).__name__}")
-    return context
+def _wire_context(context: RequestContext) -> dict[str, Any]:
+    # Every request carries a request_id, the key of the conductor's log lines about it:
+    # RequestContext makes one at construction, but a caller may have cleared it.
+    values = context.to_dict()
+    if not values.get("request_id"):
+        values["request_id"] = f"req-{uuid.uuid4()}"
+    return values
+
+
+class BatchSender(Protocol):
+    async def send_batch(self, calls: Sequence[QueuedCall]) -> list[Any]: ...
 
 
 class AsyncJobQueue(JobQueue):
-    def __init__(self, client: ConductorClient, max_calls: int) -> None:
-        super().__init__(max_calls)
+    def __init__(self, client: BatchSender, max_calls: int,
+                 version_cap: str | None = None) -> None:
+        super().__init__(max_calls, version_cap)
         self._client = client
 
-    async def __aenter__(self) -> AsyncJobQueue:
+    async def __aenter__(self) -> Self:
         return self
 
-    async def __aexit__(self, exc_type: Any, *exc: Any) -> None:
-        if exc_type is None and self._calls:
-            self._finish(await self._client._send_batch(self._calls))
-
-
-_methods.install(ConductorClient, ConductorClient._invoke)
+    async def __aexit__(self, exc_type: type[BaseException] | None, *exc: object) -> None:
+        if exc_type is None and self.calls:
+            self._finish(await self._client.send_batch(self.calls))

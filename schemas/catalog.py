@@ -440,3 +440,133 @@ def get(name: str) -> Function | None:
 
 def remote_functions() -> list[Function]:
     return [f for f in FUNCTIONS if f.kind != "local"]
+
+
+# --- protocol versions ------------------------------------------------------------------
+# A version is "MAJOR.MINOR". A minor bump adds functions (or optional parameters) that an
+# older conductor of the same major does not know; a major bump breaks compatibility. As in
+# oslo.messaging's version caps, a message of version V may go to a peer that speaks C when
+# both have the same major and V's minor is at most C's.
+
+
+def parse_version(text: str) -> tuple[int, int]:
+    """``"1.2"`` -> ``(1, 2)``; ValueError for anything else."""
+    major, dot, minor = text.partition(".") if isinstance(text, str) else ("", "", "")
+    if not (dot and major.isdigit() and minor.isdigit() and major.isascii()
+            and minor.isascii()):
+        raise ValueError(f"a protocol version is 'MAJOR.MINOR', not {text!r}")
+    return int(major), int(minor)
+
+
+def version_allows(cap: str, version: str) -> bool:
+    """May a message of ``version`` go to a peer that speaks at most ``cap``?"""
+    cap_major, cap_minor = parse_version(cap)
+    major, minor = parse_version(version)
+    return major == cap_major and minor <= cap_minor
+
+
+# --- results ------------------------------------------------------------------------------
+# What each function returns, as a Python type expression for the generated client
+# (client/_api.py); a function not listed here returns ``Any`` there. Rows travel as plain
+# dicts (joined rows nested), so a row is ``dict[str, Any]``.
+ROW = "dict[str, Any]"
+ROWS = "list[dict[str, Any]]"
+OPTIONAL_ROW = "dict[str, Any] | None"
+_RETURNS_BY_TYPE: tuple[tuple[str, str], ...] = (
+    # One row, NotFound when there is none (the spec's "Errors:" line).
+    (ROW, """
+        agent_build_create aggregate_create aggregate_get aggregate_update certificate_create
+        compute_node_create compute_node_get compute_node_update console_create console_get
+        console_get_by_pool_instance console_pool_create console_pool_get_by_host_type
+        database_snapshot_create database_snapshot_update ec2_instance_create
+        ec2_volume_create fixed_ip_get fixed_ip_get_by_address instance_create
+        instance_destroy instance_fault_create instance_get instance_get_by_uuid
+        instance_info_cache_create instance_info_cache_update instance_type_access_add
+        instance_type_create instance_type_get instance_type_get_by_flavor_id
+        instance_type_get_by_name instance_update key_pair_create key_pair_get
+        migration_create migration_get migration_get_by_instance_and_status
+        migration_update network_get network_get_by_bridge network_get_by_cidr
+        network_get_by_uuid network_update provider_fw_rule_create quota_class_create
+        quota_class_get quota_create quota_get quota_usage_create quota_usage_get
+        reservation_create reservation_get s3_image_create s3_image_get
+        s3_image_get_by_uuid security_group_create security_group_get
+        security_group_get_by_name security_group_rule_create security_group_rule_get
+        service_create service_get service_get_by_args sm_backend_conf_create
+        sm_backend_conf_get sm_backend_conf_get_by_sr sm_backend_conf_update
+        sm_flavor_create sm_flavor_get sm_flavor_get_by_label sm_flavor_update
+        sm_volume_create sm_volume_get sm_volume_update snapshot_create snapshot_get
+        task_log_begin_task task_log_end_task virtual_interface_create volume_create
+        volume_destroy volume_get volume_type_create volume_type_get
+        volume_type_get_by_name volume_update
+    """),
+    # One row, or None when there is none (no exception).
+    (OPTIONAL_ROW, """
+        agent_build_get_by_triple compute_node_get_by_host dnsdomain_get
+        fixed_ip_get_network instance_info_cache_get network_create_safe
+        iscsi_target_create_safe service_get_by_host_and_topic task_log_get
+        virtual_interface_get virtual_interface_get_by_address
+        virtual_interface_get_by_instance_and_network virtual_interface_get_by_uuid
+    """),
+    # Rows.
+    (ROWS, """
+        fixed_ips_by_virtual_interface floating_ip_get_all floating_ip_get_all_by_project
+        floating_ip_get_by_fixed_address floating_ip_get_pools network_get_all_by_host
+        network_get_all_by_uuids network_get_associated_fixed_ips
+        virtual_interface_get_by_instance
+    """),
+    # Mappings that are not rows: quota and usage sheets, metadata, statistics.
+    ("dict[str, Any]", """
+        aggregate_metadata_get_by_host compute_node_statistics
+        instance_fault_get_by_instance_uuids instance_metadata_update
+        quota_class_get_all_by_name quota_get_all_by_project quota_usage_get_all_by_project
+        reservation_get_all_by_project volume_metadata_get volume_type_get_all
+    """),
+    ("list[str]", "dnsdomain_list"),
+    ("int", """
+        fixed_ip_disassociate_all_by_timeout floating_ip_count_by_project
+        get_ec2_instance_id_by_uuid iscsi_target_count_by_host key_pair_count_by_user
+        network_count network_count_reserved_ips security_group_count_by_project
+        security_group_rule_count_by_group volume_allocate_iscsi_target
+    """),
+    ("bool", "security_group_exists security_group_in_use"),
+    # Address strings.
+    ("str", """
+        fixed_ip_associate_pool fixed_ip_create floating_ip_allocate_address
+        floating_ip_create floating_ip_disassociate
+    """),
+    # The spec says "Returns None".
+    ("None", """
+        agent_build_destroy agent_build_update aggregate_delete aggregate_host_add
+        aggregate_host_delete aggregate_metadata_add aggregate_metadata_delete
+        block_device_mapping_create block_device_mapping_destroy
+        block_device_mapping_destroy_by_instance_and_device
+        block_device_mapping_destroy_by_instance_and_volume block_device_mapping_update
+        block_device_mapping_update_or_create bw_usage_update console_delete
+        dnsdomain_register_for_project dnsdomain_register_for_zone dnsdomain_unregister
+        fixed_ip_bulk_create fixed_ip_disassociate fixed_ip_update floating_ip_bulk_destroy
+        floating_ip_deallocate floating_ip_destroy floating_ip_fixed_ip_associate
+        floating_ip_set_auto_assigned floating_ip_update instance_add_security_group
+        instance_info_cache_delete instance_metadata_delete instance_remove_security_group
+        instance_system_metadata_delete instance_system_metadata_update
+        instance_test_and_set instance_type_access_remove instance_type_destroy
+        instance_type_extra_specs_delete instance_type_extra_specs_update_or_create
+        key_pair_destroy key_pair_destroy_all_by_user network_delete_safe
+        network_disassociate provider_fw_rule_destroy quota_class_destroy
+        quota_class_destroy_all_by_name quota_class_update quota_destroy
+        quota_destroy_all_by_project quota_update quota_usage_destroy quota_usage_update
+        reservation_destroy security_group_destroy security_group_rule_destroy
+        service_destroy service_update sm_backend_conf_delete sm_flavor_delete
+        sm_volume_delete snapshot_destroy snapshot_update virtual_interface_delete
+        virtual_interface_delete_by_instance volume_attached volume_detached
+        volume_metadata_delete volume_metadata_update volume_type_destroy
+        volume_type_extra_specs_delete volume_type_extra_specs_update_or_create
+    """),
+)
+# From the specs' "Returns ..." and "Errors: ...NotFound" sentences; everything else
+# (tuples, lists of mixed shapes, functions the specs leave open) stays ``Any``.
+RETURNS: dict[str, str] = {name: kind for kind, names in _RETURNS_BY_TYPE
+                           for name in names.split()}
+
+
+def returns(name: str) -> str:
+    return RETURNS.get(name, "Any")

@@ -110,6 +110,29 @@ class PoisonMessage(RPCError):
                "it was dead-lettered")
 
 
+class UnsupportedVersion(RPCError):
+    """A request of a protocol version the conductor does not speak (a newer minor)."""
+
+    message = ("%(method)s was sent as protocol version %(version)s; this conductor "
+               "speaks at most %(supported)s")
+    code = 400
+
+
+class VersionCapExceeded(UnsupportedVersion):
+    """Refused by the client, before sending: the function is newer than its version cap."""
+
+    message = ("%(method)s needs protocol version %(version)s, above this client's "
+               "version_cap %(version_cap)s; it was not sent")
+
+
+class UserIdRejected(RPCError):
+    """The broker refused the message's AMQP ``user_id``: it is not the connection's login."""
+
+    message = ("The broker refused %(method)s: user_id %(user_id)r is not the login of "
+               "this connection (%(reason)s)")
+    code = 403
+
+
 class NotImplementedInConductor(RPCError):
     message = "%(method)s is in the catalog but the conductor does not implement it yet"
     code = 501

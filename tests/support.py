@@ -2,20 +2,21 @@
 
 from __future__ import annotations
 
-import inspect
 import time
 import uuid
+from collections.abc import Sequence
 from typing import Any
 
-from client import _methods
+from client._api import AsyncAPI
 from client.core import AsyncJobQueue
+from client.jobs import QueuedCall, bind
 from conductor.dispatch import Delivery, Dispatcher
-from schemas import catalog, envelope, exceptions
+from schemas import envelope, exceptions
 from schemas.conditions import constraint, equal_any, not_equal
 from schemas.context import RequestContext
 
 
-class LocalClient:
+class LocalClient(AsyncAPI):
     """The client's methods, run by a Dispatcher in this process.
 
     The request and the reply still go through the codec and the envelope, so what a
@@ -31,29 +32,20 @@ class LocalClient:
 
     async def call(self, method: str, context: RequestContext, *args: Any,
                    **kwargs: Any) -> Any:
-        func = catalog.BY_NAME[method]
-        return await self._send(func, func.signature.bind(context, *args, **kwargs))
-
-    def _invoke(self, func: catalog.Function, bound: inspect.BoundArguments) -> Any:
-        return self._send(func, bound)
-
-    async def _send(self, func: catalog.Function, bound: inspect.BoundArguments) -> Any:
-        context = bound.arguments["context"]
-        body = envelope.Request(func.name, list(bound.args[1:]), dict(bound.kwargs),
-                                context.to_dict(), deadline=time.time() + 60,
-                                timeout=60).encode()
+        call = bind(method, context, args, kwargs, None)
+        body = envelope.Request(method, list(call.args), call.kwargs, context.to_dict(),
+                                deadline=time.time() + 60, timeout=60).encode()
         return await self._roundtrip(body)
 
-    async def _send_batch(self, calls: list[tuple[catalog.Function, inspect.BoundArguments]]
-                          ) -> Any:
-        queued = [envelope.Call(f.name, list(b.args[1:]), dict(b.kwargs),
-                                b.arguments["context"].to_dict()) for f, b in calls]
+    async def send_batch(self, calls: Sequence[QueuedCall]) -> Any:
+        queued = [envelope.Call(c.function.name, list(c.args), c.kwargs, c.context.to_dict())
+                  for c in calls]
         body = envelope.Request(envelope.BATCH_METHOD, [], {}, queued[0].context or {},
                                 calls=queued, timeout=60).encode()
         return await self._roundtrip(body)
 
     def job_queue(self, max_calls: int = envelope.DEFAULT_MAX_BATCH) -> AsyncJobQueue:
-        return AsyncJobQueue(self, max_calls)  # type: ignore[arg-type]
+        return AsyncJobQueue(self, max_calls)
 
     async def _roundtrip(self, body: bytes) -> Any:
         outcome = await self.dispatcher.handle(body, Delivery(message_id=uuid.uuid4().hex))
@@ -63,5 +55,3 @@ class LocalClient:
             return value
         raise exceptions.from_wire(value)
 
-
-_methods.install(LocalClient, LocalClient._invoke)

@@ -11,7 +11,7 @@ from sqlalchemy import func, select, text
 
 from client import ConductorClient
 from conductor.db.models import Service
-from schemas import catalog, exceptions
+from schemas import exceptions
 from schemas.context import get_admin_context
 from tests.faults.conftest import cut_broker_connections
 
@@ -30,10 +30,8 @@ async def _count_hosts(engine, prefix):
 async def test_killed_after_commit_is_redelivered_and_applied_once(conductors, pg_engine):
     crasher = await conductors.start(crash_on="service_create")
     async with ConductorClient(conductors.amqp_url, topic=conductors.topic, timeout=30) as db:
-        func_ = catalog.BY_NAME["service_create"]
-        message_id = uuid.uuid4().hex
-        bound = func_.signature.bind(ADMIN, {"host": "once-only"})
-        call = asyncio.ensure_future(db._send(func_, bound, message_id=message_id))
+        once = db.options(message_id=uuid.uuid4().hex)
+        call = asyncio.ensure_future(once.service_create(ADMIN, {"host": "once-only"}))
         assert await asyncio.to_thread(crasher.wait, 20) == 137
         assert await _count_hosts(pg_engine, "once-only") == {"once-only": 1}
         # A second conductor gets the unacked message and answers it from the reply store.
@@ -41,8 +39,7 @@ async def test_killed_after_commit_is_redelivered_and_applied_once(conductors, p
         first = await asyncio.wait_for(call, 20)
         assert first["host"] == "once-only"
         # The caller's retry with the same message id gets the original reply.
-        again = await db._send(func_, func_.signature.bind(ADMIN, {"host": "once-only"}),
-                               message_id=message_id)
+        again = await once.service_create(ADMIN, {"host": "once-only"})
         assert again == first
     assert await _count_hosts(pg_engine, "once-only") == {"once-only": 1}
 
