@@ -13,7 +13,7 @@ import decimal
 import uuid
 from typing import Any
 
-import msgpack  # type: ignore[import-untyped]  # ships no type information
+import msgpack  # untyped: see [tool.mypy] in pyproject.toml
 
 from schemas.conditions import Condition
 
