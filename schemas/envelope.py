@@ -11,13 +11,15 @@ seconds), ``timeout`` the same as a duration (for a receiver whose clock is skew
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from schemas import codec
+from schemas import codec, exceptions
 from schemas.catalog import PROTOCOL_VERSION, SUPPORTED_VERSIONS
 
 CONTENT_TYPE = "application/msgpack"
+_VERSION = re.compile(r"\d{1,4}\.\d{1,4}")
 BATCH_METHOD = "__batch__"
 DEFAULT_MAX_BATCH = 1000
 
@@ -93,6 +95,13 @@ def decode_request(data: bytes, *, max_size: int = 0,
         raise EnvelopeError("a request must be a map")
     version = body.get("v")
     if version not in SUPPORTED_VERSIONS:
+        if isinstance(version, str) and _VERSION.fullmatch(version):
+            # A well-formed version this conductor does not know: a newer caller (or a
+            # newer function) during a rolling upgrade; conductors are upgraded first.
+            method = body.get("method")
+            raise exceptions.UnsupportedVersion(
+                method=method[:80] if isinstance(method, str) else "?", version=version,
+                supported=", ".join(SUPPORTED_VERSIONS))
         raise EnvelopeError(f"unsupported protocol version {repr(version)[:40]}; this conductor "
                             f"speaks {', '.join(SUPPORTED_VERSIONS)}")
     context = body.get("context")

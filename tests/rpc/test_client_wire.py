@@ -119,3 +119,17 @@ async def test_a_capped_client_calls_a_conductor_and_refuses_newer_functions(
             await db.service_get(ADMIN, created["id"])
         # Refused before the wire: the connection and the other functions are unaffected.
         assert [s["host"] for s in await db.service_get_all(ADMIN)] == ["capped"]
+
+
+async def test_a_newer_client_gets_unsupported_version_from_an_older_conductor(
+        amqp_url, conductor, monkeypatch):
+    """Rolling upgrade done in the wrong order: a caller whose cap allows a function the
+    conductor does not know yet is answered UnsupportedVersion naming both versions."""
+    newer = dataclasses.replace(catalog.BY_NAME["service_get_all"], version="1.1")
+    monkeypatch.setitem(catalog.BY_NAME, "service_get_all", newer)
+    async with ConductorClient(amqp_url, topic=conductor.options.topic, timeout=10,
+                               version_cap="1.1") as db:
+        with pytest.raises(exceptions.UnsupportedVersion) as info:
+            await db.service_get_all(ADMIN)
+        assert (info.value.kwargs["version"], info.value.kwargs["supported"]) == ("1.1", "1.0")
+        assert await db.service_get_all_by_topic(ADMIN, "none") == []

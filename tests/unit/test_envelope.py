@@ -1,6 +1,6 @@
 import pytest
 
-from schemas import codec, envelope
+from schemas import codec, envelope, exceptions
 from schemas.context import RequestContext, get_admin_context
 
 
@@ -19,7 +19,8 @@ def test_request_round_trip():
 
 
 @pytest.mark.parametrize("overrides, message", [
-    ({"v": "9.9"}, "unsupported protocol version"),
+    ({"v": "nine"}, "unsupported protocol version"),
+    ({"v": 1.0}, "unsupported protocol version"),
     ({"v": ...}, "unsupported protocol version"),
     ({"method": 5}, "'method' must be a non-empty string"),
     ({"method": ""}, "'method' must be a non-empty string"),
@@ -80,3 +81,13 @@ def test_an_unsupported_version_is_named_but_clipped():
     with pytest.raises(envelope.EnvelopeError, match="unsupported protocol version") as info:
         envelope.decode_request(body)
     assert len(str(info.value)) < 200
+
+
+@pytest.mark.parametrize("version", ["1.1", "2.0"])
+def test_a_newer_version_is_unsupported_naming_both(version):
+    with pytest.raises(exceptions.UnsupportedVersion) as info:
+        envelope.decode_request(_body(v=version, method="service_get"))
+    assert info.value.kwargs == {"method": "service_get", "version": version,
+                                 "supported": "1.0", "code": 400}
+    assert str(info.value) == (f"service_get was sent as protocol version {version}; this "
+                               "conductor speaks at most 1.0")
