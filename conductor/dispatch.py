@@ -25,6 +25,7 @@ from sqlalchemy import exc as sa_exc
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from conductor.db import replies
+from conductor.db.base import CONFIG, Config
 from conductor.db.engine import is_sqlite
 from conductor.db.query import require_admin, require_context
 from conductor.db.session import Session
@@ -77,8 +78,9 @@ class _Expired(Exception):
 
 class Dispatcher:
     def __init__(self, engine: AsyncEngine, options: Options | None = None,
-                 handlers: dict[str, Handler] | None = None) -> None:
+                 handlers: dict[str, Handler] | None = None, config: Config = CONFIG) -> None:
         self.engine = engine
+        self.config = config
         self.options = options or Options()
         self.handlers = HANDLERS if handlers is None else handlers
         # SQLite has no row locks: one call at a time keeps the same races closed.
@@ -176,7 +178,7 @@ class Dispatcher:
             require_context(context)
         # Nova's in-process ``session`` is dropped; handlers take arguments by name.
         named = {k: v for k, v in arguments.items() if k not in ("context", "session")}
-        return _Call(method, handler, context, named, func.is_write)
+        return _Call(method, handler, context, named, func.is_write, self.config)
 
     def _prepare_batch(self, request: envelope.Request) -> _Batch:
         assert request.calls is not None
@@ -288,12 +290,13 @@ class _Call:
     context: RequestContext
     kwargs: dict[str, Any]
     is_write: bool
+    config: Config
     events: int = 0
 
     deferred: Exception | None = None
 
     async def run(self, conn: Any) -> Any:
-        session = Session(conn, self.method)
+        session = Session(conn, self.method, self.config)
         result = await self.handler(session, self.context, **self.kwargs)
         self.events = session.events_recorded
         self.deferred = session.deferred_error
