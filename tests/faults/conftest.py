@@ -9,7 +9,7 @@ from typing import Any
 import aio_pika
 import pytest
 
-from tests.conftest import _delete_queue
+from tests.conftest import _delete_topic
 
 
 class Conductors:
@@ -85,8 +85,7 @@ async def conductors(amqp_url: str, pg_url: str, pg_engine: Any
     group = Conductors(amqp_url, pg_url)
     yield group
     await group.stop_all()
-    await _delete_queue(amqp_url, group.topic)
-    await _delete_queue(amqp_url, group.topic + ".dead")
+    await _delete_topic(amqp_url, group.topic)
 
 
 def cut_broker_connections(topic: str) -> int:

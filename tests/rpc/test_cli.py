@@ -24,7 +24,7 @@ async def test_api_coverage_reports_the_truth():
 
 
 async def test_call_prints_json_and_errors(amqp_url, conductor, rpc_client, admin):
-    topic = conductor.options.topic
+    topic = conductor.settings.topic
     made = await rpc_client.service_create(admin, {"host": "cli-host"})
     proc = await asyncio.to_thread(_run, "call", "service_get", str(made["id"]),
                                    "--amqp-url", amqp_url, "--topic", topic)
