@@ -5,10 +5,10 @@ from __future__ import annotations
 import aio_pika
 from aio_pika.abc import AbstractRobustConnection
 
-from conductor import pamqp_timestamps
+from conductor import amqp_decoding
 
 # Installed before any frame is decoded: see the module for why.
-pamqp_timestamps.install()
+amqp_decoding.install()
 
 
 async def connect(url: str, name: str) -> AbstractRobustConnection:

@@ -17,10 +17,10 @@ from typing import Any
 import pytest
 from sqlalchemy import text
 
+from conductor.app import Conductor
 from conductor.db import models
 from conductor.db.engine import make_engine
 from conductor.db.migrate import upgrade
-from conductor.app import Conductor
 from conductor.dispatch import Dispatcher, Options
 from conductor.handlers import load_all
 from conductor.settings import Settings
