@@ -111,26 +111,27 @@ class Server:
                 "x-dead-letter-exchange": self.settings.dead_letter_exchange}
 
     async def _declare(self, connection: AbstractRobustConnection) -> None:
-        """Declare the dead-letter target and the topic queue, or say why not.
+        """Declare the topic queue and its dead-letter target, or say why not.
 
         On a disposable channel: a declaration the broker refuses closes its channel.
+        A classic topic queue has no delivery limit, so nothing is dead-lettered from it.
         """
-        queue_type = {} if self.settings.classic_queue else {"x-queue-type": "quorum"}
-        dead = self.settings.dead_letter_queue
         channel = await connection.channel(publisher_confirms=False)
         try:
-            exchange = await channel.declare_exchange(
-                self.settings.dead_letter_exchange, aio_pika.ExchangeType.HEADERS,
-                durable=True, robust=False)
-            queue = await channel.declare_queue(dead, durable=True, arguments=queue_type,
-                                                robust=False)
-            for reason in POISON_REASONS:
-                # "all-with-x": a headers exchange ignores x- headers unless told.
-                await queue.bind(exchange, arguments={"x-match": "all-with-x",
-                                                      "x-first-death-reason": reason},
-                                 robust=False)
             await channel.declare_queue(self.topic, durable=True,
                                         arguments=self._topic_arguments(), robust=False)
+            if not self.settings.classic_queue:
+                exchange = await channel.declare_exchange(
+                    self.settings.dead_letter_exchange, aio_pika.ExchangeType.HEADERS,
+                    durable=True, robust=False)
+                queue = await channel.declare_queue(
+                    self.settings.dead_letter_queue, durable=True,
+                    arguments={"x-queue-type": "quorum"}, robust=False)
+                for reason in POISON_REASONS:
+                    # "all-with-x": a headers exchange ignores x- headers unless told.
+                    await queue.bind(exchange, arguments={"x-match": "all-with-x",
+                                                          "x-first-death-reason": reason},
+                                     robust=False)
         except aiormq.exceptions.ChannelPreconditionFailed as exc:
             raise QueueMismatch(self._mismatch_message(exc)) from None
         finally:
