@@ -2,6 +2,7 @@
 
 import asyncio
 import json
+import os
 import subprocess
 import sys
 
@@ -54,3 +55,28 @@ async def test_db_sync_and_version(pg_base_url):
         assert f"current: {head_revision()}" in proc.stdout
     finally:
         await _drop_pg_database(pg_base_url, "conductor_test_cli")
+
+
+async def test_retired_quorum_flag_says_what_to_do():
+    proc = await asyncio.to_thread(_run, "serve", "--quorum-queues")
+    assert proc.returncode == 2
+    assert "--quorum-queues is retired" in proc.stderr and "--classic-queue" in proc.stderr
+
+
+async def test_broker_and_topic_come_from_the_environment(amqp_url, conductor, rpc_client,
+                                                         admin):
+    made = await rpc_client.service_create(admin, {"host": "env-host"})
+    env = dict(os.environ, CONDUCTOR_AMQP_URL=amqp_url,
+               CONDUCTOR_TOPIC=conductor.settings.topic)
+    proc = await asyncio.to_thread(
+        subprocess.run, [sys.executable, "-m", "conductor.cli", "call", "service_get",
+                         str(made["id"])], capture_output=True, text=True, timeout=120,
+        env=env)
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)["host"] == "env-host"
+    # A flag wins over the environment.
+    proc = await asyncio.to_thread(
+        subprocess.run, [sys.executable, "-m", "conductor.cli", "call", "service_get",
+                         str(made["id"]), "--topic", "nobody-listens", "--timeout", "5"],
+        capture_output=True, text=True, timeout=120, env=env)
+    assert proc.returncode == 1 and "NoConductor" in proc.stderr
