@@ -6,6 +6,8 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 from conductor.handlers import load_all
 from schemas import catalog
 
@@ -80,3 +82,29 @@ async def test_broker_and_topic_come_from_the_environment(amqp_url, conductor, r
                          str(made["id"]), "--topic", "nobody-listens", "--timeout", "5"],
         capture_output=True, text=True, timeout=120, env=env)
     assert proc.returncode == 1 and "NoConductor" in proc.stderr
+
+
+async def test_strict_values_reaches_the_handlers(amqp_url, pg_url, admin):
+    import uuid
+
+    from client import ConductorClient
+    from schemas import exceptions
+    from tests.conftest import _delete_topic
+    from tests.rpc.conftest import conductor_command
+
+    topic = f"conductor-test-{uuid.uuid4().hex[:8]}"
+    proc = subprocess.Popen(conductor_command(amqp_url, pg_url, topic, "--strict-values"))
+    try:
+        async with ConductorClient(amqp_url, topic=topic, timeout=30) as db:
+            for _ in range(300):
+                try:
+                    await db.service_get_all(admin)
+                    break
+                except exceptions.NoConductor:
+                    await asyncio.sleep(0.1)
+            with pytest.raises(exceptions.InvalidInput, match="no column 'bogus'"):
+                await db.service_create(admin, {"host": "strict", "bogus": 1})
+    finally:
+        proc.terminate()
+        await asyncio.to_thread(proc.wait, 30)
+        await _delete_topic(amqp_url, topic)
