@@ -14,6 +14,7 @@ import logging
 import os
 import signal
 import sys
+from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -55,16 +56,22 @@ class Conductor:
         self.engine = engine
         self.dispatcher = Dispatcher(engine, dispatch_options(settings),
                                      config=db_config(settings))
+        # The one place the outbox learns of committed events.
+        self.dispatcher.on_events = self._after_commit
         self.server = Server(self.dispatcher.handle, settings)
         self.outbox: OutboxPublisher | None = None
         self._purger: asyncio.Task[None] | None = None
+
+    def _after_commit(self, info: Any = None) -> None:
+        """A write committed: publish what it recorded in the outbox now, not at the next
+        periodic pass.  Must not block: it runs on the call's path."""
+        if self.outbox is not None and getattr(info, "events", 1):
+            self.outbox.kick()
 
     async def start(self) -> None:
         connection = await broker.connect(
             self.settings.amqp_url, f"conductor:{self.settings.topic}:{os.getpid()}:events")
         self.outbox = OutboxPublisher(self.engine, connection)
-        # The one place the outbox learns of committed events.
-        self.dispatcher.on_events = self.outbox.kick
         try:
             await self.server.start()
         except BaseException:

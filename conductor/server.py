@@ -182,6 +182,8 @@ class Server:
     def _on_reopen(self, *_: Any) -> None:
         # The broker returned what the lost channel held: begin again one at a time.
         self._slow_tag = self._fast_tag = None
+        if self._ramp is not None:
+            self._ramp.cancel()  # a ramp begun on the lost channel
         if self._consuming:
             self._ramp = asyncio.ensure_future(self._restart_slowly())
 
