@@ -7,7 +7,7 @@ deliveries (the topic queue's ``x-delivery-limit``) and dead-letters a message t
 coming back.
 
 Three connections, so that nothing a caller controls can cost the consuming one:
-consuming and acking; replies to brokers nodes already answered once; and a confirming
+consuming and acking; replies to broker nodes already answered once; and a confirming
 connection that probes a caller's node the first time it is seen.  RabbitMQ closes the
 whole publishing connection (541 INTERNAL_ERROR) when a reply goes to a well-formed direct
 reply-to address naming a node that does not exist; that costs the probe connection and
@@ -82,6 +82,13 @@ class Server:
         return self.settings.topic
 
     async def start(self) -> None:
+        try:
+            await self._start()
+        except BaseException:
+            await self._close_connections()
+            raise
+
+    async def _start(self) -> None:
         name = f"conductor:{self.topic}:{os.getpid()}"
         url = self.settings.amqp_url
         consuming = await broker.connect(url, name)
@@ -229,14 +236,15 @@ class Server:
                 # Not an address RabbitMQ hands out: nobody can be waiting for the reply,
                 # and a forged one can close the publishing connection.  Run nothing.
                 self.dropped += 1
-                log.warning("dropped %s (%s): reply_to %.80r is not a direct reply-to "
-                            "address", message.message_id, message.type, message.reply_to)
+                log.warning("dropped %.80s (%.80s): reply_to %.80r is not a direct "
+                            "reply-to address", message.message_id, message.type,
+                            message.reply_to)
                 return
             outcome = await self.handle(message.body, _delivery(message))
             if outcome.reply is not None and node is not None:
                 await self._reply(message, outcome.reply, node)
         except Exception:
-            log.exception("serving %s failed", message.message_id)
+            log.exception("serving %.80s failed", message.message_id)
         finally:
             self.served += 1
             await _ack(message)
@@ -255,7 +263,7 @@ class Server:
                 # reply-to publish.
                 routing_key=message.reply_to or "", mandatory=False)
         except Exception as exc:
-            log.warning("could not reply to %s (%s) at %.80r: %s: %s", message.message_id,
+            log.warning("could not reply to %.80s (%.80s) at %.80r: %s: %s", message.message_id,
                         message.type, message.reply_to, type(exc).__name__, exc)
             return
         if not known:
@@ -280,10 +288,13 @@ class Server:
             if still:
                 log.warning("%d calls still running after %.0f s; closing anyway",
                             len(still), grace)
-        for connection in reversed(self._connections):
-            await connection.close()
-        self._connections.clear()
+        await self._close_connections()
         log.warning("stopped: served %d calls, dropped %d", self.served, self.dropped)
+
+
+    async def _close_connections(self) -> None:
+        while self._connections:
+            await self._connections.pop().close()
 
 
 _REPLY_TO = re.compile(
@@ -333,7 +344,7 @@ async def _ack(message: AbstractIncomingMessage) -> None:
     try:
         await message.ack()
     except Exception:
-        log.warning("could not ack %s (connection lost?); the broker will redeliver it",
+        log.warning("could not ack %.80s (connection lost?); the broker will redeliver it",
                     message.message_id)
 
 
