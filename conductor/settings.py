@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, fields
 from typing import Any
 
 # Where a setting may also come from the environment (DESIGN.md "Public interface").
@@ -57,9 +57,6 @@ class Settings:
     @property
     def dead_letter_exchange(self) -> str:
         return f"{self.topic}.dlx"
-
-    def with_(self, **changes: Any) -> Settings:
-        return replace(self, **changes)
 
 
 DEFAULTS = Settings()
