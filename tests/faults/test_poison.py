@@ -24,6 +24,15 @@ async def _queue_depth(amqp_url, name):
         return queue.declaration_result.message_count
 
 
+async def _wait_for_messages(amqp_url, name, count=1, timeout=30):
+    # Dead-lettering happens in the queue's own process, a moment after the return.
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while await _queue_depth(amqp_url, name) < count:
+        assert loop.time() < deadline, f"fewer than {count} messages reached {name}"
+        await asyncio.sleep(0.05)
+
+
 async def _drain(amqp_url, name):
     connection = await aio_pika.connect(amqp_url)
     got = []
@@ -101,6 +110,8 @@ async def test_expired_calls_never_reach_the_dead_letter_queue(conductors):
             assert message.type == "returned"
             await message.nack(requeue=True)
         assert await queue.get(fail=False) is None
+    # Both were dead-lettered in this order; only the second may be routed to .dead.
+    await _wait_for_messages(conductors.amqp_url, conductors.topic + ".dead")
     dead = await _drain(conductors.amqp_url, conductors.topic + ".dead")
     assert [m.type for m in dead] == ["returned"]
 
