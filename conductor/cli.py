@@ -12,26 +12,32 @@ import subprocess
 import sys
 from typing import Any
 
-from conductor.db.engine import DEFAULT_DB_URL, safe_url
-from conductor.server import DEFAULT_AMQP_URL, DEFAULT_TOPIC
+from conductor.db.engine import safe_url
+from conductor.settings import DEFAULTS, Settings, from_sources
 
 log = logging.getLogger("conductor")
 
 
-def _env(name: str, default: str) -> str:
-    return os.environ.get(name) or default
-
-
 def _common(p: argparse.ArgumentParser, *, amqp: bool = True, db: bool = True) -> None:
+    # Defaults None: the environment, then the Settings defaults, fill what is not given.
     if amqp:
-        p.add_argument("--amqp-url", default=_env("CONDUCTOR_AMQP_URL", DEFAULT_AMQP_URL),
-                       help="broker URL (env CONDUCTOR_AMQP_URL; default %(default)s)")
-        p.add_argument("--topic", default=_env("CONDUCTOR_TOPIC", DEFAULT_TOPIC),
-                       help="queue the conductor consumes (env CONDUCTOR_TOPIC)")
+        p.add_argument("--amqp-url", default=None,
+                       help=f"broker URL (env CONDUCTOR_AMQP_URL; default {DEFAULTS.amqp_url})")
+        p.add_argument("--topic", default=None,
+                       help=f"queue the conductor consumes (env CONDUCTOR_TOPIC; default "
+                            f"{DEFAULTS.topic})")
     if db:
-        p.add_argument("--db-url", default=_env("CONDUCTOR_DB_URL", DEFAULT_DB_URL),
-                       help="database URL (env CONDUCTOR_DB_URL; default %(default)s)")
-    p.add_argument("--log-level", default=_env("CONDUCTOR_LOG_LEVEL", "INFO"))
+        p.add_argument("--db-url", default=None,
+                       help=f"database URL (env CONDUCTOR_DB_URL; default {DEFAULTS.db_url})")
+    p.add_argument("--log-level", default=os.environ.get("CONDUCTOR_LOG_LEVEL") or "INFO")
+
+
+class _Retired(argparse.Action):
+    """A flag that used to exist: refuse it with what to do instead."""
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace,
+                 values: Any, option_string: str | None = None) -> None:
+        parser.error(f"{option_string} is retired: {self.help}")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -40,26 +46,31 @@ def build_parser() -> argparse.ArgumentParser:
 
     serve = sub.add_parser("serve", help="consume the topic queue and answer calls")
     _common(serve)
-    serve.add_argument("--workers", type=int, default=1,
+    serve.add_argument("--workers", type=int, default=DEFAULTS.workers,
                        help="number of conductor processes sharing the topic")
-    serve.add_argument("--prefetch", type=int, default=128,
+    serve.add_argument("--prefetch", type=int, default=DEFAULTS.prefetch,
                        help="unacked calls one process holds (concurrency bound)")
-    serve.add_argument("--pool-size", type=int, default=20,
+    serve.add_argument("--pool-size", type=int, default=DEFAULTS.pool_size,
                        help="database connections per process = calls running at once")
-    serve.add_argument("--max-message-size", type=int, default=8 * 1024 * 1024,
+    serve.add_argument("--max-message-size", type=int, default=DEFAULTS.max_message_size,
                        help="requests larger than this many bytes are refused")
-    serve.add_argument("--quorum-queues", action="store_true",
-                       help="declare the topic queue as a quorum queue (RabbitMQ clusters)")
+    serve.add_argument("--classic-queue", action="store_true",
+                       help="declare the topic queue as a classic queue: no delivery limit, "
+                            "no dead-lettering of poison, no replication")
+    serve.add_argument("--quorum-queues", action=_Retired, nargs=0,
+                       help="the topic queue is a quorum queue by default now; drop the "
+                            "flag (--classic-queue opts out)")
     serve.add_argument("--strict-values", action="store_true",
                        help="refuse value keys that are not columns (InvalidInput)")
     serve.add_argument("--sqlite-no-sync", action="store_true",
                        help="SQLite only: do not fsync writes (fast, not crash-safe)")
-    serve.add_argument("--db-wait", type=float, default=30.0,
+    serve.add_argument("--db-wait", type=float, default=DEFAULTS.db_wait,
                        help="seconds to retry an unreachable database at start-up")
-    serve.add_argument("--reply-retention", type=float, default=3600.0,
+    serve.add_argument("--reply-retention", type=float, default=DEFAULTS.reply_retention,
                        help="seconds a write's reply is kept to answer a redelivery or retry")
-    serve.add_argument("--max-deliveries", type=int, default=5,
-                       help="a message redelivered more often is dead-lettered")
+    serve.add_argument("--max-deliveries", type=int, default=DEFAULTS.max_deliveries,
+                       help="the topic queue's x-delivery-limit: a message the broker "
+                            "returned more often is dead-lettered to <topic>.dead")
     serve.add_argument("--debug", action="store_true",
                        help="send server tracebacks to callers in RemoteError")
 
@@ -88,6 +99,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    _resolve_sources(args)
     logging.basicConfig(level=args.log_level.upper(),
                         format="%(asctime)s %(process)d %(levelname)s %(name)s: %(message)s")
     if args.command == "serve":
@@ -102,6 +114,14 @@ def main(argv: list[str] | None = None) -> int:
     return _coverage(args)
 
 
+def _resolve_sources(args: argparse.Namespace) -> None:
+    """Fill the broker, database and topic flags not given from the environment."""
+    names = [n for n in ("amqp_url", "db_url", "topic") if hasattr(args, n)]
+    resolved = from_sources({n: getattr(args, n) for n in names})
+    for name in names:
+        setattr(args, name, getattr(resolved, name))
+
+
 def _serve(args: argparse.Namespace) -> int:
     if args.workers > 1:
         return _serve_workers(args)
@@ -111,19 +131,22 @@ def _serve(args: argparse.Namespace) -> int:
         pass
     else:
         uvloop.install()
-    from conductor.app import AppOptions, run
+    from conductor.app import run
 
-    options = AppOptions(amqp_url=args.amqp_url, db_url=args.db_url, topic=args.topic,
-                         prefetch=args.prefetch, pool_size=args.pool_size,
-                         max_message_size=args.max_message_size,
-                         quorum_queues=args.quorum_queues, strict_values=args.strict_values,
-                         sqlite_synchronous=not args.sqlite_no_sync, db_wait=args.db_wait,
-                         reply_retention=args.reply_retention,
-                         max_deliveries=args.max_deliveries, debug=args.debug)
     try:
-        return asyncio.run(run(options))
+        return asyncio.run(run(serve_settings(args)))
     except KeyboardInterrupt:
         return 0
+
+
+def serve_settings(args: argparse.Namespace) -> Settings:
+    return from_sources({
+        "amqp_url": args.amqp_url, "db_url": args.db_url, "topic": args.topic,
+        "workers": args.workers, "prefetch": args.prefetch, "pool_size": args.pool_size,
+        "max_message_size": args.max_message_size, "classic_queue": args.classic_queue,
+        "max_deliveries": args.max_deliveries, "strict_values": args.strict_values,
+        "sqlite_synchronous": not args.sqlite_no_sync, "db_wait": args.db_wait,
+        "reply_retention": args.reply_retention, "debug": args.debug})
 
 
 def _serve_workers(args: argparse.Namespace) -> int:

@@ -32,6 +32,7 @@ from sqlalchemy import exc as sa_exc
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from conductor.db import replies
+from conductor.db.base import CONFIG, Config
 from conductor.db.engine import DEFAULT_STATEMENT_TIMEOUT, is_sqlite, regexp_budget
 from conductor.db.query import require_admin, require_context
 from conductor.db.session import Session
@@ -102,9 +103,10 @@ def _clip(text: str, limit: int = _CLIP) -> str:
 
 class Dispatcher:
     def __init__(self, engine: AsyncEngine, options: Options | None = None,
-                 handlers: dict[str, Handler] | None = None, *,
+                 handlers: dict[str, Handler] | None = None, *, config: Config = CONFIG,
                  after_commit: Callable[[CommitInfo], None] | None = None) -> None:
         self.engine = engine
+        self.config = config
         self.options = options or Options()
         self.handlers = HANDLERS if handlers is None else handlers
         # Called after every committed write, outside the call's time bound; it must not
@@ -221,7 +223,7 @@ class Dispatcher:
             require_context(context)
         # Nova's in-process ``session`` is dropped; handlers take arguments by name.
         named = {k: v for k, v in arguments.items() if k not in ("context", "session")}
-        return _Call(method, handler, context, named, func.is_write)
+        return _Call(method, handler, context, named, func.is_write, self.config)
 
     def _prepare_batch(self, request: envelope.Request) -> _Batch:
         assert request.calls is not None
@@ -376,11 +378,12 @@ class _Call:
     context: RequestContext
     kwargs: dict[str, Any]
     is_write: bool
+    config: Config
     events: int = 0  # outbox rows the last run recorded
     deferred: Exception | None = None  # session.fail_after_commit's error
 
     async def run(self, conn: AsyncConnection) -> Any:
-        session = Session(conn, self.method)
+        session = Session(conn, self.method, self.config)
         result = await self.handler(session, self.context, **self.kwargs)
         self.events = session.events_recorded
         self.deferred = session.deferred_error

@@ -17,12 +17,13 @@ from typing import Any
 import pytest
 from sqlalchemy import text
 
+from conductor.app import Conductor
 from conductor.db import models
 from conductor.db.engine import make_engine
 from conductor.db.migrate import upgrade
 from conductor.dispatch import Dispatcher, Options
 from conductor.handlers import load_all
-from conductor.server import Server, ServerOptions
+from conductor.settings import Settings
 from schemas.context import RequestContext, get_admin_context
 from tests.outside_reads import nothing_read_beside_the_repository  # noqa: F401
 from tests.support import LocalClient
@@ -182,15 +183,14 @@ def handlers() -> dict[str, Any]:
 
 @pytest.fixture(scope="session")
 async def conductor(amqp_url: str, pg_engine: Any, handlers: dict[str, Any]
-                    ) -> AsyncIterator[Server]:
+                    ) -> AsyncIterator[Conductor]:
     """An in-process conductor on PostgreSQL, on a topic of its own."""
     topic = f"conductor-test-{uuid.uuid4().hex[:8]}"
-    server = Server(Dispatcher(pg_engine, Options()), ServerOptions(amqp_url=amqp_url,
-                                                                    topic=topic))
-    await server.start()
-    yield server
-    await server.stop()
-    await _delete_queue(amqp_url, topic)
+    running = Conductor(Settings(amqp_url=amqp_url, topic=topic), pg_engine)
+    await running.start()
+    yield running
+    await running.stop()
+    await _delete_topic(amqp_url, topic)
 
 
 async def _delete_queue(amqp_url: str, name: str) -> None:
@@ -202,11 +202,23 @@ async def _delete_queue(amqp_url: str, name: str) -> None:
         await channel.queue_delete(name)
 
 
+async def _delete_topic(amqp_url: str, topic: str) -> None:
+    """The topic queue and the dead-letter queue and exchange a conductor declares."""
+    import aio_pika
+
+    connection = await aio_pika.connect(amqp_url)
+    async with connection:
+        channel = await connection.channel()
+        for name in (topic, f"{topic}.dead"):
+            await channel.queue_delete(name)
+        await channel.exchange_delete(f"{topic}.dlx")
+
+
 @pytest.fixture(scope="session")
-async def rpc_client(amqp_url: str, conductor: Server) -> AsyncIterator[Any]:
+async def rpc_client(amqp_url: str, conductor: Conductor) -> AsyncIterator[Any]:
     from client import ConductorClient
 
-    async with ConductorClient(amqp_url, topic=conductor.options.topic, timeout=30) as db:
+    async with ConductorClient(amqp_url, topic=conductor.settings.topic, timeout=30) as db:
         yield db
 
 

@@ -174,7 +174,8 @@ class Session:
               strict: bool = False) -> Row:
         """``values`` converted for ``model``'s columns (see :mod:`conductor.db.values`)."""
         return vals.check_values(table_of(model), values, self.function,
-                                 allowed_extra=allowed_extra, strict=strict)
+                                 allowed_extra=allowed_extra,
+                                 strict=strict or self.config.strict_values)
 
     async def insert(self, model: Any, values: Row, *, checked: bool = False,
                      echo: Row | None = None) -> Row:

@@ -2,10 +2,8 @@
 
 import asyncio
 import collections
-import subprocess
 import uuid
 
-import aio_pika
 import pytest
 from sqlalchemy import func, select, text
 
@@ -174,34 +172,6 @@ async def _served_counts(pg_engine, conductors, procs):
     return counts
 
 
-async def test_poison_message_dead_lettered(conductors, amqp_url):
-    """A message that kills its worker is redelivered, then set aside with a log line."""
-    body_topic = conductors.topic
-    for attempt in range(3):
-        # Later conductors get the redelivery at once and may die before we see them.
-        proc = await conductors.start("--max-deliveries", "3", crash_on="service_get_all",
-                                      wait=attempt == 0)
-        if attempt == 0:
-            client = await ConductorClient(amqp_url, topic=body_topic, timeout=60).connect()
-            call = asyncio.ensure_future(client.service_get_all(ADMIN))
-        code = await asyncio.to_thread(proc.wait, 30)
-        assert code == 137
-    healthy = await conductors.start("--max-deliveries", "3", wait=False)
-    with pytest.raises(exceptions.PoisonMessage, match="service_get_all"):
-        await asyncio.wait_for(call, 30)
-    await client.close()
-    healthy.terminate()
-    _, err = await asyncio.to_thread(healthy.communicate, None, 20)
-    assert b"dead-lettering service_get_all" in err
-    connection = await aio_pika.connect(amqp_url)
-    async with connection:
-        channel = await connection.channel()
-        dead = await channel.declare_queue(body_topic + ".dead", passive=True)
-        message = await dead.get(timeout=5)
-        assert message.type == "service_get_all"
-        await message.ack()
-
-
 async def test_serve_workers_starts_competing_processes(conductors):
     parent = await conductors.start("--workers", "2", wait=False)
     await conductors.wait_consumers(2)
@@ -212,17 +182,6 @@ async def test_serve_workers_starts_competing_processes(conductors):
     parent.terminate()
     assert await asyncio.to_thread(parent.wait, 30) == 0
     assert await conductors.consumers() == 0
-
-
-async def test_quorum_queues(conductors):
-    await conductors.start("--quorum-queues")
-    async with ConductorClient(conductors.amqp_url, topic=conductors.topic, timeout=30) as db:
-        assert (await db.service_create(ADMIN, {"host": "q"}))["host"] == "q"
-    listing = await asyncio.to_thread(
-        subprocess.run, ["rabbitmqctl", "list_queues", "name", "type", "-q"],
-        capture_output=True, text=True, timeout=60)
-    types = dict(line.split("\t")[:2] for line in listing.stdout.splitlines() if "\t" in line)
-    assert types[conductors.topic] == "quorum"
 
 
 async def test_calls_in_flight_fail_promptly_when_the_connection_drops(conductors, pg_engine):

@@ -6,7 +6,8 @@ from typing import Any
 import pytest
 
 from conductor.dispatch import Dispatcher, Options
-from conductor.server import Server, ServerOptions
+from conductor.server import Server
+from conductor.settings import Settings
 
 
 @pytest.fixture
@@ -17,8 +18,8 @@ async def make_conductor(amqp_url: str, pg_engine: Any, handlers: Any
     topic = f"conductor-test-{uuid.uuid4().hex[:8]}"
 
     async def start(prefetch: int = 128, **options: Any) -> Server:
-        server = Server(Dispatcher(pg_engine, Options(**options)),
-                        ServerOptions(amqp_url=amqp_url, topic=topic, prefetch=prefetch))
+        server = Server(Dispatcher(pg_engine, Options(**options)).handle,
+                        Settings(amqp_url=amqp_url, topic=topic, prefetch=prefetch))
         await server.start()
         started.append(server)
         return server
@@ -27,9 +28,9 @@ async def make_conductor(amqp_url: str, pg_engine: Any, handlers: Any
     yield start
     for server in started:
         await server.stop(grace=5)
-    from tests.conftest import _delete_queue
+    from tests.conftest import _delete_topic
 
-    await _delete_queue(amqp_url, topic)
+    await _delete_topic(amqp_url, topic)
 
 
 def conductor_command(amqp_url: str, db_url: str, topic: str, *extra: str) -> list[str]:

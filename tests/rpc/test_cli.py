@@ -2,8 +2,11 @@
 
 import asyncio
 import json
+import os
 import subprocess
 import sys
+
+import pytest
 
 from conductor.handlers import load_all
 from schemas import catalog
@@ -24,7 +27,7 @@ async def test_api_coverage_reports_the_truth():
 
 
 async def test_call_prints_json_and_errors(amqp_url, conductor, rpc_client, admin):
-    topic = conductor.options.topic
+    topic = conductor.settings.topic
     made = await rpc_client.service_create(admin, {"host": "cli-host"})
     proc = await asyncio.to_thread(_run, "call", "service_get", str(made["id"]),
                                    "--amqp-url", amqp_url, "--topic", topic)
@@ -54,3 +57,54 @@ async def test_db_sync_and_version(pg_base_url):
         assert f"current: {head_revision()}" in proc.stdout
     finally:
         await _drop_pg_database(pg_base_url, "conductor_test_cli")
+
+
+async def test_retired_quorum_flag_says_what_to_do():
+    proc = await asyncio.to_thread(_run, "serve", "--quorum-queues")
+    assert proc.returncode == 2
+    assert "--quorum-queues is retired" in proc.stderr and "--classic-queue" in proc.stderr
+
+
+async def test_broker_and_topic_come_from_the_environment(amqp_url, conductor, rpc_client,
+                                                         admin):
+    made = await rpc_client.service_create(admin, {"host": "env-host"})
+    env = dict(os.environ, CONDUCTOR_AMQP_URL=amqp_url,
+               CONDUCTOR_TOPIC=conductor.settings.topic)
+    proc = await asyncio.to_thread(
+        subprocess.run, [sys.executable, "-m", "conductor.cli", "call", "service_get",
+                         str(made["id"])], capture_output=True, text=True, timeout=120,
+        env=env)
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)["host"] == "env-host"
+    # A flag wins over the environment.
+    proc = await asyncio.to_thread(
+        subprocess.run, [sys.executable, "-m", "conductor.cli", "call", "service_get",
+                         str(made["id"]), "--topic", "nobody-listens", "--timeout", "5"],
+        capture_output=True, text=True, timeout=120, env=env)
+    assert proc.returncode == 1 and "NoConductor" in proc.stderr
+
+
+async def test_strict_values_reaches_the_handlers(amqp_url, pg_url, admin):
+    import uuid
+
+    from client import ConductorClient
+    from schemas import exceptions
+    from tests.conftest import _delete_topic
+    from tests.rpc.conftest import conductor_command
+
+    topic = f"conductor-test-{uuid.uuid4().hex[:8]}"
+    proc = subprocess.Popen(conductor_command(amqp_url, pg_url, topic, "--strict-values"))
+    try:
+        async with ConductorClient(amqp_url, topic=topic, timeout=30) as db:
+            for _ in range(300):
+                try:
+                    await db.service_get_all(admin)
+                    break
+                except exceptions.NoConductor:
+                    await asyncio.sleep(0.1)
+            with pytest.raises(exceptions.InvalidInput, match="no column 'bogus'"):
+                await db.service_create(admin, {"host": "strict", "bogus": 1})
+    finally:
+        proc.terminate()
+        await asyncio.to_thread(proc.wait, 30)
+        await _delete_topic(amqp_url, topic)

@@ -109,7 +109,7 @@ async def test_a_user_id_that_is_not_the_login_fails_clearly(amqp_url, raw_condu
 async def test_a_capped_client_calls_a_conductor_and_refuses_newer_functions(
         amqp_url, conductor, monkeypatch):
     newer = dataclasses.replace(catalog.BY_NAME["service_get"], version="1.1")
-    async with ConductorClient(amqp_url, topic=conductor.options.topic, timeout=10,
+    async with ConductorClient(amqp_url, topic=conductor.settings.topic, timeout=10,
                                version_cap="1.0") as db:
         created = await db.service_create(ADMIN, {"host": "capped"})
         assert (await db.service_get(ADMIN, created["id"]))["host"] == "capped"
@@ -127,7 +127,7 @@ async def test_a_newer_client_gets_unsupported_version_from_an_older_conductor(
     conductor does not know yet is answered UnsupportedVersion naming both versions."""
     newer = dataclasses.replace(catalog.BY_NAME["service_get_all"], version="1.1")
     monkeypatch.setitem(catalog.BY_NAME, "service_get_all", newer)
-    async with ConductorClient(amqp_url, topic=conductor.options.topic, timeout=10,
+    async with ConductorClient(amqp_url, topic=conductor.settings.topic, timeout=10,
                                version_cap="1.1") as db:
         with pytest.raises(exceptions.UnsupportedVersion) as info:
             await db.service_get_all(ADMIN)

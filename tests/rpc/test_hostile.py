@@ -17,10 +17,11 @@ from sqlalchemy import text
 from conductor.db.engine import make_engine
 from conductor.db.migrate import upgrade
 from conductor.dispatch import Dispatcher, Options
-from conductor.server import Server, ServerOptions
+from conductor.server import Server
+from conductor.settings import Settings
 from schemas import codec, envelope, exceptions
 from schemas.context import RequestContext, get_admin_context
-from tests.conftest import _delete_queue
+from tests.conftest import _delete_topic
 from tests.support import LocalClient
 
 # Exponential backtracking in both PostgreSQL's and Python's regex engines (issue 8).
@@ -39,8 +40,8 @@ async def start(amqp_url: str, pg_url: str, handlers: Any
     async def _start(statement_timeout: float = 30, **options: Any) -> str:
         engine = make_engine(pg_url, pool_size=2, statement_timeout=statement_timeout)
         topic = f"conductor-hostile-{uuid.uuid4().hex[:8]}"
-        server = Server(Dispatcher(engine, Options(max_concurrency=2, **options)),
-                        ServerOptions(amqp_url=amqp_url, topic=topic))
+        server = Server(Dispatcher(engine, Options(max_concurrency=2, **options)).handle,
+                        Settings(amqp_url=amqp_url, topic=topic))
         await server.start()
         cleanup.append((server, engine, topic))
         return topic
@@ -49,7 +50,7 @@ async def start(amqp_url: str, pg_url: str, handlers: Any
     for server, engine, topic in cleanup:
         await server.stop(grace=5)
         await engine.dispose()
-        await _delete_queue(amqp_url, topic)
+        await _delete_topic(amqp_url, topic)
 
 
 async def _call(amqp_url: str, topic: str, body: bytes, *, timeout: float = 30,

@@ -14,7 +14,7 @@ from sqlalchemy import text
 from client import BlockingConductorClient, ConductorClient
 from schemas import codec, exceptions
 from schemas.context import RequestContext, get_admin_context
-from tests.conftest import _delete_queue
+from tests.conftest import _delete_topic
 from tests.rpc.conftest import conductor_command
 
 
@@ -74,7 +74,7 @@ async def test_wrong_arguments_fail_locally_before_sending(rpc_client, admin):
 ])
 async def test_bad_requests_get_an_error_reply_and_the_conductor_goes_on(
         amqp_url, conductor, rpc_client, admin, body, expected):
-    reply = await _raw_call(amqp_url, conductor.options.topic, body)
+    reply = await _raw_call(amqp_url, conductor.settings.topic, body)
     assert reply["error"]["class"] == "InvalidRequest"
     assert expected in reply["error"]["message"]
     assert await rpc_client.service_get_all(admin) is not None
@@ -161,7 +161,7 @@ def _use_blocking_client(amqp_url, topic):
 
 async def test_blocking_client_same_methods(amqp_url, conductor):
     # The in-process conductor runs on this loop, so the blocking caller gets a thread.
-    await asyncio.to_thread(_use_blocking_client, amqp_url, conductor.options.topic)
+    await asyncio.to_thread(_use_blocking_client, amqp_url, conductor.settings.topic)
 
 
 async def test_cast_sends_without_waiting(rpc_client, admin):
@@ -219,4 +219,4 @@ async def test_sigterm_lets_in_flight_calls_finish(amqp_url, pg_url, pg_engine, 
     finally:
         if proc.poll() is None:
             proc.kill()
-        await _delete_queue(amqp_url, topic)
+        await _delete_topic(amqp_url, topic)

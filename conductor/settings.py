@@ -1,0 +1,79 @@
+"""Everything ``conductor serve`` can be told, in one place, built once and passed down.
+
+Flags win over the environment, the environment over the defaults below; the command line
+(:mod:`conductor.cli`) takes its defaults from here, so each is written once.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
+from typing import Any
+
+# Where a setting may also come from the environment (DESIGN.md "Public interface").
+ENVIRONMENT = {
+    "amqp_url": "CONDUCTOR_AMQP_URL",
+    "db_url": "CONDUCTOR_DB_URL",
+    "topic": "CONDUCTOR_TOPIC",
+}
+
+# The broker's delivery limit on the topic queue.  A message that kills its conductor (or
+# its channel) before being acked comes back with its delivery count raised by one; after
+# more than this many returns the broker dead-letters it.  Every such crash also returns,
+# and counts once more, each innocent call the dying conductor held (up to --prefetch of
+# them), in the order they were delivered, ahead of newer calls.  The server limits that
+# exposure (after any start or channel recovery it holds one call at a time until the
+# returned calls are drained), so an innocent call is held beside a poison message at one
+# crash per conductor that took it at full prefetch: with W conductors sharing the topic,
+# at most about W.  20 leaves room for that with any reasonable --workers while a poison
+# message costs at most 21 restarts of one conductor, each after the first holding nothing
+# but that message.
+DEFAULT_MAX_DELIVERIES = 20
+
+
+@dataclass(frozen=True)
+class Settings:
+    amqp_url: str = "amqp://guest:guest@localhost:5672/"
+    db_url: str = "sqlite+aiosqlite:///conductor.sqlite"
+    topic: str = "conductor"
+    workers: int = 1
+    prefetch: int = 128  # unacked calls one process holds
+    pool_size: int = 20  # database connections = calls running at once
+    max_message_size: int = 8 * 1024 * 1024
+    classic_queue: bool = False  # opt out of the quorum topic queue
+    max_deliveries: int = DEFAULT_MAX_DELIVERIES
+    strict_values: bool = False
+    sqlite_synchronous: bool = True
+    db_wait: float = 30.0  # seconds an unreachable database is retried at start-up
+    reply_retention: float = 3600.0  # seconds a write's reply stays replayable
+    purge_interval: float = 60.0
+    debug: bool = False
+
+    @property
+    def dead_letter_queue(self) -> str:
+        return f"{self.topic}.dead"
+
+    @property
+    def dead_letter_exchange(self) -> str:
+        return f"{self.topic}.dlx"
+
+
+DEFAULTS = Settings()
+
+
+def from_sources(flags: Mapping[str, Any] | None = None,
+                 environ: Mapping[str, str] | None = None) -> Settings:
+    """Settings from flags (None or absent: not given) over the environment over defaults."""
+    environ = os.environ if environ is None else environ
+    given = {k: v for k, v in (flags or {}).items() if v is not None}
+    values: dict[str, Any] = {}
+    for f in fields(Settings):
+        if f.name in given:
+            values[f.name] = given[f.name]
+        elif f.name in ENVIRONMENT and environ.get(ENVIRONMENT[f.name]):
+            values[f.name] = environ[ENVIRONMENT[f.name]]
+    unknown = set(given) - {f.name for f in fields(Settings)}
+    if unknown:
+        raise TypeError(f"unknown settings: {', '.join(sorted(unknown))}")
+    return Settings(**values)
