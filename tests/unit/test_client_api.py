@@ -171,7 +171,9 @@ def test_type_checkers_see_the_methods(tmp_path, pytestconfig):
     mypy_api = pytest.importorskip("mypy.api", reason="mypy is in the test extra")
     snippet = tmp_path / "use_client.py"
     snippet.write_text(_TYPED_USE, encoding="utf-8")
-    cache = pytestconfig.cache.mkdir("mypy")  # under .pytest_cache, kept between runs
+    # Under .pytest_cache, kept between runs (a fresh one when the cache plugin is off).
+    store = getattr(pytestconfig, "cache", None)
+    cache = store.mkdir("mypy") if store is not None else tmp_path / "mypy-cache"
     out, _, _ = mypy_api.run([str(snippet), "--no-error-summary", "--follow-imports=silent",
                               "--cache-dir", str(cache)])
     # By file name: mypy may replay a cached result under an earlier run's tmp path.
