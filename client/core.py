@@ -14,6 +14,7 @@ from typing import Any, Protocol, Self
 
 import aio_pika
 import aiormq
+import pamqp.commands
 import yarl
 from aio_pika.abc import AbstractIncomingMessage
 
@@ -156,9 +157,7 @@ class _Transport:
             self.pending[message_id] = _Pending(future, func.name)
         try:
             try:
-                await channel.default_exchange.publish(
-                    message, routing_key=self.topic, mandatory=True,
-                    timeout=options.timeout)
+                await self._publish_accepted(channel, message, options.timeout)
             except aiormq.exceptions.DeliveryError as exc:
                 if _unroutable(exc):
                     raise exceptions.NoConductor(topic=self.topic, method=func.name) \
@@ -184,6 +183,28 @@ class _Transport:
                     from None
         finally:
             self.pending.pop(message_id, None)
+
+
+    async def _publish_accepted(self, channel: aio_pika.abc.AbstractChannel,
+                                message: aio_pika.Message, timeout: float) -> None:
+        """Publish until the broker accepts: a nack (a quorum queue still electing its
+        leader, just after a conductor declared it or lost a node) means the message was
+        not enqueued, so sending it again cannot run the call twice."""
+        delay = 0.05
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                await channel.default_exchange.publish(
+                    message, routing_key=self.topic, mandatory=True, timeout=timeout)
+                return
+            except aiormq.exceptions.DeliveryError as exc:
+                if not isinstance(getattr(exc, "frame", None), pamqp.commands.Basic.Nack) \
+                        or time.monotonic() + delay > deadline:
+                    raise
+                log.info("the broker did not accept %s (nack); sending it again",
+                         message.message_id)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 1.0)
 
 
 def _reply_text(exc: aiormq.exceptions.AMQPError) -> str:

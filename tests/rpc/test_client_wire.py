@@ -118,7 +118,7 @@ async def test_a_capped_client_calls_a_conductor_and_refuses_newer_functions(
                                                              "version 1.1"):
             await db.service_get(ADMIN, created["id"])
         # Refused before the wire: the connection and the other functions are unaffected.
-        assert [s["host"] for s in await db.service_get_all(ADMIN)] == ["capped"]
+        assert "capped" in [s["host"] for s in await db.service_get_all(ADMIN)]
 
 
 async def test_a_newer_client_gets_unsupported_version_from_an_older_conductor(

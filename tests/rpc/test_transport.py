@@ -65,7 +65,7 @@ async def test_wrong_arguments_fail_locally_before_sending(rpc_client, admin):
                   "context": get_admin_context().to_dict()}), "service_get"),
     (codec.packb({"v": "1.0", "method": "service_get", "args": "x", "kwargs": {},
                   "context": {}}), "'args' must be an array"),
-    (codec.packb({"v": "7.0", "method": "service_get", "args": [1], "kwargs": {},
+    (codec.packb({"v": "7", "method": "service_get", "args": [1], "kwargs": {},
                   "context": {}}), "unsupported protocol version"),
     (codec.packb({"v": "1.0", "method": "service_get", "args": [1], "kwargs": {},
                   "context": {"read_deleted": "sometimes"}}), "bad context"),
