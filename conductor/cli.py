@@ -1,4 +1,4 @@
-"""``conductor``: serve, db sync, call, api-coverage."""
+"""``conductor``: serve, db sync, call, api-coverage, status, events tail, schema export."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ import subprocess
 import sys
 from typing import Any
 
+from conductor import ops
 from conductor.db.engine import safe_url
 from conductor.settings import DEFAULTS, Settings, from_sources
 
@@ -94,6 +95,7 @@ def build_parser() -> argparse.ArgumentParser:
     cov = sub.add_parser("api-coverage", help="how many catalog functions are implemented")
     cov.add_argument("--missing", action="store_true", help="list the missing ones")
     cov.add_argument("--log-level", default="WARNING")
+    ops.add_commands(sub, _common)
     return parser
 
 
@@ -111,6 +113,8 @@ def main(argv: list[str] | None = None) -> int:
         return _db(args)
     if args.command == "call":
         return _call(args)
+    if args.command in ops.COMMANDS:
+        return ops.run(args)
     return _coverage(args)
 
 
