@@ -24,8 +24,9 @@ import aio_pika.exceptions
 
 EVENTS_EXCHANGE = "conductor.events"  # conductor/db/events.py, which needs SQLAlchemy
 COMMANDS = ("schema", "status", "events")
-# Modules only the `server` extra installs (pyproject.toml).
-_SERVER_MODULES = {"sqlalchemy", "asyncpg", "aiosqlite", "alembic", "mako"}
+# A module of ours missing is a broken install; anything else missing when the server is
+# imported comes with the `server` extra (pyproject.toml), whatever that extra grows to.
+_OWN_PACKAGES = {"conductor", "client", "schemas"}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -33,7 +34,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         from conductor import cli
     except ModuleNotFoundError as exc:
-        if (exc.name or "").partition(".")[0] not in _SERVER_MODULES:
+        if (exc.name or "").partition(".")[0] in _OWN_PACKAGES or not exc.name:
             raise
         print(f"conductor: the server's dependencies are not installed ({exc.name} is "
               "missing); this install is the client only. For the conductor itself: "

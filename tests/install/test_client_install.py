@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-SERVER_ONLY = ("sqlalchemy", "asyncpg", "aiosqlite", "alembic")
+SERVER_ONLY = ("sqlalchemy", "asyncpg", "aiosqlite", "alembic", "regex")
 
 CALLER = """
 import asyncio, json, sys
@@ -86,7 +86,7 @@ async def test_a_real_call_through_the_client_only_install(client_venv: Path, am
                                                            conductor) -> None:
     proc = await asyncio.to_thread(
         subprocess.run, [str(client_venv / "bin" / "python"), "-c", CALLER, amqp_url,
-                         conductor.options.topic, ",".join(SERVER_ONLY)],
+                         conductor.settings.topic, ",".join(SERVER_ONLY)],
         capture_output=True, text=True, timeout=120, cwd=client_venv)
     assert proc.returncode == 0, proc.stderr
     assert json.loads(proc.stdout) == {"host": "client-only-node",
