@@ -54,8 +54,8 @@ async def test_status_of_a_served_topic_after_calls(amqp_url, pg_url, conductor,
     for n in range(3):
         await rpc_client.database_snapshot_create(admin, _values(n))
     await conductor.outbox.flush()
-    report = await _status(amqp_url, pg_url, conductor.options.topic)
-    assert report["queue"] == {"name": conductor.options.topic, "messages": 0,
+    report = await _status(amqp_url, pg_url, conductor.settings.topic)
+    assert report["queue"] == {"name": conductor.settings.topic, "messages": 0,
                                "consumers": 1}
     assert report["dead_letters"]["messages"] == 0
     assert report["outbox_backlog"] == 0
