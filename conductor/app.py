@@ -19,10 +19,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from conductor import broker
 from conductor.db import events, replies
-from conductor.db.base import Config
 from conductor.db.engine import DatabaseUnavailable, make_engine, wait_for_database
 from conductor.db.migrate import SchemaBehind, check_schema
-from conductor.dispatch import CommitInfo, Dispatcher, Options
+from conductor.dispatch import CommitInfo, Dispatcher
 from conductor.handlers import load_all, signature_mismatches
 from conductor.outbox import OutboxPublisher
 from conductor.server import QueueMismatch, Server
@@ -38,15 +37,6 @@ def check_handlers() -> None:
         raise SystemExit("handlers disagree with the catalog:\n  " + "\n  ".join(problems))
 
 
-def dispatch_options(settings: Settings) -> Options:
-    return Options(debug=settings.debug, max_message_size=settings.max_message_size,
-                   max_concurrency=settings.pool_size)
-
-
-def db_config(settings: Settings) -> Config:
-    return Config(strict_values=settings.strict_values)
-
-
 class Conductor:
     """The running parts of one process, started and stopped together."""
 
@@ -54,9 +44,7 @@ class Conductor:
         self.settings = settings
         self.engine = engine
         # after_commit: the one place the outbox learns of committed events.
-        self.dispatcher = Dispatcher(engine, dispatch_options(settings),
-                                     config=db_config(settings),
-                                     after_commit=self._after_commit)
+        self.dispatcher = Dispatcher(engine, settings, after_commit=self._after_commit)
         self.server = Server(self.dispatcher.handle, settings)
         self.outbox: OutboxPublisher | None = None
         self._purger: asyncio.Task[None] | None = None
@@ -120,7 +108,8 @@ async def build(settings: Settings) -> Conductor:
     """Everything but the AMQP connections; raises on a database or schema problem."""
     check_handlers()
     engine = make_engine(settings.db_url, sqlite_synchronous=settings.sqlite_synchronous,
-                         pool_size=settings.pool_size)
+                         pool_size=settings.pool_size,
+                         statement_timeout=settings.max_call_seconds)
     await wait_for_database(engine, timeout=settings.db_wait)
     await check_schema(engine)
     return Conductor(settings, engine)

@@ -72,6 +72,9 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--max-deliveries", type=int, default=DEFAULTS.max_deliveries,
                        help="the topic queue's x-delivery-limit: a message the broker "
                             "returned more often is dead-lettered to <topic>.dead")
+    serve.add_argument("--max-call-seconds", type=float, default=DEFAULTS.max_call_seconds,
+                       help="no call runs longer (also PostgreSQL's statement_timeout); a "
+                            "caller's sooner deadline cuts it shorter")
     serve.add_argument("--debug", action="store_true",
                        help="send server tracebacks to callers in RemoteError")
 
@@ -150,7 +153,8 @@ def serve_settings(args: argparse.Namespace) -> Settings:
         "max_message_size": args.max_message_size, "classic_queue": args.classic_queue,
         "max_deliveries": args.max_deliveries, "strict_values": args.strict_values,
         "sqlite_synchronous": not args.sqlite_no_sync, "db_wait": args.db_wait,
-        "reply_retention": args.reply_retention, "debug": args.debug})
+        "reply_retention": args.reply_retention, "max_call_seconds": args.max_call_seconds,
+        "debug": args.debug})
 
 
 def _serve_workers(args: argparse.Namespace) -> int:

@@ -32,11 +32,12 @@ from sqlalchemy import exc as sa_exc
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from conductor.db import replies
-from conductor.db.base import CONFIG, Config
-from conductor.db.engine import DEFAULT_STATEMENT_TIMEOUT, is_sqlite, regexp_budget
+from conductor.db.base import Config
+from conductor.db.engine import is_sqlite, regexp_budget
 from conductor.db.query import require_admin, require_context
 from conductor.db.session import Session
 from conductor.handlers import HANDLERS, Handler
+from conductor.settings import Settings
 from schemas import catalog, envelope, exceptions
 from schemas.context import RequestContext
 
@@ -48,19 +49,6 @@ _CONNECTION_SQLSTATES = {"08000", "08001", "08003", "08004", "08006", "57P01", "
                          "57P03"}
 _QUERY_CANCELED = "57014"  # statement_timeout fired
 _CLIP = 200  # characters of caller data in a log line or an error message
-
-
-@dataclass
-class Options:
-    debug: bool = False
-    max_message_size: int = 8 * 1024 * 1024
-    clock_skew: float = 5.0
-    db_retries: int = 5
-    db_retry_delay: float = 0.05
-    max_concurrency: int = 20
-    # No call holds a connection longer: also the engine's statement_timeout
-    # (make_engine(statement_timeout=...)), which should be given the same value.
-    max_call_seconds: float = DEFAULT_STATEMENT_TIMEOUT
 
 
 @dataclass
@@ -102,19 +90,20 @@ def _clip(text: str, limit: int = _CLIP) -> str:
 
 
 class Dispatcher:
-    def __init__(self, engine: AsyncEngine, options: Options | None = None,
-                 handlers: dict[str, Handler] | None = None, *, config: Config = CONFIG,
+    def __init__(self, engine: AsyncEngine, settings: Settings | None = None,
+                 handlers: dict[str, Handler] | None = None, *,
                  after_commit: Callable[[CommitInfo], None] | None = None) -> None:
         self.engine = engine
-        self.config = config
-        self.options = options or Options()
+        self.settings = settings = settings or Settings()
+        # What changes results (models.md §1.2), handed to every call's Session.
+        self.config = Config(strict_values=settings.strict_values)
         self.handlers = HANDLERS if handlers is None else handlers
         # Called after every committed write, outside the call's time bound; it must not
         # block (the server kicks its outbox publisher from it).
         self.after_commit = after_commit
         # SQLite has no row locks: one call at a time keeps the same races closed.
         self._sqlite = is_sqlite(engine)
-        limit = 1 if self._sqlite else max(self.options.max_concurrency, 1)
+        limit = 1 if self._sqlite else max(self.settings.pool_size, 1)
         self._slots = asyncio.Semaphore(limit)
         # Reads run without BEGIN/COMMIT round trips: under READ COMMITTED every statement
         # takes its own snapshot inside a transaction too, so the answers are the same.
@@ -126,7 +115,7 @@ class Dispatcher:
             delivery.received = time.monotonic()
         method = "?"
         try:
-            request = envelope.decode_request(body, max_size=self.options.max_message_size)
+            request = envelope.decode_request(body, max_size=self.settings.max_message_size)
             if catalog.get(request.method) is not None or \
                     request.method == envelope.BATCH_METHOD:
                 method = request.method  # never an unbounded caller string in metrics
@@ -246,12 +235,12 @@ class Dispatcher:
     def _time_bound(self, request: envelope.Request, delivery: Delivery
                     ) -> tuple[float, str]:
         """Seconds the call may run, and what bounds it; _Expired if none are left."""
-        seconds, reason = self.options.max_call_seconds, "the conductor's max_call_seconds"
+        seconds, reason = self.settings.max_call_seconds, "the conductor's max_call_seconds"
         caller = None
         if request.timeout is not None:
             caller = delivery.received + request.timeout - time.monotonic()
         if request.deadline is not None:
-            skewed = request.deadline + self.options.clock_skew - time.time()
+            skewed = request.deadline + self.settings.clock_skew - time.time()
             caller = skewed if caller is None else min(caller, skewed)
         if caller is not None and caller <= 0:
             log.info("dropping %s (%s): its caller gave up %.1f s ago", request.method,
@@ -312,7 +301,7 @@ class Dispatcher:
                         _clip(str(message_id)), seconds, reason)
             raise timeout from None
         except _StatementTimeout:
-            limit = self.options.max_call_seconds
+            limit = self.settings.max_call_seconds
             raise exceptions.CallTimeout(method=method, seconds=limit,
                                          limit="the database's statement_timeout") from None
 
@@ -340,8 +329,8 @@ class Dispatcher:
             except sa_exc.DBAPIError as exc:
                 if _sqlstate(exc) == _QUERY_CANCELED:
                     raise _StatementTimeout() from None
-                if _sqlstate(exc) in _RETRY_SQLSTATES and attempt <= self.options.db_retries:
-                    delay = self.options.db_retry_delay * 2 ** (attempt - 1)
+                if _sqlstate(exc) in _RETRY_SQLSTATES and attempt <= self.settings.db_retries:
+                    delay = self.settings.db_retry_delay * 2 ** (attempt - 1)
                     log.info("%s: %s, retry %d in %.2f s", method, _sqlstate(exc), attempt,
                              delay)
                     await asyncio.sleep(delay)
@@ -359,7 +348,7 @@ class Dispatcher:
                 from None
 
     def _remote(self, exc: BaseException) -> exceptions.RemoteError:
-        tb = "".join(traceback.format_exception(exc)) if self.options.debug else None
+        tb = "".join(traceback.format_exception(exc)) if self.settings.debug else None
         return exceptions.RemoteError(exc_type=type(exc).__name__, value=_clip(str(exc)),
                                       traceback=tb)
 

@@ -48,6 +48,12 @@ class Settings:
     db_wait: float = 30.0  # seconds an unreachable database is retried at start-up
     reply_retention: float = 3600.0  # seconds a write's reply stays replayable
     purge_interval: float = 60.0
+    # No call holds a database connection longer (also PostgreSQL's statement_timeout);
+    # a caller's sooner deadline cuts it shorter.
+    max_call_seconds: float = 30.0
+    clock_skew: float = 5.0  # tolerated between a caller's clock and ours
+    db_retries: int = 5  # deadlocks and serialization failures retried this often
+    db_retry_delay: float = 0.05  # first backoff, doubled each retry
     debug: bool = False
 
     @property

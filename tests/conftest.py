@@ -21,7 +21,7 @@ from conductor.app import Conductor
 from conductor.db import models
 from conductor.db.engine import make_engine
 from conductor.db.migrate import upgrade
-from conductor.dispatch import Dispatcher, Options
+from conductor.dispatch import Dispatcher
 from conductor.handlers import load_all
 from conductor.settings import Settings
 from schemas.context import RequestContext, get_admin_context
@@ -228,7 +228,7 @@ def _api_backend(request: pytest.FixtureRequest) -> tuple[Any, Any]:
         return request.getfixturevalue("pg_engine"), request.getfixturevalue("rpc_client")
     engine = request.getfixturevalue("sqlite_engine")
     request.getfixturevalue("handlers")
-    return engine, LocalClient(Dispatcher(engine, Options()))
+    return engine, LocalClient(Dispatcher(engine))
 
 
 @pytest.fixture

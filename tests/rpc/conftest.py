@@ -5,7 +5,7 @@ from typing import Any
 
 import pytest
 
-from conductor.dispatch import Dispatcher, Options
+from conductor.dispatch import Dispatcher
 from conductor.server import Server
 from conductor.settings import Settings
 
@@ -18,7 +18,7 @@ async def make_conductor(amqp_url: str, pg_engine: Any, handlers: Any
     topic = f"conductor-test-{uuid.uuid4().hex[:8]}"
 
     async def start(prefetch: int = 128, **options: Any) -> Server:
-        server = Server(Dispatcher(pg_engine, Options(**options)).handle,
+        server = Server(Dispatcher(pg_engine, Settings(**options)).handle,
                         Settings(amqp_url=amqp_url, topic=topic, prefetch=prefetch))
         await server.start()
         started.append(server)

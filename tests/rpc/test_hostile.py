@@ -16,7 +16,7 @@ from sqlalchemy import text
 
 from conductor.db.engine import make_engine
 from conductor.db.migrate import upgrade
-from conductor.dispatch import Dispatcher, Options
+from conductor.dispatch import Dispatcher
 from conductor.server import Server
 from conductor.settings import Settings
 from schemas import codec, envelope, exceptions
@@ -40,7 +40,7 @@ async def start(amqp_url: str, pg_url: str, handlers: Any
     async def _start(statement_timeout: float = 30, **options: Any) -> str:
         engine = make_engine(pg_url, pool_size=2, statement_timeout=statement_timeout)
         topic = f"conductor-hostile-{uuid.uuid4().hex[:8]}"
-        server = Server(Dispatcher(engine, Options(max_concurrency=2, **options)).handle,
+        server = Server(Dispatcher(engine, Settings(pool_size=2, **options)).handle,
                         Settings(amqp_url=amqp_url, topic=topic))
         await server.start()
         cleanup.append((server, engine, topic))
@@ -236,7 +236,7 @@ async def test_sqlite_regexp_is_bounded_in_time(tmp_path, handlers):
     await asyncio.to_thread(upgrade, url)
     engine = make_engine(url, sqlite_synchronous=False, statement_timeout=1)
     try:
-        db = LocalClient(Dispatcher(engine, Options(max_call_seconds=1)))
+        db = LocalClient(Dispatcher(engine, Settings(max_call_seconds=1)))
         await db.instance_create(USER, {**OWNED, "display_name": VICTIM})
         with pytest.raises(exceptions.CallTimeout):
             await db.instance_get_all_by_filters(USER, {"display_name": CATASTROPHIC})
