@@ -15,6 +15,7 @@ import os
 import signal
 import sys
 
+from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from conductor import broker
@@ -23,7 +24,10 @@ from conductor.db.engine import DatabaseUnavailable, make_engine, wait_for_datab
 from conductor.db.migrate import SchemaBehind, check_schema
 from conductor.dispatch import CommitInfo, Dispatcher
 from conductor.handlers import load_all, signature_mismatches
+from conductor.metrics import HealthServer, Metrics
+from conductor.observe import ObservedHandle
 from conductor.outbox import OutboxPublisher
+from conductor.policy import PolicyError
 from conductor.server import QueueMismatch, Server
 from conductor.settings import Settings
 
@@ -45,8 +49,11 @@ class Conductor:
         self.engine = engine
         # after_commit: the one place the outbox learns of committed events.
         self.dispatcher = Dispatcher(engine, settings, after_commit=self._after_commit)
-        self.server = Server(self.dispatcher.handle, settings)
+        self.metrics = Metrics()
+        self.server = Server(ObservedHandle(self.dispatcher.handle, self.metrics,
+                                            settings.slow_call_ms), settings)
         self.outbox: OutboxPublisher | None = None
+        self.health: HealthServer | None = None
         self._purger: asyncio.Task[None] | None = None
 
     def _after_commit(self, info: CommitInfo) -> None:
@@ -66,6 +73,45 @@ class Conductor:
             raise
         await self.outbox.start()
         self._purger = asyncio.create_task(self._purge_replies())
+        if self.settings.policy_file is None:
+            log.warning("no --policy file: every broker user may call every function and "
+                        "send admin contexts")
+        else:
+            log.info("policy in force: %s", self.dispatcher.policy.describe())
+        if self.settings.metrics_port is not None:
+            self.health = HealthServer(self.metrics, self._live,
+                                       [self._broker_ready, self._database_ready],
+                                       before_scrape=self._refresh_gauges)
+            self.metrics_port = await self.health.start(self.settings.metrics_host,
+                                                        self.settings.metrics_port)
+
+    # -- health and the gauges a scrape reads --------------------------------------------
+
+    async def _live(self) -> str | None:
+        return None if self.server.consuming else "not consuming the topic queue"
+
+    async def _broker_ready(self) -> str | None:
+        if await self.server.queue_depth(self.settings.topic) is None:
+            return f"the topic queue {self.settings.topic!r} is missing"
+        return None
+
+    async def _database_ready(self) -> str | None:
+        try:
+            async with self.engine.connect() as conn:
+                await conn.execute(text("SELECT 1"))
+        except Exception as exc:
+            return f"database: {type(exc).__name__}"
+        return None
+
+    async def _refresh_gauges(self) -> None:
+        pool = self.engine.sync_engine.pool
+        checked_out = getattr(pool, "checkedout", None)
+        if checked_out is not None:
+            self.metrics.pool_in_use.set(checked_out())
+        self.metrics.pool_waiting.set(self.dispatcher.waiting)
+        self.metrics.outbox_backlog.set(await events.backlog(self.engine))
+        depth = await self.server.queue_depth(self.settings.dead_letter_queue)
+        self.metrics.dead_letter_depth.set(depth or 0)
 
     async def _purge_replies(self) -> None:
         retention = dt.timedelta(seconds=self.settings.reply_retention)
@@ -86,6 +132,9 @@ class Conductor:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._purger
             self._purger = None
+        if self.health is not None:
+            await self.health.stop()
+            self.health = None
         await self.server.stop(grace)
         if self.outbox is not None:
             await self.outbox.stop()
@@ -99,6 +148,9 @@ class Conductor:
         for sig in (signal.SIGTERM, signal.SIGINT):
             with contextlib.suppress(NotImplementedError, RuntimeError):
                 loop.add_signal_handler(sig, stop.set)
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            # A new policy without dropping a call: calls read the policy once each.
+            loop.add_signal_handler(signal.SIGHUP, self.dispatcher.policy.reload)
         await stop.wait()
         log.info("signal received: stopping")
         await self.stop()
@@ -118,7 +170,7 @@ async def build(settings: Settings) -> Conductor:
 async def run(settings: Settings) -> int:
     try:
         conductor = await build(settings)
-    except (DatabaseUnavailable, SchemaBehind) as exc:
+    except (DatabaseUnavailable, SchemaBehind, PolicyError) as exc:
         print(f"conductor: {exc}", file=sys.stderr)
         return 1
     try:

@@ -12,11 +12,12 @@ import subprocess
 import sys
 from typing import Any
 
-from conductor import ops
+from conductor import logs, ops
 from conductor.db.engine import safe_url
 from conductor.settings import DEFAULTS, Settings, from_sources
 
 log = logging.getLogger("conductor")
+WORKER_INDEX = "CONDUCTOR_WORKER_INDEX"  # set by --workers for each worker it starts
 
 
 def _common(p: argparse.ArgumentParser, *, amqp: bool = True, db: bool = True) -> None:
@@ -75,6 +76,19 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--max-call-seconds", type=float, default=DEFAULTS.max_call_seconds,
                        help="no call runs longer (also PostgreSQL's statement_timeout); a "
                             "caller's sooner deadline cuts it shorter")
+    serve.add_argument("--policy", metavar="FILE", default=None,
+                       help="TOML policy: per broker user, admin contexts, functions and "
+                            "projects allowed (env CONDUCTOR_POLICY; reloaded on SIGHUP)")
+    serve.add_argument("--metrics-port", type=int, default=None,
+                       help="serve Prometheus /metrics, /healthz and /readyz on this port "
+                            "(env CONDUCTOR_METRICS_PORT; worker i of --workers uses +i)")
+    serve.add_argument("--metrics-host", default=DEFAULTS.metrics_host,
+                       help="address the metrics port listens on")
+    serve.add_argument("--log-format", choices=["text", "json"], default=None,
+                       help="text (default) or json: one object per line "
+                            "(env CONDUCTOR_LOG_FORMAT)")
+    serve.add_argument("--slow-call-ms", type=float, default=DEFAULTS.slow_call_ms,
+                       help="log every call slower than this")
     serve.add_argument("--debug", action="store_true",
                        help="send server tracebacks to callers in RemoteError")
 
@@ -105,8 +119,9 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     _resolve_sources(args)
-    logging.basicConfig(level=args.log_level.upper(),
-                        format="%(asctime)s %(process)d %(levelname)s %(name)s: %(message)s")
+    log_format = getattr(args, "log_format", None) or \
+        os.environ.get("CONDUCTOR_LOG_FORMAT") or "text"
+    logs.configure(log_format, args.log_level.upper())
     if args.command == "serve":
         # The start-up schema check goes through Alembic, which is chatty at INFO.
         logging.getLogger("alembic").setLevel(logging.WARNING)
@@ -154,13 +169,27 @@ def serve_settings(args: argparse.Namespace) -> Settings:
         "max_deliveries": args.max_deliveries, "strict_values": args.strict_values,
         "sqlite_synchronous": not args.sqlite_no_sync, "db_wait": args.db_wait,
         "reply_retention": args.reply_retention, "max_call_seconds": args.max_call_seconds,
-        "debug": args.debug})
+        "policy_file": args.policy, "metrics_port": _worker_port(args.metrics_port),
+        "metrics_host": args.metrics_host, "log_format": args.log_format,
+        "slow_call_ms": args.slow_call_ms, "debug": args.debug})
+
+
+def _worker_port(port: int | None) -> int | None:
+    """Worker i of ``--workers N`` serves its metrics on the given port + i."""
+    env_port = os.environ.get("CONDUCTOR_METRICS_PORT")
+    if port is None and env_port:
+        port = int(env_port)
+    if port is None:
+        return None
+    return port + int(os.environ.get(WORKER_INDEX, "0") or 0)
 
 
 def _serve_workers(args: argparse.Namespace) -> int:
     argv = [a for a in sys.argv[1:]]
     child_args = [sys.executable, "-m", "conductor.cli", *_strip_workers(argv)]
-    procs = [subprocess.Popen(child_args) for _ in range(args.workers)]
+    procs = [subprocess.Popen(child_args, env={**os.environ, WORKER_INDEX: str(i)})
+             for i in range(args.workers)]
+    # SIGHUP reaches every worker too: each reloads the policy.
     log.info("started %d workers: %s", len(procs), ", ".join(str(p.pid) for p in procs))
 
     def forward(signum: int, _frame: Any) -> None:
@@ -170,6 +199,7 @@ def _serve_workers(args: argparse.Namespace) -> int:
 
     signal.signal(signal.SIGTERM, forward)
     signal.signal(signal.SIGINT, forward)
+    signal.signal(signal.SIGHUP, forward)
     codes = [p.wait() for p in procs]
     return max(codes, default=0)
 

@@ -31,12 +31,14 @@ from typing import Any
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from conductor import logs
 from conductor.db import replies
 from conductor.db.base import Config
 from conductor.db.engine import is_sqlite, regexp_budget
 from conductor.db.query import require_admin, require_context
 from conductor.db.session import Session
 from conductor.handlers import HANDLERS, Handler
+from conductor.policy import PolicyHolder
 from conductor.settings import Settings
 from schemas import catalog, envelope, exceptions
 from schemas.context import RequestContext
@@ -70,6 +72,7 @@ class Outcome:
     error_class: str | None = None  # None: answered with a result
     replayed: bool = False  # answered from the reply store
     expired: bool = False  # dropped unexecuted: its caller had given up
+    refused: str | None = None  # "policy": the broker user may not make this call
 
 
 @dataclass(frozen=True)
@@ -85,6 +88,13 @@ class _Expired(Exception):
     pass
 
 
+class _Refused(Exception):
+    """The policy refused the call: answered with ``error``, counted apart."""
+
+    def __init__(self, error: exceptions.NovaException) -> None:
+        self.error = error
+
+
 def _clip(text: str, limit: int = _CLIP) -> str:
     return text if len(text) <= limit else f"{text[:limit]}... ({len(text)} characters)"
 
@@ -97,6 +107,8 @@ class Dispatcher:
         self.settings = settings = settings or Settings()
         # What changes results (models.md §1.2), handed to every call's Session.
         self.config = Config(strict_values=settings.strict_values)
+        # Who may call what (--policy); reloaded on SIGHUP through ``policy.reload()``.
+        self.policy = PolicyHolder(settings.policy_file)
         self.handlers = HANDLERS if handlers is None else handlers
         # Called after every committed write, outside the call's time bound; it must not
         # block (the server kicks its outbox publisher from it).
@@ -105,6 +117,7 @@ class Dispatcher:
         self._sqlite = is_sqlite(engine)
         limit = 1 if self._sqlite else max(self.settings.pool_size, 1)
         self._slots = asyncio.Semaphore(limit)
+        self.waiting = 0  # calls waiting for a slot (a metric)
         # Reads run without BEGIN/COMMIT round trips: under READ COMMITTED every statement
         # takes its own snapshot inside a transaction too, so the answers are the same.
         self._read_engine = None if self._sqlite else \
@@ -114,6 +127,7 @@ class Dispatcher:
         if not delivery.received:
             delivery.received = time.monotonic()
         method = "?"
+        logs.broker_user.set(delivery.broker_user)
         try:
             request = envelope.decode_request(body, max_size=self.settings.max_message_size)
             if catalog.get(request.method) is not None or \
@@ -122,6 +136,10 @@ class Dispatcher:
             return await self._handle(request, delivery, method)
         except _Expired:
             return Outcome(None, method, "Expired", expired=True)
+        except _Refused as refused:
+            outcome = self._error(refused.error, method)
+            outcome.refused = "policy"
+            return outcome
         except envelope.EnvelopeError as exc:
             reason = _clip(str(exc))
             log.warning("refused request %s: %s", _clip(str(delivery.message_id)), reason)
@@ -137,29 +155,43 @@ class Dispatcher:
 
     async def _handle(self, request: envelope.Request, delivery: Delivery,
                       method: str) -> Outcome:
-        work = self._prepare_batch(request) if request.calls is not None else \
-            self._prepare(request.method, request.context, request.args, request.kwargs)
+        work = self._prepare_batch(request, delivery.broker_user) \
+            if request.calls is not None else \
+            self._prepare(request.method, request.context, request.args, request.kwargs,
+                          delivery.broker_user)
         message_id = delivery.message_id if work.is_write else None
         key = self._call_key(request, work, delivery) if message_id else None
-        async with self._slots:
-            seconds, reason = self._time_bound(request, delivery)
-            if message_id and key and (delivery.redelivered or request.attempt > 1):
-                stored = await self._stored(message_id, key)
-                if stored is not None:
-                    log.info("%s %s: answered from the reply store (already applied)",
-                             method, message_id)
-                    return Outcome(stored, method, replayed=True)
-            try:
-                reply, events = await self._bounded(method, work, message_id, key,
-                                                    seconds, reason)
-            except sa_exc.IntegrityError as exc:
-                # A duplicate of this message that committed first beats us on the reply
-                # store's key; any other integrity failure is the handler's DBError.
-                stored = await self._stored(message_id, key) if message_id and key \
-                    else None
-                if stored is None:
-                    raise _db_error(exc) from None
+        self.waiting += 1
+        try:
+            await self._slots.acquire()
+        finally:
+            self.waiting -= 1
+        try:
+            return await self._run_in_slot(request, delivery, method, work, message_id, key)
+        finally:
+            self._slots.release()
+
+    async def _run_in_slot(self, request: envelope.Request, delivery: Delivery, method: str,
+                           work: _Call | _Batch, message_id: str | None,
+                           key: replies.CallKey | None) -> Outcome:
+        seconds, reason = self._time_bound(request, delivery)
+        if message_id and key and (delivery.redelivered or request.attempt > 1):
+            stored = await self._stored(message_id, key)
+            if stored is not None:
+                log.info("%s %s: answered from the reply store (already applied)",
+                         method, message_id)
                 return Outcome(stored, method, replayed=True)
+        try:
+            reply, events = await self._bounded(method, work, message_id, key,
+                                                seconds, reason)
+        except sa_exc.IntegrityError as exc:
+            # A duplicate of this message that committed first beats us on the reply
+            # store's key; any other integrity failure is the handler's DBError.
+            stored = await self._stored(message_id, key) if message_id and key \
+                else None
+            if stored is None:
+                raise _db_error(exc) from None
+            return Outcome(stored, method, replayed=True)
         if work.is_write and self.after_commit is not None:
             try:
                 self.after_commit(CommitInfo(method, message_id, events))
@@ -193,10 +225,17 @@ class Dispatcher:
         return func, handler
 
     def _prepare(self, method: str, raw_context: dict[str, Any], args: list[Any],
-                 kwargs: dict[str, Any]) -> _Call:
+                 kwargs: dict[str, Any], broker_user: str | None) -> _Call:
         """Resolve, bind and access-check one call before any database work."""
         func, handler = self._resolve(method)
         context = RequestContext.from_dict(raw_context)  # InvalidRequest naming the field
+        logs.request_id.set(context.request_id)
+        try:
+            self.policy.check(broker_user, func, context)
+        except exceptions.NotAuthorized as exc:
+            log.warning("refused %s from broker user %s: %s", method,
+                        logs.short(broker_user, 64), exc)
+            raise _Refused(exc) from None
         try:
             bound = func.signature.bind(context, *args, **kwargs)
         except TypeError as exc:
@@ -214,7 +253,7 @@ class Dispatcher:
         named = {k: v for k, v in arguments.items() if k not in ("context", "session")}
         return _Call(method, handler, context, named, func.is_write, self.config)
 
-    def _prepare_batch(self, request: envelope.Request) -> _Batch:
+    def _prepare_batch(self, request: envelope.Request, broker_user: str | None) -> _Batch:
         assert request.calls is not None
         calls = []
         for index, call in enumerate(request.calls):
@@ -222,12 +261,15 @@ class Dispatcher:
                 if call.method == envelope.BATCH_METHOD:
                     raise exceptions.InvalidRequest(reason="a batch cannot hold a batch")
                 prepared = self._prepare(call.method, call.context or request.context,
-                                         call.args, call.kwargs)
+                                         call.args, call.kwargs, broker_user)
                 if not prepared.is_write:
                     raise exceptions.InvalidRequest(
                         reason=f"{call.method} is a read: only writes can be queued")
             except exceptions.NovaException as exc:
                 exc.batch_index = index
+                raise
+            except _Refused as refused:
+                refused.error.batch_index = index
                 raise
             calls.append(prepared)
         return _Batch(calls)

@@ -78,6 +78,29 @@ class Server:
         self.dropped = 0
 
     @property
+    def consuming(self) -> bool:
+        """The consumer is attached to an open channel (what /healthz reports)."""
+        channel = self._channel
+        return self._consuming and channel is not None and not channel.is_closed and \
+            (self._fast_tag is not None or self._slow_tag is not None)
+
+    async def queue_depth(self, name: str) -> int | None:
+        """Messages ready in queue ``name`` (passive: never declares), or None if it is
+        missing; raises when the broker does not answer."""
+        if not self._connections or self._connections[0].is_closed:
+            raise ConnectionError("no connection to the broker")
+        # A channel of its own: a passive declare of a missing queue closes its channel.
+        channel = await self._connections[0].channel(publisher_confirms=False)
+        try:
+            queue = await channel.declare_queue(name, passive=True, robust=False)
+            return int(queue.declaration_result.message_count or 0)
+        except aiormq.exceptions.ChannelNotFoundEntity:
+            return None
+        finally:
+            if not channel.is_closed:
+                await channel.close()
+
+    @property
     def topic(self) -> str:
         return self.settings.topic
 
@@ -336,8 +359,12 @@ def _reply_node(reply_to: str) -> bytes | None:
 def _delivery(message: AbstractIncomingMessage) -> Delivery:
     # Headers are the publisher's: a delivery count is believed from the broker alone,
     # which enforces it on the queue.
+    # user_id is the one property the broker vouches for: RabbitMQ refuses a publish whose
+    # user_id is not the publishing connection's login.
+    user = message.user_id
     return Delivery(message_id=message.message_id, redelivered=bool(message.redelivered),
-                    received=time.monotonic())
+                    received=time.monotonic(),
+                    broker_user=user if isinstance(user, str) and user else None)
 
 
 async def _ack(message: AbstractIncomingMessage) -> None:

@@ -16,7 +16,11 @@ ENVIRONMENT = {
     "amqp_url": "CONDUCTOR_AMQP_URL",
     "db_url": "CONDUCTOR_DB_URL",
     "topic": "CONDUCTOR_TOPIC",
+    "policy_file": "CONDUCTOR_POLICY",
+    "metrics_port": "CONDUCTOR_METRICS_PORT",
+    "log_format": "CONDUCTOR_LOG_FORMAT",
 }
+_INTEGERS = {"metrics_port"}  # environment values are text
 
 # The broker's delivery limit on the topic queue.  A message that kills its conductor (or
 # its channel) before being acked comes back with its delivery count raised by one; after
@@ -54,6 +58,11 @@ class Settings:
     clock_skew: float = 5.0  # tolerated between a caller's clock and ours
     db_retries: int = 5  # deadlocks and serialization failures retried this often
     db_retry_delay: float = 0.05  # first backoff, doubled each retry
+    policy_file: str | None = None  # TOML: who may call what (conductor/policy.py)
+    metrics_port: int | None = None  # Prometheus /metrics, /healthz, /readyz
+    metrics_host: str = "127.0.0.1"
+    log_format: str = "text"  # or "json": one object per line
+    slow_call_ms: float = 1000.0  # a call slower than this is logged
     debug: bool = False
 
     @property
@@ -78,7 +87,11 @@ def from_sources(flags: Mapping[str, Any] | None = None,
         if f.name in given:
             values[f.name] = given[f.name]
         elif f.name in ENVIRONMENT and environ.get(ENVIRONMENT[f.name]):
-            values[f.name] = environ[ENVIRONMENT[f.name]]
+            text = environ[ENVIRONMENT[f.name]]
+            try:
+                values[f.name] = int(text) if f.name in _INTEGERS else text
+            except ValueError:
+                raise ValueError(f"{ENVIRONMENT[f.name]}={text!r} is not a number") from None
     unknown = set(given) - {f.name for f in fields(Settings)}
     if unknown:
         raise TypeError(f"unknown settings: {', '.join(sorted(unknown))}")

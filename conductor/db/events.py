@@ -6,7 +6,7 @@ import datetime as dt
 import uuid
 from typing import Any
 
-from sqlalchemy import delete, insert, select, update
+from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from conductor.db.base import utcnow
@@ -54,6 +54,14 @@ async def publish_pending(engine: AsyncEngine, publish: Any, limit: int = 200) -
             await conn.execute(update(_outbox).where(_outbox.c.id.in_(sent))
                                .values(sent_at=utcnow()))
         return len(sent)
+
+
+async def backlog(engine: AsyncEngine) -> int:
+    """Committed events not yet published."""
+    async with engine.connect() as conn:
+        result = await conn.execute(select(func.count()).select_from(_outbox)
+                                    .where(_outbox.c.sent_at.is_(None)))
+        return int(result.scalar() or 0)
 
 
 async def purge_sent(engine: AsyncEngine, older_than: dt.timedelta) -> int:
