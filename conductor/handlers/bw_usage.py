@@ -47,6 +47,6 @@ async def bw_usage_update(session: Session, context: RequestContext, uuid: Any, 
     # waits here and its repeated UPDATE sees the first one's committed row.
     await session.lock("bw_usage", cols["start_period"].isoformat(), cols["uuid"],
                        cols["mac"])
-    if session.dialect == "postgresql" and (await session.execute(refresh)).rowcount:
+    if (await session.execute(refresh)).rowcount:
         return
     await session.insert(BandwidthUsage, cols, checked=True)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import secrets
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, exc, or_
+from sqlalchemy import ColumnElement, and_, or_
 
 from conductor.db import events
 from conductor.db.models import DatabaseSnapshot
@@ -90,16 +90,11 @@ async def database_snapshot_create(session: Session, context: RequestContext,
     if clash is not None:
         raise _exists(cols)
     cols["resource_id"] = f"dbsnap-{secrets.token_hex(8)}"
-    if session.dialect != "postgresql":
-        row = await session.insert(DatabaseSnapshot, cols, checked=True)  # calls serialised
-    else:
-        try:
-            # A concurrent create of the same provider snapshot loses on the partial
-            # unique index of live provider keys.
-            async with session.conn.begin_nested():
-                row = await session.insert(DatabaseSnapshot, cols, checked=True)
-        except exc.IntegrityError:
-            raise _exists(cols) from None
+    # A concurrent create of the same provider snapshot loses on the partial unique
+    # index of live provider keys.
+    row = await session.insert_or_skip(DatabaseSnapshot, cols)
+    if row is None:
+        raise _exists(cols)
     await _emit(session, context, "created", row)
     return row
 

@@ -14,7 +14,8 @@ from typing import Any
 
 from sqlalchemy import ColumnElement, Select, and_, false, func, or_, select
 
-from conductor.db.base import get_relation, utcnow
+from conductor.db.base import utcnow
+from conductor.db.loading import relation
 from conductor.db.models import (
     FixedIp,
     FloatingIp,
@@ -42,7 +43,8 @@ links = SecurityGroupInstanceAssociation.__table__
 fixed_ips = FixedIp.__table__
 floating_ips = FloatingIp.__table__
 
-# What each family of functions returns nested (api-compute.md §1.6).
+# What each family of functions returns nested (api-compute.md §1.6); every instance
+# result also carries system_metadata (declared with the table).
 FULL = ("security_groups", "security_groups.rules", "info_cache", "metadata",
         "instance_type")
 LISTED = ("info_cache", "security_groups", "metadata", "instance_type")
@@ -177,7 +179,7 @@ def _joins(columns_to_join: Any) -> tuple[str, ...]:
         table = instances
         for part in path.split("."):
             try:
-                table = get_relation(table, part).target
+                table = relation(table, part).target
             except KeyError:
                 raise exceptions.InvalidInput(
                     reason=f"instances have no relationship {path!r}") from None
@@ -416,6 +418,7 @@ async def _update(session: Session, context: RequestContext, instance_uuid: Any,
     # Recommended: the result shows the new metadata and the new flavor; name is
     # recomputed in any case (a template may use the columns).
     reload = (("metadata",) if metadata is not None else ()) + \
+        (("system_metadata",) if system_metadata is not None else ()) + \
         (("instance_type",) if row["instance_type_id"] != flavor else ())
     await session.load(Instance, [row], reload)
     if metadata is not None:

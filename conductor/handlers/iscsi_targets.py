@@ -10,7 +10,6 @@ from conductor.db.models import IscsiTarget
 from conductor.db.query import equals, model_query
 from conductor.db.session import Row, Session
 from conductor.handlers import api
-from conductor.handlers.networks import insert_or_none
 from schemas import exceptions
 from schemas.context import RequestContext
 
@@ -28,7 +27,7 @@ async def iscsi_target_count_by_host(session: Session, context: RequestContext,
 @api
 async def iscsi_target_create_safe(session: Session, context: RequestContext,
                                    values: Any) -> Row | None:
-    return await insert_or_none(session, IscsiTarget, values, echo=values)
+    return await session.insert_or_skip(IscsiTarget, values, echo=values)
 
 
 @api

@@ -9,11 +9,9 @@ import uuid as uuid_module
 from typing import Any
 
 from sqlalchemy import ColumnElement, Select, and_, false, func, or_, select, true
-from sqlalchemy import exc as sa_exc
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from conductor.db.models import FixedIp, Instance, Network, VirtualInterface
-from conductor.db.query import ProjectOnly, equals, model_query, one_of, require_admin, table_of
+from conductor.db.query import ProjectOnly, equals, model_query, one_of, require_admin
 from conductor.db.session import Row, Session
 from conductor.db.values import lookup_int, lookup_text
 from conductor.handlers import api
@@ -24,38 +22,6 @@ networks = Network.__table__
 fixed_ips = FixedIp.__table__
 instances = Instance.__table__
 vifs = VirtualInterface.__table__
-
-_UNIQUE_VIOLATION = "23505"
-
-
-async def insert_or_none(session: Session, model: Any, values: Any,
-                         echo: Row | None = None) -> Row | None:
-    """Insert a row, or return None when it would break a uniqueness constraint of the
-    table (the ``*_create_safe`` functions, §3.5, §3.7, §7 item 10)."""
-    table = table_of(model)
-    cols = session.check(table, values)
-    if session.dialect == "postgresql":
-        # A savepoint keeps the call's transaction usable after the violation, and
-        # Session.insert keeps the id sequence ahead of a forced id.
-        try:
-            async with session.conn.begin_nested():
-                return await session.insert(table, cols, checked=True, echo=echo)
-        except sa_exc.IntegrityError as exc:
-            orig = getattr(exc, "orig", None)
-            if getattr(orig, "sqlstate", None) == _UNIQUE_VIOLATION:
-                return None
-            raise
-    # SQLite: savepoints are unreliable under pysqlite's implicit transactions; one
-    # statement that skips a conflicting row needs none.
-    result = await session.execute(sqlite_insert(table).values(cols)
-                                   .on_conflict_do_nothing().returning(*table.c))
-    found = result.mappings().first()
-    if found is None:
-        return None
-    row = dict(found)
-    row.update({k: v for k, v in (echo or {}).items() if k in table.c})
-    return row
-
 
 def _id_is(network_id: Any) -> ColumnElement[bool]:
     key = lookup_int(network_id)
@@ -136,7 +102,7 @@ async def network_create_safe(session: Session, context: RequestContext,
         if await _first(session, equals(networks.c.vlan, vlan)) is not None:
             raise exceptions.DuplicateVlan(vlan=vlan)
     given = {"uuid": str(uuid_module.uuid4()), **values}
-    return await insert_or_none(session, Network, given, echo=given)
+    return await session.insert_or_skip(Network, given, echo=given)
 
 
 @api

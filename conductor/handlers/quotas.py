@@ -175,7 +175,7 @@ async def _usage(session: Session, context: RequestContext, project_id: Any,
 
 async def with_total(session: Session, row: Row) -> Row:
     """The usage row with its computed ``total`` (models.md §1.2), after a write."""
-    await session.finish(usages, [row])
+    await session.load(usages, [row])
     return row
 
 

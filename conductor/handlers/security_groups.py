@@ -65,7 +65,7 @@ async def ensure_default_group(session: Session, context: RequestContext) -> tup
     group = await session.insert(SecurityGroup, {
         "name": "default", "description": "default", "user_id": context.user_id,
         "project_id": context.project_id})
-    group["rules"] = []
+    await session.load(SecurityGroup, [group])
     return (False, group)
 
 
@@ -147,7 +147,7 @@ async def security_group_create(session: Session, context: RequestContext,
                                 values: Any) -> Row:
     # No (project, name) uniqueness: callers ask security_group_exists first.
     row = await session.insert(SecurityGroup, values, echo=values)
-    row["rules"] = []
+    await session.load(SecurityGroup, [row])
     return row
 
 
@@ -202,7 +202,9 @@ async def _rules_by(session: Session, context: RequestContext, column: Any, grou
 @api
 async def security_group_rule_create(session: Session, context: RequestContext,
                                      values: Any) -> Row:
-    return await session.insert(SecurityGroupIngressRule, values, echo=values)
+    row = await session.insert(SecurityGroupIngressRule, values, echo=values)
+    await session.load(SecurityGroupIngressRule, [row])
+    return row
 
 
 @api

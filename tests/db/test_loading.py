@@ -1,7 +1,8 @@
-"""Relationship loading: the one-statement PostgreSQL path equals the per-relationship one."""
+"""Relationship loading: the one-statement loader equals the per-relationship one."""
 
 from sqlalchemy import select
 
+from conductor.db.loading import PER_RELATION
 from conductor.db.models import Aggregate, ComputeNode, Instance, SecurityGroupIngressRule
 from conductor.db.session import Session
 from conductor.dispatch import Dispatcher
@@ -13,9 +14,9 @@ ADMIN = get_admin_context()
 
 
 async def _both_ways(conn, stmt, joins):
-    inline = Session(conn, "test")
-    batched = Session(conn, "test")
-    batched.dialect = "batched"  # forces one query per relationship
+    inline = Session(conn, "test")  # PostgreSQL's own loader: inline arrays
+    batched = Session(conn, "test", loader=PER_RELATION)
+    assert inline.loader is not batched.loader
     return await inline.rows(stmt, joins), await batched.rows(stmt, joins)
 
 
