@@ -270,10 +270,14 @@ def _subquery(rel: Relation, tree: Frozen) -> tuple[ColumnElement[Any], Shape]:
         one = (select(record).select_from(target).where(*by_key)
                .correlate(rel.secondary).scalar_subquery())
         secondary_pk = primary_key(rel.secondary)
+        # Lists come in the target's id order (as one query per relationship gives
+        # them); a link by another key (a group's instances, by uuid) looks the id up.
+        target_order = secondary_key if target_key is pk else \
+            select(pk).where(*by_key).correlate(rel.secondary).scalar_subquery()
         inner = (select(one).select_from(rel.secondary)
                  .where(rel.join(), exists(select(pk).where(*by_key)
                                            .correlate(rel.secondary)))
-                 .correlate(rel.parent).order_by(secondary_key, secondary_pk))
+                 .correlate(rel.parent).order_by(target_order, secondary_pk))
     else:
         source = target if rel.secondary is None else \
             target.join(rel.secondary, rel.secondary_join())

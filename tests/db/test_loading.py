@@ -3,7 +3,13 @@
 from sqlalchemy import select
 
 from conductor.db.loading import PER_RELATION
-from conductor.db.models import Aggregate, ComputeNode, Instance, SecurityGroupIngressRule
+from conductor.db.models import (
+    Aggregate,
+    ComputeNode,
+    Instance,
+    SecurityGroup,
+    SecurityGroupIngressRule,
+)
 from conductor.db.session import Session
 from conductor.dispatch import Dispatcher
 from conductor.handlers.instances import FULL, LISTED
@@ -49,6 +55,8 @@ async def test_inline_loading_equals_batched_loading(pg_engine, handlers):
                              (SecurityGroupIngressRule,
                               ("grantee_group", "grantee_group.instances",
                                "grantee_group.instances.instance_type")),
+                             # three instances in "default", linked by uuid: id order
+                             (SecurityGroup, ("instances", "rules")),
                              (Aggregate, ("_hosts", "_metadata"))):
             table = model.__table__
             inline, batched = await _both_ways(conn, select(table).order_by(table.c.id),
