@@ -138,6 +138,15 @@ class Session:
             raise missing()
         return row
 
+    async def one(self, stmt: Any, missing: Callable[[], Exception], joins: Joins = (), *,
+                  lock: bool = False) -> Row:
+        """The first row of ``stmt`` as :meth:`row` gives it (``FOR UPDATE`` with
+        ``lock``), raising ``missing()`` when there is none."""
+        row = await self.row(stmt.with_for_update() if lock else stmt, joins)
+        if row is None:
+            raise missing()
+        return row
+
     def _get_by_statement(self, table: Table, col: Any, is_null: bool, mode: str,
                           scope: ProjectOnly, joins: Joins, lock: bool) -> tuple[Any, ...]:
         stmt = select(table)
@@ -265,18 +274,25 @@ class Session:
             row.update(echo)
         return row
 
-    async def soft_delete(self, model: Any, row: Row) -> Row:
-        """Object soft delete: ``deleted``, ``deleted_at`` set, ``updated_at`` moves."""
-        now = utcnow()
-        return await self.update(model, row, {"deleted": True, "deleted_at": now},
-                                 checked=True)
+    # Soft delete (api-compute.md §1.3): one row as Nova's object delete does it, or every
+    # matching row in one statement.
 
-    async def soft_delete_where(self, model: Any, *where: Any) -> int:
-        """Bulk soft delete of matching rows; ``updated_at`` is kept (api §1.3)."""
+    async def soft_delete(self, model: Any, row: Row, *, flag_only: bool = False) -> Row:
+        """Object soft delete of ``row`` (updated in place): ``deleted`` and
+        ``deleted_at`` set, ``updated_at`` moves; ``flag_only`` leaves ``deleted_at``
+        NULL, as Nova's saves of ``deleted=True`` by hand do (metadata, stats)."""
+        values: Row = {"deleted": True} if flag_only else {"deleted": True,
+                                                            "deleted_at": utcnow()}
+        return await self.update(model, row, values, checked=True)
+
+    async def soft_delete_where(self, model: Any, *where: Any, touch: bool = False) -> int:
+        """Soft delete of every row matching ``where`` in one statement: Nova's bulk
+        ``update()`` keeps ``updated_at``; ``touch`` moves it, as Nova's per-row
+        ``delete()`` loops do (quotas, reservations)."""
         table = table_of(model)
+        stamp = {} if touch else {"updated_at": table.c.updated_at}
         result = await self.conn.execute(
-            update(table).where(*where).values(deleted=True, deleted_at=utcnow(),
-                                               updated_at=table.c.updated_at))
+            update(table).where(*where).values(deleted=True, deleted_at=utcnow(), **stamp))
         return result.rowcount
 
     async def hard_delete_where(self, model: Any, *where: Any) -> int:

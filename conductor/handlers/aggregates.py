@@ -10,10 +10,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, false, select
+from sqlalchemy import ColumnElement, Select, select
 
 from conductor.db.models import Aggregate, AggregateHost, AggregateMetadata
-from conductor.db.query import deleted_filter, equals, model_query
+from conductor.db.query import deleted_filter, equals, model_query, not_deleted
 from conductor.db.session import Row, Session
 from conductor.db.values import lookup_int
 from conductor.handlers import api
@@ -43,14 +43,9 @@ def _visible(context: RequestContext, table: Any) -> tuple[ColumnElement[bool], 
 async def _aggregate(session: Session, context: RequestContext, aggregate_id: Any,
                      joins: tuple[str, ...] = JOINS, *, lock: bool = False) -> Row:
     """The aggregate as ``aggregate_get`` sees it, or ``AggregateNotFound``."""
-    key = lookup_int(aggregate_id)
-    row = None
-    if key is not None:
-        stmt = model_query(context, Aggregate).where(aggregates.c.id == key)
-        row = await session.row(stmt.with_for_update() if lock else stmt, joins)
-    if row is None:
-        raise exceptions.AggregateNotFound(aggregate_id=aggregate_id)
-    return row
+    return await session.get(
+        context, Aggregate, "id", aggregate_id,
+        lambda: exceptions.AggregateNotFound(aggregate_id=aggregate_id), joins, lock=lock)
 
 
 async def _add_metadata(session: Session, aggregate_id: int, metadata: Any,
@@ -65,8 +60,7 @@ async def _add_metadata(session: Session, aggregate_id: int, metadata: Any,
     if set_delete:
         for item in existing:
             if not item["deleted"] and item["key"] not in keys:
-                # Flag-only: deleted_at stays NULL (Nova's quirk, api-compute.md §1.3).
-                await session.update(meta, item, {"deleted": True}, checked=True)
+                await session.soft_delete(meta, item, flag_only=True)
     first: dict[str, Row] = {}
     for item in existing:
         first.setdefault(item["key"], item)
@@ -83,13 +77,13 @@ async def _add_metadata(session: Session, aggregate_id: int, metadata: Any,
 
 def _on_host(host: Any) -> ColumnElement[bool]:
     return (select(hosts.c.id)
-            .where(hosts.c.aggregate_id == aggregates.c.id, hosts.c.deleted == false(),
+            .where(hosts.c.aggregate_id == aggregates.c.id, not_deleted(hosts),
                    equals(hosts.c.host, host)).exists())
 
 
 def _with_metadata(key: Any) -> ColumnElement[bool]:
     stmt = select(meta.c.id).where(meta.c.aggregate_id == aggregates.c.id,
-                                   meta.c.deleted == false())
+                                   not_deleted(meta))
     if key:
         stmt = stmt.where(equals(meta.c.key, key))
     return stmt.exists()
@@ -140,8 +134,8 @@ async def aggregate_metadata_get_by_host(session: Session, context: RequestConte
     # The metadata as the aggregates' _metadata relationship holds it.
     stmt = (select(meta.c.key, meta.c.value)
             .select_from(meta.join(aggregates, aggregates.c.id == meta.c.aggregate_id))
-            .where(meta.c.aggregate_id.in_(qualifying), meta.c.deleted == false(),
-                   aggregates.c.deleted == false())
+            .where(meta.c.aggregate_id.in_(qualifying), not_deleted(meta),
+                   not_deleted(aggregates))
             .order_by(meta.c.id))
     if key:
         # Recommended: only the key asked for (Nova 2012.2 returned every key).

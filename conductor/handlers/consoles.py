@@ -30,14 +30,14 @@ async def console_pool_create(session: Session, context: RequestContext, values:
 async def console_pool_get_by_host_type(session: Session, context: RequestContext,
                                         compute_host: Any, proxy_host: Any,
                                         console_type: Any) -> Row:
-    row = await session.row(model_query(context, ConsolePool, read_deleted="no")
-                            .where(equals(pools.c.host, proxy_host),
-                                   equals(pools.c.console_type, console_type),
-                                   equals(pools.c.compute_host, compute_host))
-                            .order_by(pools.c.id).limit(1), ("consoles",))
-    if row is None:
-        raise exceptions.ConsolePoolNotFoundForHostType(
-            host=proxy_host, console_type=console_type, compute_host=compute_host)
+    row = await session.one(
+        model_query(context, ConsolePool, read_deleted="no")
+        .where(equals(pools.c.host, proxy_host), equals(pools.c.console_type, console_type),
+               equals(pools.c.compute_host, compute_host))
+        .order_by(pools.c.id).limit(1),
+        lambda: exceptions.ConsolePoolNotFoundForHostType(
+            host=proxy_host, console_type=console_type, compute_host=compute_host),
+        ("consoles",))
     return row
 
 
@@ -66,13 +66,14 @@ async def console_delete(session: Session, context: RequestContext, console_id: 
 @api
 async def console_get_by_pool_instance(session: Session, context: RequestContext,
                                        pool_id: Any, instance_uuid: Any) -> Row:
-    row = await session.row(model_query(context, Console, read_deleted="yes")
-                            .where(equals(consoles.c.pool_id, pool_id),
-                                   equals(consoles.c.instance_uuid, instance_uuid))
-                            .order_by(consoles.c.id).limit(1), ("pool",))
-    if row is None:
-        raise exceptions.ConsoleNotFoundInPoolForInstance(pool_id=pool_id,
-                                                          instance_uuid=instance_uuid)
+    row = await session.one(
+        model_query(context, Console, read_deleted="yes")
+        .where(equals(consoles.c.pool_id, pool_id),
+               equals(consoles.c.instance_uuid, instance_uuid))
+        .order_by(consoles.c.id).limit(1),
+        lambda: exceptions.ConsoleNotFoundInPoolForInstance(pool_id=pool_id,
+                                                            instance_uuid=instance_uuid),
+        ("pool",))
     return row
 
 

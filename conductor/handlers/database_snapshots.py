@@ -61,14 +61,10 @@ def _check(session: Session, values: Any, *, creating: bool) -> Row:
 
 async def _get(session: Session, context: RequestContext, resource_id: Any, *,
                live: bool = False) -> Row:
-    key = lookup_text(resource_id)
-    row = None
-    if key is not None:
-        stmt = model_query(context, DatabaseSnapshot, read_deleted="no" if live else None)
-        row = await session.row(stmt.where(snapshots.c.resource_id == key))
-    if row is None:
-        raise exceptions.DatabaseSnapshotNotFound(resource_id=resource_id)
-    return row
+    return await session.get(
+        context, DatabaseSnapshot, "resource_id", resource_id,
+        lambda: exceptions.DatabaseSnapshotNotFound(resource_id=resource_id),
+        read_deleted="no" if live else None)
 
 
 async def _emit(session: Session, context: RequestContext, event: str, row: Row,

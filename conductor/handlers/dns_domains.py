@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import false, select
+from sqlalchemy import select
 
 from conductor.db.models import DNSDomain
-from conductor.db.query import equals, model_query
+from conductor.db.query import equals, model_query, not_deleted
 from conductor.db.session import Row, Session
 from conductor.handlers import api
 from schemas.context import RequestContext
@@ -61,5 +61,5 @@ async def dnsdomain_unregister(session: Session, context: RequestContext,
 
 @api
 async def dnsdomain_list(session: Session, context: RequestContext) -> list[Any]:
-    return await session.scalars(select(domains.c.domain).where(domains.c.deleted == false())
+    return await session.scalars(select(domains.c.domain).where(not_deleted(domains))
                                  .order_by(domains.c.domain))

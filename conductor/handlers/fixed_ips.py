@@ -13,9 +13,9 @@ from sqlalchemy import and_, false, or_, select, true, update
 
 from conductor.db.base import utcnow
 from conductor.db.models import FixedIp, Instance, Network
-from conductor.db.query import equals, is_user_context, is_uuid_like, model_query
+from conductor.db.query import equals, is_user_context, is_uuid_like, model_query, not_deleted
 from conductor.db.session import Row, Session
-from conductor.db.values import convert, lookup_int
+from conductor.db.values import convert
 from conductor.handlers import api
 from schemas import exceptions
 from schemas.context import RequestContext
@@ -50,11 +50,8 @@ async def check_owner(session: Session, context: RequestContext, row: Row) -> No
 async def load_by_address(session: Session, context: RequestContext, address: Any) -> Row:
     """The fixed IP as ``fixed_ip_get_by_address`` sees it (context read_deleted, owner
     checked), or ``FixedIpNotFoundForAddress``."""
-    row = await session.row(model_query(context, FixedIp)
-                            .where(equals(fixed_ips.c.address, address))
-                            .order_by(fixed_ips.c.id).limit(1))
-    if row is None:
-        raise exceptions.FixedIpNotFoundForAddress(address=address)
+    row = await session.get(context, FixedIp, "address", address,
+                            lambda: exceptions.FixedIpNotFoundForAddress(address=address))
     await check_owner(session, context, row)
     return row
 
@@ -70,13 +67,13 @@ async def fixed_ip_associate(session: Session, context: RequestContext, address:
     _require_uuid(instance_uuid)
     # An exact address: the lock blocks (§1.10), so a second caller sees the winner's
     # instance and gets FixedIpAlreadyInUse.
-    row = await session.row(
+    row = await session.one(
         model_query(context, FixedIp, read_deleted="no")
         .where(equals(fixed_ips.c.address, address),
                equals(fixed_ips.c.reserved, reserved), _network_or_none(network_id))
-        .order_by(fixed_ips.c.id).limit(1).with_for_update())
-    if row is None:
-        raise exceptions.FixedIpNotFoundForNetwork(address=address, network_id=network_id)
+        .order_by(fixed_ips.c.id).limit(1),
+        lambda: exceptions.FixedIpNotFoundForNetwork(address=address, network_id=network_id),
+        lock=True)
     if row["instance_uuid"]:
         raise exceptions.FixedIpAlreadyInUse(address=address)
     values: dict[str, Any] = {"instance_uuid": instance_uuid}
@@ -146,7 +143,7 @@ async def fixed_ip_disassociate_all_by_timeout(session: Session, context: Reques
              .select_from(fixed_ips
                           .join(networks, networks.c.id == fixed_ips.c.network_id)
                           .join(instances, instances.c.uuid == fixed_ips.c.instance_uuid))
-             .where(fixed_ips.c.deleted == false(), fixed_ips.c.allocated == false(),
+             .where(not_deleted(fixed_ips), fixed_ips.c.allocated == false(),
                     fixed_ips.c.updated_at < cutoff,
                     or_(equals(networks.c.host, host),
                         and_(equals(instances.c.host, host),
@@ -159,12 +156,8 @@ async def fixed_ip_disassociate_all_by_timeout(session: Session, context: Reques
 
 async def load_by_id(session: Session, context: RequestContext, id: Any) -> Row:
     """The fixed IP as ``fixed_ip_get`` sees it (owner checked), or ``FixedIpNotFound``."""
-    key = lookup_int(id)
-    row = None
-    if key is not None:
-        row = await session.row(model_query(context, FixedIp).where(fixed_ips.c.id == key))
-    if row is None:
-        raise exceptions.FixedIpNotFound(id=id)
+    row = await session.get(context, FixedIp, "id", id,
+                            lambda: exceptions.FixedIpNotFound(id=id))
     await check_owner(session, context, row)
     return row
 
@@ -205,13 +198,11 @@ async def fixed_ip_get_by_instance(session: Session, context: RequestContext,
 async def fixed_ip_get_by_network_host(session: Session, context: RequestContext,
                                        network_uuid: Any, host: Any) -> Row:
     # Despite its name the parameter is the integer network id (§3.3).
-    row = await session.row(model_query(context, FixedIp, read_deleted="no")
-                            .where(equals(fixed_ips.c.network_id, network_uuid),
-                                   equals(fixed_ips.c.host, host))
-                            .order_by(fixed_ips.c.id).limit(1))
-    if row is None:
-        raise exceptions.FixedIpNotFoundForNetworkHost(network_id=network_uuid, host=host)
-    return row
+    return await session.one(
+        model_query(context, FixedIp, read_deleted="no")
+        .where(equals(fixed_ips.c.network_id, network_uuid), equals(fixed_ips.c.host, host))
+        .order_by(fixed_ips.c.id).limit(1),
+        lambda: exceptions.FixedIpNotFoundForNetworkHost(network_id=network_uuid, host=host))
 
 
 @api

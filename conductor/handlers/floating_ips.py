@@ -23,7 +23,6 @@ from conductor.db.query import (
     one_of,
 )
 from conductor.db.session import Row, Session
-from conductor.db.values import lookup_int
 from conductor.handlers import api, fixed_ips
 from schemas import exceptions
 from schemas.context import RequestContext
@@ -42,10 +41,8 @@ def _first(stmt: Select[Any], table: Any = floating) -> Select[Any]:
 # --- lookups with the owner checks of §1.2.3 ---------------------------------------------
 
 async def _by_address(session: Session, context: RequestContext, address: Any) -> Row:
-    row = await session.row(_first(model_query(context, FloatingIp)
-                                   .where(equals(floating.c.address, address))))
-    if row is None:
-        raise exceptions.FloatingIpNotFoundForAddress(address=address)
+    row = await session.get(context, FloatingIp, "address", address,
+                            lambda: exceptions.FloatingIpNotFoundForAddress(address=address))
     if is_user_context(context) and row["project_id"] is not None \
             and row["project_id"] != context.project_id:
         raise exceptions.NotAuthorized()
@@ -60,14 +57,8 @@ def _live(context: RequestContext) -> Select[Any]:
 
 @api
 async def floating_ip_get(session: Session, context: RequestContext, id: Any) -> Row:
-    key = lookup_int(id)
-    row = None
-    if key is not None:
-        row = await session.row(model_query(context, FloatingIp, project_only=True)
-                                .where(floating.c.id == key))
-    if row is None:
-        raise exceptions.FloatingIpNotFound(id=id)
-    return row
+    return await session.get(context, FloatingIp, "id", id,
+                             lambda: exceptions.FloatingIpNotFound(id=id), project_only=True)
 
 
 @api

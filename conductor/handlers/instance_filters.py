@@ -22,7 +22,7 @@ from sqlalchemy import (
 )
 
 from conductor.db.models import Instance, InstanceMetadata
-from conductor.db.query import datetime_text, equals, one_of
+from conductor.db.query import datetime_text, equals, not_deleted, one_of
 from conductor.db.session import Row, Session
 from conductor.db.values import convert, lookup_int
 from conductor.handlers import api
@@ -57,7 +57,7 @@ def _metadata(value: Any) -> list[ColumnElement[bool]]:
             for column, wanted in ((user_meta.c.key, key), (user_meta.c.value, val)):
                 out.append(select(user_meta.c.id).where(
                     user_meta.c.instance_uuid == instances.c.uuid,
-                    user_meta.c.deleted == false(), equals(column, wanted)).exists())
+                    not_deleted(user_meta), equals(column, wanted)).exists())
     return out
 
 
@@ -112,7 +112,7 @@ def filter_conditions(context: RequestContext, filters: Any) -> list[ColumnEleme
             out.append(or_(instances.c.deleted == true(), vm_state == SOFT_DELETED))
         else:
             # SQL <>: a NULL vm_state is excluded too (a Nova quirk).
-            out.append(and_(instances.c.deleted == false(), vm_state != SOFT_DELETED))
+            out.append(and_(not_deleted(instances), vm_state != SOFT_DELETED))
     if not context.is_admin:
         filters["project_id"] = context.project_id
     for key in EXACT:

@@ -12,7 +12,7 @@ import math
 import uuid as uuid_module
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, and_, false, func, or_, select
+from sqlalchemy import ColumnElement, Select, and_, func, not_, or_, select
 
 from conductor.db.base import utcnow
 from conductor.db.loading import relation
@@ -26,9 +26,9 @@ from conductor.db.models import (
     SecurityGroup,
     SecurityGroupInstanceAssociation,
 )
-from conductor.db.query import equals, model_query, require_uuid
+from conductor.db.query import equals, model_query, not_deleted, one_of, require_uuid
 from conductor.db.session import Row, Session
-from conductor.db.values import NO_MATCH, convert, lookup_int, lookup_value
+from conductor.db.values import convert, lookup_int
 from conductor.handlers import api
 from conductor.handlers.ec2 import create_instance_mapping
 from conductor.handlers.instance_metadata import delete_info_cache, replace_metadata
@@ -77,20 +77,16 @@ async def load_by_uuid(session: Session, context: RequestContext, instance_uuid:
                        joins: tuple[str, ...] = FULL, *, lock: bool = False) -> Row:
     """The instance as ``instance_get_by_uuid`` sees it (project scoped, deleted rows per
     context), or ``InstanceNotFound``; ``lock`` takes the row lock (``FOR UPDATE``)."""
-    row = await session.get_by(context, Instance, "uuid", instance_uuid, joins,
-                               project_only=True, lock=lock)
-    if row is None:
-        raise exceptions.InstanceNotFound(instance_id=instance_uuid)
-    return row
+    return await session.get(context, Instance, "uuid", instance_uuid,
+                             lambda: exceptions.InstanceNotFound(instance_id=instance_uuid),
+                             joins, project_only=True, lock=lock)
 
 
 async def _by_id(session: Session, context: RequestContext, instance_id: Any,
                  joins: tuple[str, ...]) -> Row:
-    row = await session.get_by(context, Instance, "id", instance_id, joins,
-                               project_only=True)
-    if row is None:
-        raise exceptions.InstanceNotFound(instance_id=instance_id)
-    return row
+    return await session.get(context, Instance, "id", instance_id,
+                             lambda: exceptions.InstanceNotFound(instance_id=instance_id),
+                             joins, project_only=True)
 
 
 # --- create ---------------------------------------------------------------------------
@@ -107,7 +103,7 @@ async def _group_ids(session: Session, context: RequestContext, names: Any) -> l
     wanted = [n for n in names if n != "default"]
     if wanted:
         found = await session.rows(
-            select(groups).where(groups.c.deleted == false(),
+            select(groups).where(not_deleted(groups),
                                  equals(groups.c.project_id, context.project_id),
                                  groups.c.name.in_(wanted))
             .order_by(groups.c.id))
@@ -277,12 +273,10 @@ async def instance_get_all_by_reservation(session: Session, context: RequestCont
 async def instance_get_floating_address(session: Session, context: RequestContext,
                                         instance_id: Any) -> str | None:
     instance = await _by_id(session, context, instance_id, ())
-    fixed = await session.row(
-        select(fixed_ips).where(fixed_ips.c.instance_uuid == instance["uuid"],
-                                fixed_ips.c.deleted == false())
-        .order_by(fixed_ips.c.id).limit(1))
-    if fixed is None:
-        raise exceptions.FixedIpNotFoundForInstance(instance_uuid=instance["uuid"])
+    fixed = await session.get(
+        context, FixedIp, "instance_uuid", instance["uuid"],
+        lambda: exceptions.FixedIpNotFoundForInstance(instance_uuid=instance["uuid"]),
+        read_deleted="no")
     return await session.scalar(  # type: ignore[no-any-return]
         model_query(context, FloatingIp).where(floating_ips.c.fixed_ip_id == fixed["id"])
         .order_by(floating_ips.c.id).limit(1).with_only_columns(floating_ips.c.address))
@@ -310,16 +304,21 @@ async def instance_get_all_hung_in_rebooting(session: Session, context: RequestC
         .order_by(instances.c.id))
 
 
-@api
-async def instance_data_get_for_project(session: Session, context: RequestContext,
-                                        project_id: Any) -> tuple[int, int, int]:
+async def project_totals(session: Session, project_id: Any) -> tuple[int, int, int]:
+    """The project's live instances: count, vCPUs, memory (also the quota usages)."""
     result = await session.execute(
         select(func.count(instances.c.id), func.sum(instances.c.vcpus),
                func.sum(instances.c.memory_mb))
-        .where(instances.c.deleted == false(),
+        .where(not_deleted(instances),
                equals(instances.c.project_id, project_id)))
     count, vcpus, memory = result.one()
     return (int(count or 0), int(vcpus or 0), int(memory or 0))
+
+
+@api
+async def instance_data_get_for_project(session: Session, context: RequestContext,
+                                        project_id: Any) -> tuple[int, int, int]:
+    return await project_totals(session, project_id)
 
 
 # --- writes ---------------------------------------------------------------------------
@@ -335,21 +334,16 @@ def _constraint_conditions(constraint: Any) -> list[ColumnElement[bool]]:
         if column is None:
             raise exceptions.InvalidInput(reason=f"constraint names {name!r}, which is not "
                                           f"a column of instances")
-        has_none = any(v is None for v in condition.values)
-        # A value no row can hold is never equal and always different.
-        values = [v for v in (lookup_value(column, x) for x in condition.values
-                              if x is not None) if v is not NO_MATCH]
         if isinstance(condition, EqualityCondition):
             # "Equals any" as documented (IN), not Nova's AND of equalities; None is
             # matched as filter_by matches it (IS NULL).
-            parts = [column.in_(values)] if values else []
-            if has_none:
-                parts.append(column.is_(None))
-            out.append(or_(*parts) if parts else false())
+            out.append(one_of(column, condition.values))
         else:
-            # A NULL column differs from nothing (SQL <>), so it never passes.
-            out.append(and_(column.is_not(None), column.not_in(values)) if values
-                       else column.is_not(None))
+            # A NULL column differs from nothing (SQL <>), so it never passes; a value
+            # no row can hold is always different.
+            out.append(and_(column.is_not(None),
+                            not_(one_of(column, [v for v in condition.values
+                                                 if v is not None]))))
     return out
 
 
@@ -455,13 +449,10 @@ async def instance_add_security_group(session: Session, context: RequestContext,
                                       instance_id: Any, security_group_id: Any) -> None:
     # instance_id is the uuid here (Nova's naming).
     instance = await load_by_uuid(session, context, instance_id, ())
-    key = lookup_int(security_group_id)
-    group = None
-    if key is not None:
-        group = await session.row(model_query(context, SecurityGroup, project_only=True)
-                                  .where(groups.c.id == key))
-    if group is None:
-        raise exceptions.SecurityGroupNotFound(security_group_id=security_group_id)
+    group = await session.get(
+        context, SecurityGroup, "id", security_group_id,
+        lambda: exceptions.SecurityGroupNotFound(security_group_id=security_group_id),
+        project_only=True)
     # No check for an existing link: a second call adds a second row, as in Nova.
     await session.insert(SecurityGroupInstanceAssociation,
                          {"security_group_id": group["id"],

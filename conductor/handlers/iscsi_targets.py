@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import false, func, select
+from sqlalchemy import func, select
 
 from conductor.db.models import IscsiTarget
-from conductor.db.query import equals, model_query
+from conductor.db.query import equals, model_query, not_deleted
 from conductor.db.session import Row, Session
 from conductor.handlers import api
 from schemas import exceptions
@@ -35,7 +35,7 @@ async def volume_allocate_iscsi_target(session: Session, context: RequestContext
                                        volume_id: Any, host: Any) -> Any:
     # A pool pick: skip targets other exports hold, so they get the next free one (§1.10).
     target = await session.row(
-        select(targets).where(targets.c.deleted == false(), targets.c.volume_id.is_(None),
+        select(targets).where(not_deleted(targets), targets.c.volume_id.is_(None),
                               equals(targets.c.host, host))
         .order_by(targets.c.id).limit(1).with_for_update(skip_locked=True))
     if target is None:

@@ -22,13 +22,11 @@ key_pairs = KeyPair.__table__
 
 
 async def _get(session: Session, context: RequestContext, user_id: Any, name: Any) -> Row:
-    row = await session.row(model_query(context, KeyPair)
-                            .where(equals(key_pairs.c.user_id, user_id),
-                                   equals(key_pairs.c.name, name))
-                            .order_by(key_pairs.c.id).limit(1))
-    if row is None:
-        raise exceptions.KeypairNotFound(user_id=user_id, name=name)
-    return row
+    return await session.one(
+        model_query(context, KeyPair)
+        .where(equals(key_pairs.c.user_id, user_id), equals(key_pairs.c.name, name))
+        .order_by(key_pairs.c.id).limit(1),
+        lambda: exceptions.KeypairNotFound(user_id=user_id, name=name))
 
 
 @api

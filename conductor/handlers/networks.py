@@ -11,7 +11,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, Select, and_, false, func, or_, select, true
 
 from conductor.db.models import FixedIp, Instance, Network, VirtualInterface
-from conductor.db.query import ProjectOnly, equals, model_query, one_of, require_admin
+from conductor.db.query import ProjectOnly, equals, model_query, not_deleted, one_of, require_admin
 from conductor.db.session import Row, Session
 from conductor.db.values import lookup_int, lookup_text
 from conductor.handlers import api
@@ -31,15 +31,13 @@ def _id_is(network_id: Any) -> ColumnElement[bool]:
 async def load(session: Session, context: RequestContext, network_id: Any,
                project_only: ProjectOnly = "allow_none", *, lock: bool = False) -> Row:
     """The network as ``network_get`` sees it, or ``NetworkNotFound``."""
-    stmt = model_query(context, Network, project_only=project_only).where(_id_is(network_id))
-    row = await session.row(stmt.with_for_update() if lock else stmt)
-    if row is None:
-        raise exceptions.NetworkNotFound(network_id=network_id)
-    return row
+    return await session.get(context, Network, "id", network_id,
+                             lambda: exceptions.NetworkNotFound(network_id=network_id),
+                             project_only=project_only, lock=lock)
 
 
 def _live() -> Select[Any]:
-    return select(networks).where(networks.c.deleted == false())
+    return select(networks).where(not_deleted(networks))
 
 
 async def _first(session: Session, *where: ColumnElement[bool]) -> Row | None:
@@ -86,7 +84,7 @@ async def network_count_reserved_ips(session: Session, context: RequestContext,
                                      network_id: Any) -> int:
     return int(await session.scalar(
         select(func.count()).select_from(fixed_ips)
-        .where(fixed_ips.c.deleted == false(), fixed_ips.c.reserved == true(),
+        .where(not_deleted(fixed_ips), fixed_ips.c.reserved == true(),
                equals(fixed_ips.c.network_id, network_id))))
 
 
@@ -108,7 +106,7 @@ async def network_create_safe(session: Session, context: RequestContext,
 @api
 async def network_delete_safe(session: Session, context: RequestContext,
                               network_id: Any) -> None:
-    of_network = and_(fixed_ips.c.deleted == false(),
+    of_network = and_(not_deleted(fixed_ips),
                       equals(fixed_ips.c.network_id, network_id))
     in_use = await session.scalar(select(fixed_ips.c.id)
                                   .where(of_network, fixed_ips.c.allocated == true())
@@ -184,10 +182,10 @@ async def network_get_associated_fixed_ips(session: Session, context: RequestCon
                    instances.c.created_at.label("instance_created"))
             .select_from(fixed_ips
                          .join(vifs, and_(vifs.c.id == fixed_ips.c.virtual_interface_id,
-                                          vifs.c.deleted == false()))
+                                          not_deleted(vifs)))
                          .join(instances, and_(instances.c.uuid == fixed_ips.c.instance_uuid,
-                                               instances.c.deleted == false())))
-            .where(fixed_ips.c.deleted == false(), equals(fixed_ips.c.network_id, network_id),
+                                               not_deleted(instances))))
+            .where(not_deleted(fixed_ips), equals(fixed_ips.c.network_id, network_id),
                    fixed_ips.c.allocated == true())
             .order_by(fixed_ips.c.id))
     if host:
@@ -224,7 +222,7 @@ async def network_get_by_cidr(session: Session, context: RequestContext, cidr: A
 def _of_instance(instance_id: Any) -> ColumnElement[bool]:
     # §7 item 3: the instance is named by its uuid and found through its fixed IPs.
     return networks.c.id.in_(select(fixed_ips.c.network_id).where(
-        fixed_ips.c.deleted == false(), equals(fixed_ips.c.instance_uuid, instance_id)))
+        not_deleted(fixed_ips), equals(fixed_ips.c.instance_uuid, instance_id)))
 
 
 @api
@@ -273,9 +271,9 @@ async def network_set_cidr(session: Session, context: RequestContext, network_id
 async def network_set_host(session: Session, context: RequestContext, network_id: Any,
                            host_id: Any) -> Any:
     # The lock blocks: a second claimant waits, then sees the winner's host.
-    network = await session.row(_live().where(_id_is(network_id)).with_for_update())
-    if network is None:
-        raise exceptions.NetworkNotFound(network_id=network_id)
+    network = await session.one(_live().where(_id_is(network_id)),
+                                lambda: exceptions.NetworkNotFound(network_id=network_id),
+                                lock=True)
     if not network["host"]:
         await session.update(Network, network, {"host": host_id}, echo={"host": host_id})
     return network["host"]

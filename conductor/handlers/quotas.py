@@ -10,11 +10,16 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Select, false, update
+from sqlalchemy import Select
 
-from conductor.db.base import utcnow
 from conductor.db.models import Quota, QuotaClass, QuotaUsage, Reservation
-from conductor.db.query import authorize_project, authorize_quota_class, equals, model_query
+from conductor.db.query import (
+    authorize_project,
+    authorize_quota_class,
+    equals,
+    model_query,
+    not_deleted,
+)
 from conductor.db.session import Row, Session
 from conductor.handlers import api
 from schemas import exceptions
@@ -40,22 +45,12 @@ def _pair(context: RequestContext, model: Any, key: str, key_value: Any,
             .order_by(table.c.id).limit(1))
 
 
-async def row_soft_delete_where(session: Session, model: Any, *where: Any) -> None:
-    """Soft delete of every matching row as Nova's per-row ``delete()`` does it: one
-    statement, but ``updated_at`` moves (unlike ``Session.soft_delete_where``)."""
-    table = model.__table__
-    await session.execute(update(table).where(*where)
-                          .values(deleted=True, deleted_at=utcnow()))
-
-
 # --- quotas -------------------------------------------------------------------------------
 
 async def _quota(session: Session, context: RequestContext, project_id: Any,
                  resource: Any) -> Row:
-    row = await session.row(_pair(context, Quota, "project_id", project_id, resource))
-    if row is None:
-        raise exceptions.ProjectQuotaNotFound(project_id=project_id)
-    return row
+    return await session.one(_pair(context, Quota, "project_id", project_id, resource),
+                             lambda: exceptions.ProjectQuotaNotFound(project_id=project_id))
 
 
 @api
@@ -102,18 +97,16 @@ async def quota_destroy_all_by_project(session: Session, context: RequestContext
     await session.execute(_project_rows(context, QuotaUsage, project_id).with_for_update())
     for model in (Quota, QuotaUsage, Reservation):
         table = model.__table__
-        await row_soft_delete_where(session, model, table.c.deleted == false(),
-                                    equals(table.c.project_id, project_id))
+        await session.soft_delete_where(model, not_deleted(table),
+                                        equals(table.c.project_id, project_id), touch=True)
 
 
 # --- quota classes ------------------------------------------------------------------------
 
 async def _quota_class(session: Session, context: RequestContext, class_name: Any,
                        resource: Any) -> Row:
-    row = await session.row(_pair(context, QuotaClass, "class_name", class_name, resource))
-    if row is None:
-        raise exceptions.QuotaClassNotFound(class_name=class_name)
-    return row
+    return await session.one(_pair(context, QuotaClass, "class_name", class_name, resource),
+                             lambda: exceptions.QuotaClassNotFound(class_name=class_name))
 
 
 @api
@@ -159,18 +152,16 @@ async def quota_class_destroy(session: Session, context: RequestContext, class_n
 @api
 async def quota_class_destroy_all_by_name(session: Session, context: RequestContext,
                                           class_name: Any) -> None:
-    await row_soft_delete_where(session, QuotaClass, classes.c.deleted == false(),
-                                equals(classes.c.class_name, class_name))
+    await session.soft_delete_where(QuotaClass, not_deleted(classes),
+                                    equals(classes.c.class_name, class_name), touch=True)
 
 
 # --- quota usages -------------------------------------------------------------------------
 
 async def _usage(session: Session, context: RequestContext, project_id: Any,
                  resource: Any) -> Row:
-    row = await session.row(_pair(context, QuotaUsage, "project_id", project_id, resource))
-    if row is None:
-        raise exceptions.QuotaUsageNotFound(project_id=project_id)
-    return row
+    return await session.one(_pair(context, QuotaUsage, "project_id", project_id, resource),
+                             lambda: exceptions.QuotaUsageNotFound(project_id=project_id))
 
 
 async def with_total(session: Session, row: Row) -> Row:

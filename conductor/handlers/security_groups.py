@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import ColumnElement, false, func, select
+from sqlalchemy import ColumnElement, func, select
 
 from conductor.db.models import (
     Instance,
@@ -19,7 +19,7 @@ from conductor.db.models import (
     SecurityGroupIngressRule,
     SecurityGroupInstanceAssociation,
 )
-from conductor.db.query import authorize_project, equals, model_query
+from conductor.db.query import authorize_project, equals, model_query, not_deleted
 from conductor.db.session import Row, Session
 from conductor.db.values import lookup_int
 from conductor.handlers import api
@@ -41,14 +41,14 @@ def _linked_instance(*where: ColumnElement[bool]) -> ColumnElement[bool]:
     """A live association row to a live instance, matching ``where``."""
     return (select(links.c.id)
             .select_from(links.join(instances, instances.c.uuid == links.c.instance_uuid))
-            .where(links.c.deleted == false(), instances.c.deleted == false(), *where)
+            .where(not_deleted(links), not_deleted(instances), *where)
             .exists())
 
 
 def _by_name(project_id: Any, group_name: Any) -> Any:
     # Non-deleted only, whatever the context says.
     return (select(groups)
-            .where(groups.c.deleted == false(), equals(groups.c.project_id, project_id),
+            .where(not_deleted(groups), equals(groups.c.project_id, project_id),
                    equals(groups.c.name, group_name))
             .order_by(groups.c.id).limit(1))
 
@@ -71,7 +71,7 @@ async def ensure_default_group(session: Session, context: RequestContext) -> tup
 
 async def _group_count(session: Session, *where: ColumnElement[bool]) -> int:
     return int(await session.scalar(select(func.count(groups.c.id))
-                                    .where(groups.c.deleted == false(), *where)) or 0)
+                                    .where(not_deleted(groups), *where)) or 0)
 
 
 # --- security groups (§5.6) ----------------------------------------------------------------
@@ -85,24 +85,18 @@ async def security_group_get_all(session: Session, context: RequestContext) -> l
 @api
 async def security_group_get(session: Session, context: RequestContext,
                              security_group_id: Any) -> Row:
-    key = lookup_int(security_group_id)
-    row = None
-    if key is not None:
-        row = await session.row(model_query(context, SecurityGroup, project_only=True)
-                                .where(groups.c.id == key), ("rules", "instances"))
-    if row is None:
-        raise exceptions.SecurityGroupNotFound(security_group_id=security_group_id)
-    return row
+    return await session.get(
+        context, SecurityGroup, "id", security_group_id,
+        lambda: exceptions.SecurityGroupNotFound(security_group_id=security_group_id),
+        project_only=True)
 
 
 @api
 async def security_group_get_by_name(session: Session, context: RequestContext,
                                      project_id: Any, group_name: Any) -> Row:
-    row = await session.row(_by_name(project_id, group_name), ("instances", "rules"))
-    if row is None:
-        raise exceptions.SecurityGroupNotFoundForProject(project_id=project_id,
-                                                         security_group_id=group_name)
-    return row
+    return await session.one(_by_name(project_id, group_name),
+                             lambda: exceptions.SecurityGroupNotFoundForProject(
+                                 project_id=project_id, security_group_id=group_name))
 
 
 @api
@@ -180,14 +174,8 @@ async def security_group_count_by_project(session: Session, context: RequestCont
 # --- rules (§5.7) ----------------------------------------------------------------------------
 
 async def _rule(session: Session, context: RequestContext, rule_id: Any) -> Row:
-    key = lookup_int(rule_id)
-    row = None
-    if key is not None:
-        row = await session.row(model_query(context, SecurityGroupIngressRule)
-                                .where(rules.c.id == key))
-    if row is None:
-        raise exceptions.SecurityGroupNotFoundForRule(rule_id=rule_id)
-    return row
+    return await session.get(context, SecurityGroupIngressRule, "id", rule_id,
+                             lambda: exceptions.SecurityGroupNotFoundForRule(rule_id=rule_id))
 
 
 async def _rules_by(session: Session, context: RequestContext, column: Any, group_id: Any,
@@ -244,7 +232,7 @@ async def security_group_rule_count_by_group(session: Session, context: RequestC
         return 0
     return int(await session.scalar(
         select(func.count(rules.c.id))
-        .where(rules.c.deleted == false(), rules.c.parent_group_id == key)) or 0)
+        .where(not_deleted(rules), rules.c.parent_group_id == key)) or 0)
 
 
 # --- provider firewall rules (§5.8) ----------------------------------------------------------

@@ -8,7 +8,7 @@ from sqlalchemy import false, func, select
 
 from conductor.db.base import CONFIG
 from conductor.db.models import ComputeNode, Instance, Service, Volume
-from conductor.db.query import equals, model_query
+from conductor.db.query import equals, model_query, not_deleted
 from conductor.db.session import Row, Session
 from conductor.handlers import api
 from schemas import exceptions
@@ -19,10 +19,8 @@ services = Service.__table__
 
 async def _service(session: Session, context: RequestContext, service_id: Any,
                    joins: tuple[str, ...] = ()) -> Row:
-    row = await session.get_by(context, Service, "id", service_id, joins)
-    if row is None:
-        raise exceptions.ServiceNotFound(service_id=service_id)
-    return row
+    return await session.get(context, Service, "id", service_id,
+                             lambda: exceptions.ServiceNotFound(service_id=service_id), joins)
 
 
 @api
@@ -95,12 +93,12 @@ async def _sorted_by_usage(session: Session, context: RequestContext, topic: str
                            usage_table: Any, usage_column: Any) -> list[tuple[Row, int]]:
     usage = (select(usage_table.c.host.label("host"),
                     func.sum(usage_column).label("total"))
-             .where(usage_table.c.deleted == false())
+             .where(not_deleted(usage_table))
              .group_by(usage_table.c.host).subquery())
     total = func.coalesce(usage.c.total, 0)
     stmt = (select(services, total.label("_total"))
             .select_from(services.outerjoin(usage, usage.c.host == services.c.host))
-            .where(services.c.deleted == false(), services.c.disabled == false(),
+            .where(not_deleted(services), services.c.disabled == false(),
                    services.c.topic == topic)
             .order_by(total, services.c.id))
     result = await session.execute(stmt)
@@ -128,13 +126,11 @@ async def service_get_all_volume_sorted(session: Session,
 @api
 async def service_get_by_args(session: Session, context: RequestContext, host: Any,
                               binary: Any) -> Row:
-    row = await session.row(
+    return await session.one(
         model_query(context, Service)
         .where(equals(services.c.host, host), equals(services.c.binary, binary))
-        .order_by(services.c.id).limit(1))
-    if row is None:
-        raise exceptions.HostBinaryNotFound(host=host, binary=binary)
-    return row
+        .order_by(services.c.id).limit(1),
+        lambda: exceptions.HostBinaryNotFound(host=host, binary=binary))
 
 
 @api

@@ -26,11 +26,9 @@ sm_volumes = SMVolume.__table__
 
 async def _first(session: Session, context: RequestContext, table: Table,
                  where: ColumnElement[bool], missing: str) -> Row:
-    row = await session.row(model_query(context, table, read_deleted="yes").where(where)
-                            .order_by(next(iter(table.primary_key.columns))).limit(1))
-    if row is None:
-        raise exceptions.NotFound(missing)
-    return row
+    return await session.one(model_query(context, table, read_deleted="yes").where(where)
+                             .order_by(next(iter(table.primary_key.columns))).limit(1),
+                             lambda: exceptions.NotFound(missing))
 
 
 async def _create_unique(session: Session, context: RequestContext, table: Table,

@@ -17,12 +17,9 @@ snapshots = Snapshot.__table__
 
 async def _snapshot(session: Session, context: RequestContext, snapshot_id: Any, *,
                     lock: bool = False) -> Row:
-    stmt = (model_query(context, Snapshot, project_only=True)
-            .where(equals(snapshots.c.id, snapshot_id)))
-    row = await session.row(stmt.with_for_update() if lock else stmt)
-    if row is None:
-        raise exceptions.SnapshotNotFound(snapshot_id=snapshot_id)
-    return row
+    return await session.get(context, Snapshot, "id", snapshot_id,
+                             lambda: exceptions.SnapshotNotFound(snapshot_id=snapshot_id),
+                             project_only=True, lock=lock)
 
 
 @api

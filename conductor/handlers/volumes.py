@@ -10,12 +10,12 @@ import datetime as dt
 import uuid as uuid_module
 from typing import Any
 
-from sqlalchemy import false, func, or_, select, update
+from sqlalchemy import func, or_, select, update
 
 from conductor.db import keyvalue
 from conductor.db.base import utcnow
 from conductor.db.models import IscsiTarget, Volume, VolumeMetadata
-from conductor.db.query import authorize_project, equals, model_query, require_uuid
+from conductor.db.query import authorize_project, equals, model_query, not_deleted, require_uuid
 from conductor.db.session import Row, Session, rows_as_dict
 from conductor.db.values import convert
 from conductor.handlers import api
@@ -43,12 +43,9 @@ async def load_volume(session: Session, context: RequestContext, volume_id: Any,
                       joins: tuple[str, ...] = JOINS, *, lock: bool = False) -> Row:
     """The volume as ``volume_get`` sees it (context read_deleted, strict project scope for
     user contexts) or ``VolumeNotFound``; ``lock`` takes its row lock."""
-    stmt = (model_query(context, Volume, project_only=True)
-            .where(equals(volumes.c.id, volume_id)))
-    row = await session.row(stmt.with_for_update() if lock else stmt, joins)
-    if row is None:
-        raise exceptions.VolumeNotFound(volume_id=volume_id)
-    return row
+    return await session.get(context, Volume, "id", volume_id,
+                             lambda: exceptions.VolumeNotFound(volume_id=volume_id), joins,
+                             project_only=True, lock=lock)
 
 
 async def _replace_metadata(session: Session, context: RequestContext, volume: Row,
@@ -177,7 +174,7 @@ async def volume_data_get_for_project(session: Session, context: RequestContext,
                                       project_id: Any) -> tuple[int, int]:
     result = await session.execute(
         select(func.count(volumes.c.id), func.sum(volumes.c.size))
-        .where(volumes.c.deleted == false(), equals(volumes.c.project_id, project_id)))
+        .where(not_deleted(volumes), equals(volumes.c.project_id, project_id)))
     count, gigabytes = result.one()
     return (int(count or 0), int(gigabytes or 0))
 
@@ -224,7 +221,7 @@ async def volume_metadata_delete(session: Session, context: RequestContext, volu
                                  key: Any) -> None:
     volume = await load_volume(session, context, volume_id, (), lock=True)
     await session.soft_delete_where(VolumeMetadata, volume_meta.c.volume_id == volume["id"],
-                                    volume_meta.c.deleted == false(),
+                                    not_deleted(volume_meta),
                                     equals(volume_meta.c.key, key))
 
 
