@@ -66,10 +66,15 @@ class Session:
     async def execute(self, stmt: Executable, params: Any = None) -> Any:
         return await self.conn.execute(stmt, params)
 
-    async def rows(self, stmt: Executable, joins: Joins = ()) -> list[Row]:
+    async def rows(self, stmt: Executable, joins: Joins = (), *,
+                   missing: Callable[[], Exception] | None = None) -> list[Row]:
         """All rows of ``stmt`` as results: ``joins`` loaded, with what the table always
-        carries and its computed keys."""
-        return await self._fetch(stmt, joins, first=False)
+        carries and its computed keys; ``missing()`` is raised for no rows at all (the
+        functions whose empty answer is an error)."""
+        rows = await self._fetch(stmt, joins, first=False)
+        if not rows and missing is not None:
+            raise missing()
+        return rows
 
     async def row(self, stmt: Executable, joins: Joins = ()) -> Row | None:
         """The first row of ``stmt`` (callers order it) as :meth:`rows` gives it, or None."""

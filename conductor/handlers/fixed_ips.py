@@ -169,11 +169,8 @@ async def fixed_ip_get(session: Session, context: RequestContext, id: Any) -> Ro
 
 @api
 async def fixed_ip_get_all(session: Session, context: RequestContext) -> list[Row]:
-    rows = await session.rows(model_query(context, FixedIp, read_deleted="yes")
-                              .order_by(fixed_ips.c.id))
-    if not rows:
-        raise exceptions.NoFixedIpsDefined()
-    return rows
+    return await session.rows(model_query(context, FixedIp, read_deleted="yes")
+                              .order_by(fixed_ips.c.id), missing=exceptions.NoFixedIpsDefined)
 
 
 @api
@@ -186,12 +183,10 @@ async def fixed_ip_get_by_address(session: Session, context: RequestContext,
 async def fixed_ip_get_by_instance(session: Session, context: RequestContext,
                                    instance_uuid: Any) -> list[Row]:
     _require_uuid(instance_uuid)
-    rows = await session.rows(model_query(context, FixedIp, read_deleted="no")
-                              .where(fixed_ips.c.instance_uuid == instance_uuid)
-                              .order_by(fixed_ips.c.id))
-    if not rows:
-        raise exceptions.FixedIpNotFoundForInstance(instance_uuid=instance_uuid)
-    return rows
+    return await session.rows(
+        model_query(context, FixedIp, read_deleted="no")
+        .where(fixed_ips.c.instance_uuid == instance_uuid).order_by(fixed_ips.c.id),
+        missing=lambda: exceptions.FixedIpNotFoundForInstance(instance_uuid=instance_uuid))
 
 
 @api

@@ -82,20 +82,16 @@ async def floating_ip_count_by_project(session: Session, context: RequestContext
 
 @api
 async def floating_ip_get_all(session: Session, context: RequestContext) -> list[Row]:
-    rows = await session.rows(_live(context).order_by(floating.c.id))
-    if not rows:
-        raise exceptions.NoFloatingIpsDefined()
-    return rows
+    return await session.rows(_live(context).order_by(floating.c.id),
+                              missing=exceptions.NoFloatingIpsDefined)
 
 
 @api
 async def floating_ip_get_all_by_host(session: Session, context: RequestContext,
                                       host: Any) -> list[Row]:
-    rows = await session.rows(_live(context).where(equals(floating.c.host, host))
-                              .order_by(floating.c.id))
-    if not rows:
-        raise exceptions.FloatingIpNotFoundForHost(host=host)
-    return rows
+    return await session.rows(_live(context).where(equals(floating.c.host, host))
+                              .order_by(floating.c.id),
+                              missing=lambda: exceptions.FloatingIpNotFoundForHost(host=host))
 
 
 @api

@@ -141,10 +141,8 @@ async def network_get(session: Session, context: RequestContext, network_id: Any
 
 @api
 async def network_get_all(session: Session, context: RequestContext) -> list[Row]:
-    rows = await session.rows(_live().order_by(networks.c.id))
-    if not rows:
-        raise exceptions.NoNetworksFound()
-    return rows
+    return await session.rows(_live().order_by(networks.c.id),
+                              missing=exceptions.NoNetworksFound)
 
 
 @api
@@ -159,9 +157,7 @@ async def network_get_all_by_uuids(session: Session, context: RequestContext,
     rows = await session.rows(model_query(context, Network, read_deleted="no",
                                           project_only=project_only)
                               .where(one_of(networks.c.uuid, wanted))
-                              .order_by(networks.c.id))
-    if not rows:
-        raise exceptions.NoNetworksFound()
+                              .order_by(networks.c.id), missing=exceptions.NoNetworksFound)
     found = [r["uuid"] for r in rows]
     for network_uuid in network_uuids:
         if network_uuid not in found:
@@ -236,11 +232,9 @@ async def network_get_by_instance(session: Session, context: RequestContext,
 @api
 async def network_get_all_by_instance(session: Session, context: RequestContext,
                                       instance_id: Any) -> list[Row]:
-    rows = await session.rows(_live().where(_of_instance(instance_id))
-                              .order_by(networks.c.id))
-    if not rows:
-        raise exceptions.NetworkNotFoundForInstance(instance_id=instance_id)
-    return rows
+    return await session.rows(
+        _live().where(_of_instance(instance_id)).order_by(networks.c.id),
+        missing=lambda: exceptions.NetworkNotFoundForInstance(instance_id=instance_id))
 
 
 @api

@@ -31,7 +31,8 @@ usages = QuotaUsage.__table__
 reservations = Reservation.__table__
 
 
-def _project_rows(context: RequestContext, model: Any, project_id: Any) -> Select[Any]:
+def project_rows(context: RequestContext, model: Any, project_id: Any) -> Select[Any]:
+    """The project's live rows of ``model`` in id order (quotas, usages, reservations)."""
     table = model.__table__
     return (model_query(context, model, read_deleted="no")
             .where(equals(table.c.project_id, project_id)).order_by(table.c.id))
@@ -71,7 +72,7 @@ async def quota_get_all_by_project(session: Session, context: RequestContext,
                                    project_id: Any) -> dict[str, Any]:
     authorize_project(context, project_id)
     result: dict[str, Any] = {"project_id": project_id}
-    for row in await session.rows(_project_rows(context, Quota, project_id)):
+    for row in await session.rows(project_rows(context, Quota, project_id)):
         result[row["resource"]] = row["hard_limit"]
     return result
 
@@ -94,7 +95,7 @@ async def quota_destroy(session: Session, context: RequestContext, project_id: A
 async def quota_destroy_all_by_project(session: Session, context: RequestContext,
                                        project_id: Any) -> None:
     # Usages are locked before reservations, the order every quota call keeps (§4.3).
-    await session.execute(_project_rows(context, QuotaUsage, project_id).with_for_update())
+    await session.execute(project_rows(context, QuotaUsage, project_id).with_for_update())
     for model in (Quota, QuotaUsage, Reservation):
         table = model.__table__
         await session.soft_delete_where(model, not_deleted(table),
@@ -191,7 +192,7 @@ async def quota_usage_get_all_by_project(session: Session, context: RequestConte
                                          project_id: Any) -> dict[str, Any]:
     authorize_project(context, project_id)
     result: dict[str, Any] = {"project_id": project_id}
-    for row in await session.rows(_project_rows(context, QuotaUsage, project_id)):
+    for row in await session.rows(project_rows(context, QuotaUsage, project_id)):
         result[row["resource"]] = {"in_use": row["in_use"], "reserved": row["reserved"]}
     return result
 

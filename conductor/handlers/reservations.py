@@ -27,11 +27,12 @@ from conductor.db.models import (
     SecurityGroup,
     Volume,
 )
-from conductor.db.query import authorize_project, equals, model_query, not_deleted, one_of
+from conductor.db.query import authorize_project, equals, not_deleted, one_of
 from conductor.db.session import Row, Session
 from conductor.db.values import convert, lookup_int
 from conductor.handlers import api
 from conductor.handlers.instances import project_totals
+from conductor.handlers.quotas import project_rows
 from schemas import exceptions
 from schemas.context import RequestContext
 
@@ -369,9 +370,7 @@ async def reservation_get(session: Session, context: RequestContext, uuid: Any) 
 async def reservation_get_all_by_project(session: Session, context: RequestContext,
                                          project_id: Any) -> dict[str, Any]:
     authorize_project(context, project_id)
-    rows = await session.rows(model_query(context, Reservation, read_deleted="no")
-                              .where(equals(reservations.c.project_id, project_id))
-                              .order_by(reservations.c.id))
+    rows = await session.rows(project_rows(context, Reservation, project_id))
     result: dict[str, Any] = {"project_id": project_id}
     for row in rows:
         result.setdefault(row["resource"], {})[row["uuid"]] = row["delta"]

@@ -80,13 +80,11 @@ async def service_get_all_by_host(session: Session, context: RequestContext,
 @api
 async def service_get_all_compute_by_host(session: Session, context: RequestContext,
                                           host: Any) -> list[Row]:
-    rows = await session.rows(
+    return await session.rows(
         model_query(context, Service, read_deleted="no")
         .where(equals(services.c.host, host), services.c.topic == "compute")
-        .order_by(services.c.id), ("compute_node",))
-    if not rows:
-        raise exceptions.ComputeHostNotFound(host=host)
-    return rows
+        .order_by(services.c.id), ("compute_node",),
+        missing=lambda: exceptions.ComputeHostNotFound(host=host))
 
 
 async def _sorted_by_usage(session: Session, context: RequestContext, topic: str,
