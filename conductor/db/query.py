@@ -35,7 +35,8 @@ def require_admin(context: RequestContext) -> None:
 
 
 def authorize_project(context: RequestContext, project_id: Any) -> None:
-    """The project check: a user context may only name its own project."""
+    """The project check: a user context may only name its own project, or touch a row
+    its own project owns (the owner checks of api-network-quota-storage.md §1.2)."""
     if is_user_context(context) and context.project_id != project_id:
         raise exceptions.NotAuthorized()
 

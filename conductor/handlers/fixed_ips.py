@@ -13,7 +13,14 @@ from sqlalchemy import and_, false, or_, select, true, update
 
 from conductor.db.base import utcnow
 from conductor.db.models import FixedIp, Instance, Network
-from conductor.db.query import equals, is_user_context, is_uuid_like, model_query, not_deleted
+from conductor.db.query import (
+    authorize_project,
+    equals,
+    is_user_context,
+    is_uuid_like,
+    model_query,
+    not_deleted,
+)
 from conductor.db.session import Row, Session
 from conductor.db.values import convert
 from conductor.handlers import api
@@ -43,8 +50,7 @@ async def check_owner(session: Session, context: RequestContext, row: Row) -> No
     found = project.first()
     if found is None:
         raise exceptions.InstanceNotFound(instance_id=row["instance_uuid"])
-    if found.project_id != context.project_id:
-        raise exceptions.NotAuthorized()
+    authorize_project(context, found.project_id)
 
 
 async def load_by_address(session: Session, context: RequestContext, address: Any) -> Row:

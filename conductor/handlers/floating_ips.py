@@ -18,7 +18,6 @@ from conductor.db.query import (
     authorize_project,
     deleted_filter,
     equals,
-    is_user_context,
     model_query,
     one_of,
 )
@@ -43,9 +42,8 @@ def _first(stmt: Select[Any], table: Any = floating) -> Select[Any]:
 async def _by_address(session: Session, context: RequestContext, address: Any) -> Row:
     row = await session.get(context, FloatingIp, "address", address,
                             lambda: exceptions.FloatingIpNotFoundForAddress(address=address))
-    if is_user_context(context) and row["project_id"] is not None \
-            and row["project_id"] != context.project_id:
-        raise exceptions.NotAuthorized()
+    if row["project_id"] is not None:  # an unallocated address is anyone's
+        authorize_project(context, row["project_id"])
     return row
 
 
