@@ -26,6 +26,7 @@ failed for a missing parent; PostgreSQL enforces every FK we declare.  Hence:
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from collections.abc import Mapping
 from typing import Any, ClassVar, cast
 
@@ -1122,6 +1123,7 @@ MODELS: dict[str, type[Base]] = {
 TABLES: dict[str, Table] = {name: cast(Table, cls.__table__) for name, cls in MODELS.items()}
 
 
+@functools.cache
 def carries(table: Table) -> Carries:
     """What rows of ``table`` carry beyond their columns (its ``__carries__``)."""
     model = MODELS.get(table.name)

@@ -66,26 +66,32 @@ class Session:
     async def execute(self, stmt: Executable, params: Any = None) -> Any:
         return await self.conn.execute(stmt, params)
 
+    # Reads.  A row read is a result: ``joins`` loaded, with what its table always carries
+    # (conductor.db.loading) and its computed keys.  ``bare=True`` skips what the table
+    # always carries, for rows a handler only reads to decide (a group's instances can be
+    # thousands of rows that an instance_create never returns).
+
     async def rows(self, stmt: Executable, joins: Joins = (), *,
-                   missing: Callable[[], Exception] | None = None) -> list[Row]:
-        """All rows of ``stmt`` as results: ``joins`` loaded, with what the table always
-        carries and its computed keys; ``missing()`` is raised for no rows at all (the
+                   missing: Callable[[], Exception] | None = None,
+                   bare: bool = False) -> list[Row]:
+        """All rows of ``stmt``; ``missing()`` is raised for no rows at all (the
         functions whose empty answer is an error)."""
-        rows = await self._fetch(stmt, joins, first=False)
+        rows = await self._fetch(stmt, joins, False, bare)
         if not rows and missing is not None:
             raise missing()
         return rows
 
-    async def row(self, stmt: Executable, joins: Joins = ()) -> Row | None:
+    async def row(self, stmt: Executable, joins: Joins = (), *,
+                  bare: bool = False) -> Row | None:
         """The first row of ``stmt`` (callers order it) as :meth:`rows` gives it, or None."""
-        rows = await self._fetch(stmt, joins, first=True)
+        rows = await self._fetch(stmt, joins, True, bare)
         return rows[0] if rows else None
 
-    async def _fetch(self, stmt: Any, joins: Joins, first: bool) -> list[Row]:
+    async def _fetch(self, stmt: Any, joins: Joins, first: bool, bare: bool) -> list[Row]:
         table = _table_of_stmt(stmt)
         if table is None:
             return await self._run(stmt, None, None, {}, None, first)
-        tree = tree_of(table, joins)
+        tree = tree_of(table, joins, top=not bare)
         stmt, plan = self.loader.prepare(stmt, table, tree)
         return await self._run(stmt, None, table, tree, plan, first)
 
@@ -104,7 +110,8 @@ class Session:
 
     async def get_by(self, context: RequestContext, model: Any, column: str, value: Any,
                      joins: Joins = (), *, read_deleted: str | None = None,
-                     project_only: ProjectOnly = False, lock: bool = False) -> Row | None:
+                     project_only: ProjectOnly = False, lock: bool = False,
+                     bare: bool = False) -> Row | None:
         """The row whose ``column`` equals ``value`` (lowest id first), as
         ``model_query(...).where(equals(column, value))`` finds it, or None.
 
@@ -119,12 +126,12 @@ class Session:
             return None
         mode = read_deleted or context.read_deleted
         scope = scoping(context, project_only)
-        shape = (table.name, column, wanted is None, mode, scope, tuple(joins), lock,
+        shape = (table.name, column, wanted is None, mode, scope, tuple(joins), lock, bare,
                  self.loader.name)
         found = _GET_BY.get(shape)
         if found is None:
             found = _GET_BY[shape] = self._get_by_statement(table, col, wanted is None, mode,
-                                                            scope, joins, lock)
+                                                            scope, joins, lock, bare)
         stmt, tree, plan = found
         params = {"_value": wanted, "_project": context.project_id}
         rows = await self._run(stmt, params, table, tree, plan, True)
@@ -133,27 +140,28 @@ class Session:
     async def get(self, context: RequestContext, model: Any, column: str, value: Any,
                   missing: Callable[[], Exception], joins: Joins = (), *,
                   read_deleted: str | None = None, project_only: ProjectOnly = False,
-                  lock: bool = False) -> Row:
+                  lock: bool = False, bare: bool = False) -> Row:
         """:meth:`get_by`, raising ``missing()`` (the function's not-found error) when no
         row is visible: the lookup -> raise sequence of every getter."""
         row = await self.get_by(context, model, column, value, joins,
                                 read_deleted=read_deleted, project_only=project_only,
-                                lock=lock)
+                                lock=lock, bare=bare)
         if row is None:
             raise missing()
         return row
 
     async def one(self, stmt: Any, missing: Callable[[], Exception], joins: Joins = (), *,
-                  lock: bool = False) -> Row:
+                  lock: bool = False, bare: bool = False) -> Row:
         """The first row of ``stmt`` as :meth:`row` gives it (``FOR UPDATE`` with
         ``lock``), raising ``missing()`` when there is none."""
-        row = await self.row(stmt.with_for_update() if lock else stmt, joins)
+        row = await self.row(stmt.with_for_update() if lock else stmt, joins, bare=bare)
         if row is None:
             raise missing()
         return row
 
     def _get_by_statement(self, table: Table, col: Any, is_null: bool, mode: str,
-                          scope: ProjectOnly, joins: Joins, lock: bool) -> tuple[Any, ...]:
+                          scope: ProjectOnly, joins: Joins, lock: bool,
+                          bare: bool) -> tuple[Any, ...]:
         stmt = select(table)
         visible = deleted_filter(table, mode)
         if visible is not None:
@@ -166,7 +174,7 @@ class Session:
         stmt = stmt.order_by(primary_key(table)).limit(1)
         if lock:
             stmt = stmt.with_for_update()
-        tree = tree_of(table, joins)
+        tree = tree_of(table, joins, top=not bare)
         stmt, plan = self.loader.prepare(stmt, table, tree)
         return stmt, tree, plan
 

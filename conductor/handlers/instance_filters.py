@@ -176,7 +176,7 @@ async def instance_get_all_by_filters(session: Session, context: RequestContext,
     if marker is not None:
         try:
             # Looked up as instance_get_by_uuid: read_deleted and scoping apply.
-            found = await load_by_uuid(session, context, marker, ())
+            found = await load_by_uuid(session, context, marker, (), bare=True)
         except exceptions.InstanceNotFound:
             raise exceptions.MarkerNotFound(str(marker)) from None
         stmt = stmt.where(_after(columns, found, sort_dir))

@@ -74,19 +74,20 @@ def _metadata(values: dict[Any, Any], key: str) -> dict[Any, Any]:
 
 
 async def load_by_uuid(session: Session, context: RequestContext, instance_uuid: Any,
-                       joins: tuple[str, ...] = FULL, *, lock: bool = False) -> Row:
+                       joins: tuple[str, ...] = FULL, *, lock: bool = False,
+                       bare: bool = False) -> Row:
     """The instance as ``instance_get_by_uuid`` sees it (project scoped, deleted rows per
     context), or ``InstanceNotFound``; ``lock`` takes the row lock (``FOR UPDATE``)."""
     return await session.get(context, Instance, "uuid", instance_uuid,
                              lambda: exceptions.InstanceNotFound(instance_id=instance_uuid),
-                             joins, project_only=True, lock=lock)
+                             joins, project_only=True, lock=lock, bare=bare)
 
 
 async def _by_id(session: Session, context: RequestContext, instance_id: Any,
-                 joins: tuple[str, ...]) -> Row:
+                 joins: tuple[str, ...], *, bare: bool = False) -> Row:
     return await session.get(context, Instance, "id", instance_id,
                              lambda: exceptions.InstanceNotFound(instance_id=instance_id),
-                             joins, project_only=True)
+                             joins, project_only=True, bare=bare)
 
 
 # --- create ---------------------------------------------------------------------------
@@ -106,7 +107,7 @@ async def _group_ids(session: Session, context: RequestContext, names: Any) -> l
             select(groups).where(not_deleted(groups),
                                  equals(groups.c.project_id, context.project_id),
                                  groups.c.name.in_(wanted))
-            .order_by(groups.c.id))
+            .order_by(groups.c.id), bare=True)
         have = {g["name"] for g in found}
         for name in wanted:
             if name not in have:
@@ -272,7 +273,7 @@ async def instance_get_all_by_reservation(session: Session, context: RequestCont
 @api
 async def instance_get_floating_address(session: Session, context: RequestContext,
                                         instance_id: Any) -> str | None:
-    instance = await _by_id(session, context, instance_id, ())
+    instance = await _by_id(session, context, instance_id, (), bare=True)
     fixed = await session.get(
         context, FixedIp, "instance_uuid", instance["uuid"],
         lambda: exceptions.FixedIpNotFoundForInstance(instance_uuid=instance["uuid"]),
@@ -375,7 +376,7 @@ async def instance_test_and_set(session: Session, context: RequestContext,
     if not isinstance(ok_states, (list, tuple, set, frozenset)):
         raise exceptions.InvalidInput(reason="ok_states must be a list of states")
     # Recommended: a missing instance is InstanceNotFound (Nova crashed).
-    row = await load_by_uuid(session, context, instance_uuid, (), lock=True)
+    row = await load_by_uuid(session, context, instance_uuid, (), lock=True, bare=True)
     if row[attr] not in ok_states:
         raise exceptions.InstanceInvalidState(attr=attr, instance_uuid=instance_uuid,
                                               state=row[attr],
@@ -448,11 +449,11 @@ async def instance_update_and_get_original(session: Session, context: RequestCon
 async def instance_add_security_group(session: Session, context: RequestContext,
                                       instance_id: Any, security_group_id: Any) -> None:
     # instance_id is the uuid here (Nova's naming).
-    instance = await load_by_uuid(session, context, instance_id, ())
+    instance = await load_by_uuid(session, context, instance_id, (), bare=True)
     group = await session.get(
         context, SecurityGroup, "id", security_group_id,
         lambda: exceptions.SecurityGroupNotFound(security_group_id=security_group_id),
-        project_only=True)
+        project_only=True, bare=True)
     # No check for an existing link: a second call adds a second row, as in Nova.
     await session.insert(SecurityGroupInstanceAssociation,
                          {"security_group_id": group["id"],
@@ -462,7 +463,7 @@ async def instance_add_security_group(session: Session, context: RequestContext,
 @api
 async def instance_remove_security_group(session: Session, context: RequestContext,
                                          instance_id: Any, security_group_id: Any) -> None:
-    instance = await load_by_uuid(session, context, instance_id, ())
+    instance = await load_by_uuid(session, context, instance_id, (), bare=True)
     key = lookup_int(security_group_id)
     if key is None:
         return

@@ -55,17 +55,17 @@ def _by_name(project_id: Any, group_name: Any) -> Any:
 
 async def ensure_default_group(session: Session, context: RequestContext) -> tuple[bool, Row]:
     """``security_group_ensure_default`` inside the caller's transaction: ``(True, group)``
-    when the project's default group exists, else ``(False, the group just made)``."""
+    when the project's default group exists, else ``(False, the group just made)``; the
+    group is bare (columns only)."""
     # Serialises the lookup-or-create per project, so two first calls (or two first
     # instance_create calls) make one group.
     await session.lock("security_group_default", context.project_id)
-    found = await session.row(_by_name(context.project_id, "default"))
+    found = await session.row(_by_name(context.project_id, "default"), bare=True)
     if found is not None:
         return (True, found)
     group = await session.insert(SecurityGroup, {
         "name": "default", "description": "default", "user_id": context.user_id,
         "project_id": context.project_id})
-    await session.load(SecurityGroup, [group])
     return (False, group)
 
 
@@ -123,7 +123,7 @@ async def security_group_get_by_instance(session: Session, context: RequestConte
 @api
 async def security_group_exists(session: Session, context: RequestContext, project_id: Any,
                                 group_name: Any) -> bool:
-    return await session.row(_by_name(project_id, group_name)) is not None
+    return await session.row(_by_name(project_id, group_name), bare=True) is not None
 
 
 @api
@@ -148,7 +148,9 @@ async def security_group_create(session: Session, context: RequestContext,
 @api
 async def security_group_ensure_default(session: Session,
                                         context: RequestContext) -> tuple[bool, Row]:
-    return await ensure_default_group(session, context)
+    found, group = await ensure_default_group(session, context)
+    await session.load(SecurityGroup, [group])
+    return (found, group)
 
 
 @api
@@ -173,9 +175,11 @@ async def security_group_count_by_project(session: Session, context: RequestCont
 
 # --- rules (§5.7) ----------------------------------------------------------------------------
 
-async def _rule(session: Session, context: RequestContext, rule_id: Any) -> Row:
+async def _rule(session: Session, context: RequestContext, rule_id: Any, *,
+                bare: bool = False) -> Row:
     return await session.get(context, SecurityGroupIngressRule, "id", rule_id,
-                             lambda: exceptions.SecurityGroupNotFoundForRule(rule_id=rule_id))
+                             lambda: exceptions.SecurityGroupNotFoundForRule(rule_id=rule_id),
+                             bare=bare)
 
 
 async def _rules_by(session: Session, context: RequestContext, column: Any, group_id: Any,
@@ -220,7 +224,7 @@ async def security_group_rule_get_by_security_group_grantee(session: Session,
 @api
 async def security_group_rule_destroy(session: Session, context: RequestContext,
                                       security_group_rule_id: Any) -> None:
-    rule = await _rule(session, context, security_group_rule_id)
+    rule = await _rule(session, context, security_group_rule_id, bare=True)
     await session.soft_delete(SecurityGroupIngressRule, rule)
 
 

@@ -32,7 +32,7 @@ async def _first(session: Session, stmt: Select[Any]) -> Row | None:
 
 async def _instance_uuid(session: Session, context: RequestContext, instance_id: Any) -> Any:
     # The existence check of instance_get_by_uuid (read_deleted, project scoping).
-    instance = await load_by_uuid(session, context, instance_id, ())
+    instance = await load_by_uuid(session, context, instance_id, (), bare=True)
     return instance["uuid"]
 
 
