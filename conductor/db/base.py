@@ -11,7 +11,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 from sqlalchemy import Boolean, ColumnElement, DateTime, MetaData, false
 from sqlalchemy.orm import DeclarativeBase, Mapped, declared_attr, mapped_column
@@ -79,15 +79,30 @@ class Carries:
     on every top-level row a function returns, because Nova's objects loaded them on
     first access and its callers read them (api-compute.md §1.6); ``computed`` adds
     derived keys (models.md §1.2); relationships named ``_x`` only feed ``computed``
-    and are dropped from the result, as Nova's iteritems() skips ``_`` attributes.
+    and are dropped from the result, as Nova's iteritems() skips ``_`` attributes;
+    ``owner`` says which project owns a row (None: operators' configuration, no project).
     """
 
     relations: Mapping[str, Rel] = field(default_factory=dict)
     always: tuple[str, ...] = ()
+    owner: Owner | None = None
     computed: Callable[[Mapping[str, Any], Config], dict[str, Any]] | None = None
 
 
 NOTHING = Carries()
+
+
+@dataclass(frozen=True)
+class Owner:
+    """Which project owns a row (api-compute.md §1.1 "Isolation"): its own ``project_id``
+    column, or the ``project_id`` of the ``parent`` table's row that ``on`` names
+    (deleted or not); a row whose parent is missing or has no project has none."""
+
+    parent: str | None = None
+    on: Callable[[], ColumnElement[bool]] | None = None
+
+
+OWN_PROJECT = Owner()
 
 
 @dataclass
@@ -99,6 +114,9 @@ class Config:
     snapshot_name_template: str = "snapshot-%s"
     enable_new_services: bool = True
     strict_values: bool = False
+    # "strict": a user context never reaches another project's rows (api-compute.md
+    # §1.1 "Isolation"); "nova": 2012.2's scoping exactly
+    isolation: Literal["strict", "nova"] = "strict"
     extra: dict[str, Any] = field(default_factory=dict)
 
 

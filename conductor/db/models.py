@@ -50,7 +50,17 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
-from conductor.db.base import NOTHING, Base, Carries, Config, NovaBase, Rel, utcnow
+from conductor.db.base import (
+    NOTHING,
+    OWN_PROJECT,
+    Base,
+    Carries,
+    Config,
+    NovaBase,
+    Owner,
+    Rel,
+    utcnow,
+)
 
 
 def _zero() -> TextClause:
@@ -249,6 +259,7 @@ class Instance(NovaBase, Base):
                                                     server_default=false())
 
     __carries__: ClassVar[Carries] = Carries(
+        owner=OWN_PROJECT,
         relations={
             "info_cache": Rel("instance_info_caches",  # no delete filter
                               lambda: InstanceInfoCache.instance_uuid == Instance.uuid,
@@ -287,7 +298,8 @@ class InstanceInfoCache(NovaBase, Base):
     # refers to instances.uuid (not enforced, models.md §3); one row per instance
     instance_uuid: Mapped[str] = mapped_column(String(36), nullable=False, unique=True)
 
-    __carries__: ClassVar[Carries] = Carries(relations={
+    __carries__: ClassVar[Carries] = Carries(owner=Owner(
+        "instances", lambda: Instance.uuid == InstanceInfoCache.instance_uuid), relations={
         "instance": Rel("instances",  # no delete filter
                         lambda: InstanceInfoCache.instance_uuid == Instance.uuid,
                         uselist=False),
@@ -304,7 +316,8 @@ class InstanceMetadata(NovaBase, Base):
     # refers to instances.uuid (not enforced, models.md §3)
     instance_uuid: Mapped[str] = mapped_column(String(36), nullable=False)
 
-    __carries__: ClassVar[Carries] = Carries(relations={
+    __carries__: ClassVar[Carries] = Carries(owner=Owner(
+        "instances", lambda: Instance.uuid == InstanceMetadata.instance_uuid), relations={
         "instance": Rel("instances", lambda: and_(
             InstanceMetadata.instance_uuid == Instance.uuid,
             InstanceMetadata.deleted == false()),
@@ -322,7 +335,8 @@ class InstanceSystemMetadata(NovaBase, Base):
     # refers to instances.uuid (not enforced, models.md §3)
     instance_uuid: Mapped[str] = mapped_column(String(36), nullable=False)
 
-    __carries__: ClassVar[Carries] = Carries(relations={
+    __carries__: ClassVar[Carries] = Carries(owner=Owner(
+        "instances", lambda: Instance.uuid == InstanceSystemMetadata.instance_uuid), relations={
         "instance": Rel("instances", lambda: and_(
             InstanceSystemMetadata.instance_uuid == Instance.uuid,
             InstanceSystemMetadata.deleted == false()),
@@ -341,6 +355,9 @@ class InstanceFault(NovaBase, Base):
     code: Mapped[int] = mapped_column(Integer, nullable=False)
     message: Mapped[str | None] = mapped_column(String(255))
     details: Mapped[str | None] = mapped_column(Text)
+
+    __carries__: ClassVar[Carries] = Carries(owner=Owner(
+        "instances", lambda: Instance.uuid == InstanceFault.instance_uuid))
 
 
 class BlockDeviceMapping(NovaBase, Base):
@@ -368,7 +385,8 @@ class BlockDeviceMapping(NovaBase, Base):
     no_device: Mapped[bool | None] = mapped_column(Boolean)
     connection_info: Mapped[str | None] = mapped_column(Text)
 
-    __carries__: ClassVar[Carries] = Carries(relations={
+    __carries__: ClassVar[Carries] = Carries(owner=Owner(
+        "instances", lambda: Instance.uuid == BlockDeviceMapping.instance_uuid), relations={
         "instance": Rel("instances", lambda: and_(
             BlockDeviceMapping.instance_uuid == Instance.uuid,
             BlockDeviceMapping.deleted == false()),
@@ -490,6 +508,7 @@ class Volume(NovaBase, Base):
     volume_type_id: Mapped[int | None] = mapped_column(Integer)  # volume_types.id, no FK
 
     __carries__: ClassVar[Carries] = Carries(
+        owner=OWN_PROJECT,
         relations={
             "volume_metadata": Rel("volume_metadata", lambda: and_(
                 VolumeMetadata.volume_id == Volume.id, VolumeMetadata.deleted == false())),
@@ -515,7 +534,8 @@ class VolumeMetadata(NovaBase, Base):
     volume_id: Mapped[str] = mapped_column(String(36), ForeignKey("volumes.id"),
                                            nullable=False)
 
-    __carries__: ClassVar[Carries] = Carries(relations={
+    __carries__: ClassVar[Carries] = Carries(owner=Owner(
+        "volumes", lambda: Volume.id == VolumeMetadata.volume_id), relations={
         "volume": Rel("volumes", lambda: and_(
             VolumeMetadata.volume_id == Volume.id, VolumeMetadata.deleted == false()),
             uselist=False),
@@ -588,7 +608,7 @@ class Snapshot(NovaBase, Base):
     display_name: Mapped[str | None] = mapped_column(String(255))
     display_description: Mapped[str | None] = mapped_column(String(255))
 
-    __carries__: ClassVar[Carries] = Carries(computed=lambda row, config: {
+    __carries__: ClassVar[Carries] = Carries(owner=OWN_PROJECT, computed=lambda row, config: {
         "name": config.snapshot_name_template % row.get("id"),
         "volume_name": config.volume_name_template % row.get("volume_id")})
 
@@ -621,6 +641,9 @@ class SMVolume(NovaBase, Base):
     backend_id: Mapped[int] = mapped_column(Integer, nullable=False)
     vdi_uuid: Mapped[str | None] = mapped_column(String(255))
 
+    __carries__: ClassVar[Carries] = Carries(owner=Owner(
+        "volumes", lambda: Volume.id == SMVolume.id))
+
 
 # --- quotas ---------------------------------------------------------------------------------
 
@@ -632,6 +655,8 @@ class Quota(NovaBase, Base):
     project_id: Mapped[str | None] = mapped_column(String(255))
     resource: Mapped[str | None] = mapped_column(String(255))
     hard_limit: Mapped[int | None] = mapped_column(Integer)
+
+    __carries__: ClassVar[Carries] = Carries(owner=OWN_PROJECT)
 
 
 class QuotaClass(NovaBase, Base):
@@ -655,7 +680,7 @@ class QuotaUsage(NovaBase, Base):
     reserved: Mapped[int | None] = mapped_column(Integer)
     until_refresh: Mapped[int | None] = mapped_column(Integer)
 
-    __carries__: ClassVar[Carries] = Carries(computed=lambda row, _: {
+    __carries__: ClassVar[Carries] = Carries(owner=OWN_PROJECT, computed=lambda row, _: {
         "total": (row.get("in_use") or 0) + (row.get("reserved") or 0)})
 
 
@@ -673,7 +698,7 @@ class Reservation(NovaBase, Base):
     delta: Mapped[int | None] = mapped_column(Integer)
     expire: Mapped[dt.datetime] = mapped_column(DateTime, nullable=False)
 
-    __carries__: ClassVar[Carries] = Carries(relations={
+    __carries__: ClassVar[Carries] = Carries(owner=OWN_PROJECT, relations={
         "usage": Rel("quota_usages", lambda: and_(  # no reverse
             QuotaUsage.id == Reservation.usage_id, QuotaUsage.deleted == false()),
             uselist=False),
@@ -692,6 +717,7 @@ class SecurityGroup(NovaBase, Base):
     project_id: Mapped[str | None] = mapped_column(String(255))
 
     __carries__: ClassVar[Carries] = Carries(
+        owner=OWN_PROJECT,
         relations={
             "instances": Rel(
                 "instances",
@@ -722,6 +748,10 @@ class SecurityGroupInstanceAssociation(NovaBase, Base):
     # refers to instances.uuid (not enforced, models.md §3)
     instance_uuid: Mapped[str | None] = mapped_column(String(36))
 
+    __carries__: ClassVar[Carries] = Carries(owner=Owner(
+        "security_groups",
+        lambda: SecurityGroup.id == SecurityGroupInstanceAssociation.security_group_id))
+
 
 _SGA = SecurityGroupInstanceAssociation
 
@@ -741,6 +771,8 @@ class SecurityGroupIngressRule(NovaBase, Base):
     group_id: Mapped[int | None] = mapped_column(Integer, ForeignKey("security_groups.id"))
 
     __carries__: ClassVar[Carries] = Carries(
+        owner=Owner(
+        "security_groups", lambda: SecurityGroup.id == SecurityGroupIngressRule.parent_group_id),
         relations={
             "parent_group": Rel("security_groups", lambda: and_(
                 SecurityGroupIngressRule.parent_group_id == SecurityGroup.id,
@@ -817,6 +849,8 @@ class Network(NovaBase, Base):
     host: Mapped[str | None] = mapped_column(String(255))
     uuid: Mapped[str | None] = mapped_column(String(36))
 
+    __carries__: ClassVar[Carries] = Carries(owner=OWN_PROJECT)
+
 
 class VirtualInterface(NovaBase, Base):
     __tablename__ = "virtual_interfaces"
@@ -829,6 +863,9 @@ class VirtualInterface(NovaBase, Base):
     network_id: Mapped[int | None] = mapped_column(Integer)
     instance_uuid: Mapped[str] = mapped_column(String(36), nullable=False)  # no FK
     uuid: Mapped[str | None] = mapped_column(String(36))
+
+    __carries__: ClassVar[Carries] = Carries(owner=Owner(
+        "instances", lambda: Instance.uuid == VirtualInterface.instance_uuid))
 
 
 class FixedIp(NovaBase, Base):
@@ -919,7 +956,8 @@ class Console(NovaBase, Base):
     port: Mapped[int | None] = mapped_column(Integer)
     pool_id: Mapped[int | None] = mapped_column(Integer, ForeignKey("console_pools.id"))
 
-    __carries__: ClassVar[Carries] = Carries(relations={
+    __carries__: ClassVar[Carries] = Carries(owner=Owner(
+        "instances", lambda: Instance.uuid == Console.instance_uuid), relations={
         "pool": Rel("console_pools", lambda: Console.pool_id == ConsolePool.id,  # no filter
                     uselist=False),
     })
@@ -1011,6 +1049,9 @@ class BandwidthUsage(NovaBase, Base):
     bw_in: Mapped[int | None] = mapped_column(BigInteger)
     bw_out: Mapped[int | None] = mapped_column(BigInteger)
 
+    __carries__: ClassVar[Carries] = Carries(owner=Owner(
+        "instances", lambda: Instance.uuid == BandwidthUsage.uuid))
+
 
 class S3Image(NovaBase, Base):
     __tablename__ = "s3_images"
@@ -1027,6 +1068,9 @@ class VolumeIdMapping(NovaBase, Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     uuid: Mapped[str] = mapped_column(String(36), nullable=False)
 
+    __carries__: ClassVar[Carries] = Carries(owner=Owner(
+        "volumes", lambda: Volume.id == VolumeIdMapping.uuid))
+
 
 class SnapshotIdMapping(NovaBase, Base):
     __tablename__ = "snapshot_id_mappings"
@@ -1035,6 +1079,9 @@ class SnapshotIdMapping(NovaBase, Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     uuid: Mapped[str] = mapped_column(String(36), nullable=False)
 
+    __carries__: ClassVar[Carries] = Carries(owner=Owner(
+        "snapshots", lambda: Snapshot.id == SnapshotIdMapping.uuid))
+
 
 class InstanceIdMapping(NovaBase, Base):
     __tablename__ = "instance_id_mappings"
@@ -1042,6 +1089,9 @@ class InstanceIdMapping(NovaBase, Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     uuid: Mapped[str] = mapped_column(String(36), nullable=False)
+
+    __carries__: ClassVar[Carries] = Carries(owner=Owner(
+        "instances", lambda: Instance.uuid == InstanceIdMapping.uuid))
 
 
 class TaskLog(NovaBase, Base):

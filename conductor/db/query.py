@@ -12,6 +12,8 @@ from sqlalchemy import ColumnElement, Select, String, Table, false, or_, select,
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.functions import FunctionElement
 
+from conductor.db.base import Base, Config
+from conductor.db.models import carries
 from conductor.db.values import NO_MATCH, lookup_value
 from schemas import exceptions
 from schemas.context import RequestContext
@@ -85,6 +87,31 @@ def project_condition(table: Table, scope: ProjectOnly, project: Any) -> Any:
         return None
     mine = table.c.project_id == project
     return or_(mine, table.c.project_id.is_(None)) if scope == "allow_none" else mine
+
+
+def isolation_condition(table: Table, project: Any) -> ColumnElement[bool] | None:
+    """The rows of ``table`` a user context of ``project`` (a value or a bind parameter)
+    may reach under strict isolation (api-compute.md §1.1 "Isolation"): rows of its
+    project and rows of no project; a row owned through a parent takes the parent's
+    project, deleted parents included, and has none when the parent is missing.  None
+    for tables no project owns (operators' configuration)."""
+    owner = carries(table).owner
+    if owner is None:
+        return None
+    if owner.parent is None:
+        return or_(table.c.project_id == project, table.c.project_id.is_(None))
+    assert owner.on is not None
+    parent = Base.metadata.tables[owner.parent]
+    foreign = (select(parent.c.project_id).where(owner.on(), parent.c.project_id.is_not(None),
+                                                 parent.c.project_id != project)
+               .correlate(table))
+    return ~foreign.exists()
+
+
+def isolated(context: RequestContext, config: Config) -> bool:
+    """Whether ``context``'s reads are isolated to its project: user contexts under the
+    default ``strict`` mode (``--isolation nova`` restores 2012.2's scoping)."""
+    return config.isolation == "strict" and is_user_context(context)
 
 
 def model_query(context: RequestContext, model: Any, *, read_deleted: str | None = None,

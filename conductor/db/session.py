@@ -32,7 +32,16 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from conductor.db import values as vals
 from conductor.db.base import CONFIG, Config, utcnow
 from conductor.db.loading import Loader, complete, loader_for, primary_key, tree_of
-from conductor.db.query import ProjectOnly, deleted_filter, project_condition, scoping, table_of
+from conductor.db.query import (
+    ProjectOnly,
+    deleted_filter,
+    isolated,
+    isolation_condition,
+    model_query,
+    project_condition,
+    scoping,
+    table_of,
+)
 from schemas.context import RequestContext
 
 log = logging.getLogger(__name__)
@@ -108,6 +117,18 @@ class Session:
             complete(table, rows, tree, self.config)
         return rows
 
+    def query(self, context: RequestContext, model: Any, *, read_deleted: str | None = None,
+              project_only: ProjectOnly = False) -> Any:
+        """:func:`~conductor.db.query.model_query` for this call: with strict isolation a
+        user context's query reaches only rows its project owns (or no project owns)."""
+        stmt = model_query(context, model, read_deleted=read_deleted,
+                           project_only=project_only)
+        if not scoping(context, project_only) and isolated(context, self.config):
+            cond = isolation_condition(table_of(model), context.project_id)
+            if cond is not None:
+                stmt = stmt.where(cond)
+        return stmt
+
     async def get_by(self, context: RequestContext, model: Any, column: str, value: Any,
                      joins: Joins = (), *, read_deleted: str | None = None,
                      project_only: ProjectOnly = False, lock: bool = False,
@@ -126,12 +147,14 @@ class Session:
             return None
         mode = read_deleted or context.read_deleted
         scope = scoping(context, project_only)
-        shape = (table.name, column, wanted is None, mode, scope, tuple(joins), lock, bare,
-                 self.loader.name)
+        # project scoping, where asked, is already at least as strict as isolation
+        mine = not scope and isolated(context, self.config)
+        shape = (table.name, column, wanted is None, mode, scope, mine, tuple(joins), lock,
+                 bare, self.loader.name)
         found = _GET_BY.get(shape)
         if found is None:
             found = _GET_BY[shape] = self._get_by_statement(table, col, wanted is None, mode,
-                                                            scope, joins, lock, bare)
+                                                            scope, mine, joins, lock, bare)
         stmt, tree, plan = found
         params = {"_value": wanted, "_project": context.project_id}
         rows = await self._run(stmt, params, table, tree, plan, True)
@@ -160,15 +183,16 @@ class Session:
         return row
 
     def _get_by_statement(self, table: Table, col: Any, is_null: bool, mode: str,
-                          scope: ProjectOnly, joins: Joins, lock: bool,
+                          scope: ProjectOnly, mine: bool, joins: Joins, lock: bool,
                           bare: bool) -> tuple[Any, ...]:
         stmt = select(table)
         visible = deleted_filter(table, mode)
         if visible is not None:
             stmt = stmt.where(visible)
-        mine = project_condition(table, scope, bindparam("_project"))
-        if mine is not None:
-            stmt = stmt.where(mine)
+        for cond in (project_condition(table, scope, bindparam("_project")),
+                     isolation_condition(table, bindparam("_project")) if mine else None):
+            if cond is not None:
+                stmt = stmt.where(cond)
         stmt = stmt.where(col.is_(None) if is_null
                           else col == bindparam("_value", type_=col.type))
         stmt = stmt.order_by(primary_key(table)).limit(1)

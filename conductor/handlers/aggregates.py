@@ -13,7 +13,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, Select, select
 
 from conductor.db.models import Aggregate, AggregateHost, AggregateMetadata
-from conductor.db.query import deleted_filter, equals, model_query, not_deleted
+from conductor.db.query import deleted_filter, equals, not_deleted
 from conductor.db.session import Row, Session
 from conductor.db.values import lookup_int
 from conductor.handlers import api
@@ -100,7 +100,7 @@ async def aggregate_create(session: Session, context: RequestContext, values: An
     cols = session.check(Aggregate, values)
     # Closes the check-then-insert race of two creates with one name.
     await session.lock("aggregate_create")
-    taken = await session.row(model_query(context, Aggregate, read_deleted="no")
+    taken = await session.row(session.query(context, Aggregate, read_deleted="no")
                               .where(equals(aggregates.c.name, values["name"])).limit(1))
     if taken is not None:
         raise exceptions.AggregateNameExists(aggregate_name=values["name"])
@@ -119,7 +119,7 @@ async def aggregate_get(session: Session, context: RequestContext, aggregate_id:
 @api
 async def aggregate_get_by_host(session: Session, context: RequestContext, host: Any,
                                 key: Any = None) -> list[Row]:
-    stmt = model_query(context, Aggregate).where(_on_host(host))
+    stmt = session.query(context, Aggregate).where(_on_host(host))
     if key:
         stmt = stmt.where(_with_metadata(key))
     return await session.rows(stmt.order_by(aggregates.c.id), JOINS)
@@ -128,7 +128,7 @@ async def aggregate_get_by_host(session: Session, context: RequestContext, host:
 @api
 async def aggregate_metadata_get_by_host(session: Session, context: RequestContext,
                                          host: Any, key: Any = None) -> dict[Any, set[Any]]:
-    qualifying: Select[Any] = (model_query(context, Aggregate)
+    qualifying: Select[Any] = (session.query(context, Aggregate)
                                .where(_on_host(host), _with_metadata(key))
                                .with_only_columns(aggregates.c.id))
     # The metadata as the aggregates' _metadata relationship holds it.
@@ -178,7 +178,7 @@ async def aggregate_delete(session: Session, context: RequestContext,
 
 @api
 async def aggregate_get_all(session: Session, context: RequestContext) -> list[Row]:
-    return await session.rows(model_query(context, Aggregate).order_by(aggregates.c.id),
+    return await session.rows(session.query(context, Aggregate).order_by(aggregates.c.id),
                               JOINS)
 
 
@@ -194,7 +194,7 @@ async def aggregate_metadata_add(session: Session, context: RequestContext,
 async def aggregate_metadata_get(session: Session, context: RequestContext,
                                  aggregate_id: Any) -> dict[Any, Any]:
     row = await _aggregate(session, context, aggregate_id, ())
-    items = await session.rows(model_query(context, AggregateMetadata)
+    items = await session.rows(session.query(context, AggregateMetadata)
                                .where(meta.c.aggregate_id == row["id"]).order_by(meta.c.id))
     return {item["key"]: item["value"] for item in items}
 
@@ -231,7 +231,7 @@ async def aggregate_host_add(session: Session, context: RequestContext, aggregat
 async def aggregate_host_get_all(session: Session, context: RequestContext,
                                  aggregate_id: Any) -> list[Any]:
     row = await _aggregate(session, context, aggregate_id, ())
-    return await session.scalars(model_query(context, AggregateHost)
+    return await session.scalars(session.query(context, AggregateHost)
                                  .where(hosts.c.aggregate_id == row["id"])
                                  .order_by(hosts.c.id).with_only_columns(hosts.c.host))
 

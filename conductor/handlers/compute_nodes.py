@@ -7,7 +7,7 @@ from typing import Any
 from sqlalchemy import func, select
 
 from conductor.db.models import ComputeNode, ComputeNodeStat, Service
-from conductor.db.query import equals, model_query, not_deleted
+from conductor.db.query import equals, not_deleted
 from conductor.db.session import Row, Session
 from conductor.db.values import lookup_text
 from conductor.handlers import api
@@ -52,7 +52,7 @@ async def compute_node_get(session: Session, context: RequestContext, compute_id
 
 @api
 async def compute_node_get_all(session: Session, context: RequestContext) -> list[Row]:
-    return await session.rows(model_query(context, ComputeNode).order_by(nodes.c.id), FULL)
+    return await session.rows(session.query(context, ComputeNode).order_by(nodes.c.id), FULL)
 
 
 @api
@@ -63,7 +63,7 @@ async def compute_node_search_by_hypervisor(session: Session, context: RequestCo
         return []  # no hostname can contain it (e.g. NUL) or equal a dict
     pattern = f"%{match}%"
     return await session.rows(
-        model_query(context, ComputeNode)
+        session.query(context, ComputeNode)
         .where(nodes.c.hypervisor_hostname.like(pattern)).order_by(nodes.c.id),
         ("service",))
 

@@ -15,7 +15,7 @@ from sqlalchemy import ColumnElement, and_, or_
 
 from conductor.db import events
 from conductor.db.models import DatabaseSnapshot
-from conductor.db.query import model_query, one_of
+from conductor.db.query import one_of
 from conductor.db.session import Row, Session
 from conductor.db.values import NO_MATCH, lookup_int, lookup_text, lookup_value
 from conductor.handlers import api
@@ -81,7 +81,7 @@ def _exists(cols: Row) -> exceptions.DatabaseSnapshotExists:
 async def database_snapshot_create(session: Session, context: RequestContext,
                                    values: Any) -> Row:
     cols = _check(session, values, creating=True)
-    clash = await session.row(model_query(context, DatabaseSnapshot, read_deleted="no")
+    clash = await session.row(session.query(context, DatabaseSnapshot, read_deleted="no")
                               .where(*(snapshots.c[k] == cols[k] for k in PROVIDER_KEY)))
     if clash is not None:
         raise _exists(cols)
@@ -110,7 +110,7 @@ async def database_snapshot_get_by_provider_id(session: Session, context: Reques
     wanted = {k: lookup_value(snapshots.c[k], v) for k, v in given.items()}
     row = None
     if NO_MATCH not in wanted.values() and None not in wanted.values():
-        row = await session.row(model_query(context, DatabaseSnapshot, read_deleted="no")
+        row = await session.row(session.query(context, DatabaseSnapshot, read_deleted="no")
                                 .where(*(snapshots.c[k] == v for k, v in wanted.items())))
     if row is None:
         raise exceptions.DatabaseSnapshotNotFound(
@@ -174,7 +174,7 @@ async def database_snapshot_get_all(session: Session, context: RequestContext,
                                     sort_dir: Any = "desc", limit: Any = None,
                                     marker: Any = None) -> list[Row]:
     column, desc = _order(sort_key, sort_dir)
-    stmt = model_query(context, DatabaseSnapshot).where(*_filters(filters))
+    stmt = session.query(context, DatabaseSnapshot).where(*_filters(filters))
     if marker is not None:
         try:
             found = await _get(session, context, marker)
@@ -200,7 +200,7 @@ async def database_snapshot_get_all_by_instance(session: Session, context: Reque
         return []
     create_time = snapshots.c.create_time
     return await session.rows(
-        model_query(context, DatabaseSnapshot)
+        session.query(context, DatabaseSnapshot)
         .where(snapshots.c.instance_resource_id == key)
         .order_by(create_time.is_(None), create_time.desc(), snapshots.c.id.desc()))
 

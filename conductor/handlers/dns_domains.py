@@ -7,7 +7,7 @@ from typing import Any
 from sqlalchemy import select
 
 from conductor.db.models import DNSDomain
-from conductor.db.query import equals, model_query, not_deleted
+from conductor.db.query import equals, not_deleted
 from conductor.db.session import Row, Session
 from conductor.handlers import api
 from schemas.context import RequestContext
@@ -17,7 +17,7 @@ domains = DNSDomain.__table__
 
 async def _locked(session: Session, context: RequestContext, fqdomain: Any) -> Row | None:
     # Exact-row lock: concurrent re-registrations of one domain wait for each other.
-    return await session.row(model_query(context, DNSDomain, read_deleted="no")
+    return await session.row(session.query(context, DNSDomain, read_deleted="no")
                              .where(equals(domains.c.domain, fqdomain)).with_for_update())
 
 

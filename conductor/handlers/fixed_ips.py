@@ -18,7 +18,6 @@ from conductor.db.query import (
     equals,
     is_user_context,
     is_uuid_like,
-    model_query,
     not_deleted,
 )
 from conductor.db.session import Row, Session
@@ -74,7 +73,7 @@ async def fixed_ip_associate(session: Session, context: RequestContext, address:
     # An exact address: the lock blocks (§1.10), so a second caller sees the winner's
     # instance and gets FixedIpAlreadyInUse.
     row = await session.one(
-        model_query(context, FixedIp, read_deleted="no")
+        session.query(context, FixedIp, read_deleted="no")
         .where(equals(fixed_ips.c.address, address),
                equals(fixed_ips.c.reserved, reserved), _network_or_none(network_id))
         .order_by(fixed_ips.c.id).limit(1),
@@ -96,7 +95,7 @@ async def fixed_ip_associate_pool(session: Session, context: RequestContext, net
         _require_uuid(instance_uuid)
     # A pool pick: skip rows other callers hold, so they get the next free one (§1.10).
     row = await session.row(
-        model_query(context, FixedIp, read_deleted="no")
+        session.query(context, FixedIp, read_deleted="no")
         .where(_network_or_none(network_id), fixed_ips.c.reserved == false(),
                fixed_ips.c.instance_uuid.is_(None), fixed_ips.c.host.is_(None))
         .order_by(fixed_ips.c.id).limit(1).with_for_update(skip_locked=True))
@@ -175,7 +174,7 @@ async def fixed_ip_get(session: Session, context: RequestContext, id: Any) -> Ro
 
 @api
 async def fixed_ip_get_all(session: Session, context: RequestContext) -> list[Row]:
-    return await session.rows(model_query(context, FixedIp, read_deleted="yes")
+    return await session.rows(session.query(context, FixedIp, read_deleted="yes")
                               .order_by(fixed_ips.c.id), missing=exceptions.NoFixedIpsDefined)
 
 
@@ -190,7 +189,7 @@ async def fixed_ip_get_by_instance(session: Session, context: RequestContext,
                                    instance_uuid: Any) -> list[Row]:
     _require_uuid(instance_uuid)
     return await session.rows(
-        model_query(context, FixedIp, read_deleted="no")
+        session.query(context, FixedIp, read_deleted="no")
         .where(fixed_ips.c.instance_uuid == instance_uuid).order_by(fixed_ips.c.id),
         missing=lambda: exceptions.FixedIpNotFoundForInstance(instance_uuid=instance_uuid))
 
@@ -200,7 +199,7 @@ async def fixed_ip_get_by_network_host(session: Session, context: RequestContext
                                        network_uuid: Any, host: Any) -> Row:
     # Despite its name the parameter is the integer network id (§3.3).
     return await session.one(
-        model_query(context, FixedIp, read_deleted="no")
+        session.query(context, FixedIp, read_deleted="no")
         .where(equals(fixed_ips.c.network_id, network_uuid), equals(fixed_ips.c.host, host))
         .order_by(fixed_ips.c.id).limit(1),
         lambda: exceptions.FixedIpNotFoundForNetworkHost(network_id=network_uuid, host=host))
@@ -209,7 +208,7 @@ async def fixed_ip_get_by_network_host(session: Session, context: RequestContext
 @api
 async def fixed_ips_by_virtual_interface(session: Session, context: RequestContext,
                                          vif_id: Any) -> list[Row]:
-    return await session.rows(model_query(context, FixedIp, read_deleted="no")
+    return await session.rows(session.query(context, FixedIp, read_deleted="no")
                               .where(equals(fixed_ips.c.virtual_interface_id, vif_id))
                               .order_by(fixed_ips.c.id))
 

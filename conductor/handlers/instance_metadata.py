@@ -14,7 +14,7 @@ from sqlalchemy import Table, select
 from conductor.db import keyvalue
 from conductor.db.base import utcnow
 from conductor.db.models import InstanceInfoCache, InstanceMetadata, InstanceSystemMetadata
-from conductor.db.query import deleted_filter, model_query
+from conductor.db.query import deleted_filter
 from conductor.db.session import Row, Session
 from conductor.db.values import lookup_text
 from conductor.handlers import api
@@ -39,7 +39,7 @@ async def _visible_items(session: Session, context: RequestContext, table: Table
     if key is None:
         return []
     return await session.rows(
-        model_query(context, table, read_deleted=read_deleted)
+        session.query(context, table, read_deleted=read_deleted)
         .where(table.c.instance_uuid == key).order_by(table.c.id))
 
 

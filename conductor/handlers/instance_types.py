@@ -9,7 +9,7 @@ from sqlalchemy import ColumnElement, Select, exists, false, or_, select
 
 from conductor.db.keyvalue import with_specs_dict
 from conductor.db.models import InstanceTypeExtraSpecs, InstanceTypeProjects, InstanceTypes
-from conductor.db.query import equals, model_query, not_deleted
+from conductor.db.query import equals, not_deleted
 from conductor.db.session import Row, Session, rows_as_dict
 from conductor.db.values import check_value
 from conductor.handlers import api
@@ -55,8 +55,8 @@ def _live_flavor_ids(flavor_id: Any) -> Select[Any]:
                                       equals(flavors.c.flavorid, flavor_id))
 
 
-def _live_specs(context: RequestContext, flavor_id: Any) -> Select[Any]:
-    return (model_query(context, InstanceTypeExtraSpecs, read_deleted="no")
+def _live_specs(session: Session, context: RequestContext, flavor_id: Any) -> Select[Any]:
+    return (session.query(context, InstanceTypeExtraSpecs, read_deleted="no")
             .where(specs.c.instance_type_id.in_(_live_flavor_ids(flavor_id))))
 
 
@@ -71,7 +71,7 @@ async def instance_type_create(session: Session, context: RequestContext, values
     name = values["name"]
     # Closes the check-then-insert race between two creates of the same flavor.
     await session.lock("instance_type_create")
-    visible = model_query(context, InstanceTypes).limit(1)
+    visible = session.query(context, InstanceTypes).limit(1)
     for column, value in ((flavors.c.name, name), (flavors.c.flavorid, values["flavorid"])):
         if await session.row(visible.where(equals(column, value))) is not None:
             raise exceptions.InstanceTypeExists(name=name)  # keyed by name either way
@@ -106,7 +106,7 @@ async def instance_type_get_all(session: Session, context: RequestContext,
     filters = filters or {}
     if not isinstance(filters, dict):
         raise exceptions.InvalidInput(reason="instance_type_get_all: filters must be a dict")
-    stmt = model_query(context, InstanceTypes, read_deleted="yes" if inactive else "no")
+    stmt = session.query(context, InstanceTypes, read_deleted="yes" if inactive else "no")
     for key, column in (("min_memory_mb", "memory_mb"), ("min_root_gb", "root_gb")):
         if key in filters:
             stmt = stmt.where(_at_least(column, filters[key]))
@@ -156,7 +156,7 @@ async def instance_type_destroy(session: Session, context: RequestContext, name:
 @api
 async def instance_type_access_get_by_flavor_id(session: Session, context: RequestContext,
                                                 flavor_id: Any) -> list[Row]:
-    row = await session.row(model_query(context, InstanceTypes)
+    row = await session.row(session.query(context, InstanceTypes)
                             .where(equals(flavors.c.flavorid, flavor_id))
                             .order_by(flavors.c.id).limit(1), ("projects",))
     if row is None:
@@ -176,7 +176,7 @@ async def instance_type_access_add(session: Session, context: RequestContext,
                                    flavor_id: Any, project_id: Any) -> Row:
     flavor = await _by_flavorid(session, context, flavor_id, specs_too=False)
     await _lock(session, flavor)
-    found = await session.row(model_query(context, InstanceTypeProjects, read_deleted="yes")
+    found = await session.row(session.query(context, InstanceTypeProjects, read_deleted="yes")
                               .where(*_access_conditions(flavor, project_id))
                               .order_by(access.c.id).limit(1))
     if found is None:
@@ -205,7 +205,7 @@ async def instance_type_access_remove(session: Session, context: RequestContext,
 async def instance_type_extra_specs_get(session: Session, context: RequestContext,
                                         flavor_id: Any) -> dict[str, Any]:
     # ascending id: if a key has several rows, the newest one wins
-    rows = await session.rows(_live_specs(context, flavor_id).order_by(specs.c.id))
+    rows = await session.rows(_live_specs(session, context, flavor_id).order_by(specs.c.id))
     return rows_as_dict(rows)
 
 
@@ -231,7 +231,7 @@ async def instance_type_extra_specs_update_or_create(session: Session,
         cols = session.check(InstanceTypeExtraSpecs,
                              {"key": key, "value": value, "instance_type_id": flavor["id"],
                               "deleted": False})
-        existing = await session.row(_live_specs(context, flavor_id)
+        existing = await session.row(_live_specs(session, context, flavor_id)
                                      .where(equals(specs.c.key, key))
                                      .order_by(specs.c.id).limit(1))
         if existing is None:

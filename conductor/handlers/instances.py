@@ -26,7 +26,7 @@ from conductor.db.models import (
     SecurityGroup,
     SecurityGroupInstanceAssociation,
 )
-from conductor.db.query import equals, model_query, not_deleted, one_of, require_uuid
+from conductor.db.query import equals, not_deleted, one_of, require_uuid
 from conductor.db.session import Row, Session
 from conductor.db.values import convert, lookup_int
 from conductor.handlers import api
@@ -187,7 +187,7 @@ def _joins(columns_to_join: Any) -> tuple[str, ...]:
 async def instance_get_all(session: Session, context: RequestContext,
                            columns_to_join: Any = None) -> list[Row]:
     joins = _joins(columns_to_join)
-    return await session.rows(model_query(context, Instance).order_by(instances.c.id), joins)
+    return await session.rows(session.query(context, Instance).order_by(instances.c.id), joins)
 
 
 def _datetime_arg(name: str, value: Any) -> dt.datetime | None:
@@ -200,11 +200,11 @@ def _datetime_arg(name: str, value: Any) -> dt.datetime | None:
             reason=f"{name} must be a datetime, got {type(value).__name__}") from None
 
 
-def _active_by_window(context: RequestContext, begin: Any, end: Any, project_id: Any,
-                      host: Any) -> Select[Any]:
+def _active_by_window(session: Session, context: RequestContext, begin: Any, end: Any,
+                      project_id: Any, host: Any) -> Select[Any]:
     start, stop = _datetime_arg("begin", begin), _datetime_arg("end", end)
     # Deleted rows always count: read_deleted is ignored (api-compute.md §3.6).
-    stmt = model_query(context, Instance, read_deleted="yes")
+    stmt = session.query(context, Instance, read_deleted="yes")
     terminated = instances.c.terminated_at
     stmt = stmt.where(terminated.is_(None) if start is None
                       else or_(terminated.is_(None), terminated > start))
@@ -221,7 +221,7 @@ def _active_by_window(context: RequestContext, begin: Any, end: Any, project_id:
 async def instance_get_active_by_window(session: Session, context: RequestContext,
                                         begin: Any, end: Any = None, project_id: Any = None,
                                         host: Any = None) -> list[Row]:
-    return await session.rows(_active_by_window(context, begin, end, project_id, host))
+    return await session.rows(_active_by_window(session, context, begin, end, project_id, host))
 
 
 @api
@@ -229,13 +229,13 @@ async def instance_get_active_by_window_joined(session: Session, context: Reques
                                                begin: Any, end: Any = None,
                                                project_id: Any = None,
                                                host: Any = None) -> list[Row]:
-    return await session.rows(_active_by_window(context, begin, end, project_id, host),
+    return await session.rows(_active_by_window(session, context, begin, end, project_id, host),
                               LISTED)
 
 
 async def _listed(session: Session, context: RequestContext,
                   *where: ColumnElement[bool]) -> list[Row]:
-    return await session.rows(model_query(context, Instance).where(*where)
+    return await session.rows(session.query(context, Instance).where(*where)
                               .order_by(instances.c.id), LISTED)
 
 
@@ -279,7 +279,7 @@ async def instance_get_floating_address(session: Session, context: RequestContex
         lambda: exceptions.FixedIpNotFoundForInstance(instance_uuid=instance["uuid"]),
         read_deleted="no")
     return await session.scalar(  # type: ignore[no-any-return]
-        model_query(context, FloatingIp).where(floating_ips.c.fixed_ip_id == fixed["id"])
+        session.query(context, FloatingIp).where(floating_ips.c.fixed_ip_id == fixed["id"])
         .order_by(floating_ips.c.id).limit(1).with_only_columns(floating_ips.c.address))
 
 
@@ -300,7 +300,7 @@ async def instance_get_all_hung_in_rebooting(session: Session, context: RequestC
     except OverflowError:
         raise exceptions.InvalidInput(reason="reboot_window is out of range") from None
     return await session.rows(
-        model_query(context, Instance, read_deleted="yes")
+        session.query(context, Instance, read_deleted="yes")
         .where(instances.c.task_state == "rebooting", instances.c.updated_at <= cutoff)
         .order_by(instances.c.id))
 

@@ -7,7 +7,7 @@ from typing import Any
 from sqlalchemy import func, select
 
 from conductor.db.models import IscsiTarget
-from conductor.db.query import equals, model_query, not_deleted
+from conductor.db.query import equals, not_deleted
 from conductor.db.session import Row, Session
 from conductor.handlers import api
 from schemas import exceptions
@@ -19,7 +19,7 @@ targets = IscsiTarget.__table__
 @api
 async def iscsi_target_count_by_host(session: Session, context: RequestContext,
                                      host: Any) -> int:
-    stmt = (model_query(context, IscsiTarget).where(equals(targets.c.host, host))
+    stmt = (session.query(context, IscsiTarget).where(equals(targets.c.host, host))
             .with_only_columns(func.count(), maintain_column_froms=True))
     return int(await session.scalar(stmt))
 

@@ -9,7 +9,7 @@ from typing import Any
 
 from conductor.db.base import utcnow
 from conductor.db.models import Migration
-from conductor.db.query import equals, model_query
+from conductor.db.query import equals
 from conductor.db.session import Row, Session
 from conductor.handlers import api
 from schemas import exceptions
@@ -46,7 +46,7 @@ async def migration_get(session: Session, context: RequestContext, migration_id:
 async def migration_get_by_instance_and_status(session: Session, context: RequestContext,
                                                instance_uuid: Any, status: Any) -> Row:
     return await session.one(
-        model_query(context, Migration, read_deleted="yes")
+        session.query(context, Migration, read_deleted="yes")
         .where(equals(migrations.c.instance_uuid, instance_uuid),
                equals(migrations.c.status, status))
         .order_by(migrations.c.id).limit(1),
@@ -81,7 +81,7 @@ async def migration_get_unconfirmed_by_dest_compute(session: Session,
         # a window beyond the calendar: nothing (or everything) is old enough
         cutoff = dt.datetime.min if seconds > 0 else dt.datetime.max
     # ``<=`` never holds for NULL: a migration never updated since creation is not listed.
-    return await session.rows(model_query(context, Migration, read_deleted="yes")
+    return await session.rows(session.query(context, Migration, read_deleted="yes")
                               .where(migrations.c.updated_at <= cutoff,
                                      migrations.c.status == "finished",
                                      equals(migrations.c.dest_compute, dest_compute))

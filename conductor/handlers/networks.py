@@ -11,7 +11,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, Select, and_, false, func, or_, select, true
 
 from conductor.db.models import FixedIp, Instance, Network, VirtualInterface
-from conductor.db.query import ProjectOnly, equals, model_query, not_deleted, one_of, require_admin
+from conductor.db.query import ProjectOnly, equals, not_deleted, one_of, require_admin
 from conductor.db.session import Row, Session
 from conductor.db.values import lookup_int, lookup_text
 from conductor.handlers import api
@@ -74,7 +74,7 @@ async def network_associate(session: Session, context: RequestContext, project_i
 
 @api
 async def network_count(session: Session, context: RequestContext) -> int:
-    stmt = model_query(context, Network).with_only_columns(func.count(),
+    stmt = session.query(context, Network).with_only_columns(func.count(),
                                                            maintain_column_froms=True)
     return int(await session.scalar(stmt))
 
@@ -154,7 +154,7 @@ async def network_get_all_by_uuids(session: Session, context: RequestContext,
                                       "must be a list")
     # SQL IN: a None in the list matches no row.
     wanted = [u for u in network_uuids if u is not None]
-    rows = await session.rows(model_query(context, Network, read_deleted="no",
+    rows = await session.rows(session.query(context, Network, read_deleted="no",
                                           project_only=project_only)
                               .where(one_of(networks.c.uuid, wanted))
                               .order_by(networks.c.id), missing=exceptions.NoNetworksFound)
@@ -240,7 +240,7 @@ async def network_get_all_by_instance(session: Session, context: RequestContext,
 @api
 async def network_get_all_by_host(session: Session, context: RequestContext,
                                   host: Any) -> list[Row]:
-    with_host = model_query(context, FixedIp).where(equals(fixed_ips.c.host, host)) \
+    with_host = session.query(context, FixedIp).where(equals(fixed_ips.c.host, host)) \
         .with_only_columns(fixed_ips.c.network_id)
     return await session.rows(_live().where(or_(equals(networks.c.host, host),
                                                 networks.c.id.in_(with_host)))

@@ -17,7 +17,6 @@ from conductor.db.query import (
     authorize_project,
     authorize_quota_class,
     equals,
-    model_query,
     not_deleted,
 )
 from conductor.db.session import Row, Session
@@ -31,17 +30,18 @@ usages = QuotaUsage.__table__
 reservations = Reservation.__table__
 
 
-def project_rows(context: RequestContext, model: Any, project_id: Any) -> Select[Any]:
+def project_rows(session: Session, context: RequestContext, model: Any,
+                 project_id: Any) -> Select[Any]:
     """The project's live rows of ``model`` in id order (quotas, usages, reservations)."""
     table = model.__table__
-    return (model_query(context, model, read_deleted="no")
+    return (session.query(context, model, read_deleted="no")
             .where(equals(table.c.project_id, project_id)).order_by(table.c.id))
 
 
-def _pair(context: RequestContext, model: Any, key: str, key_value: Any,
+def _pair(session: Session, context: RequestContext, model: Any, key: str, key_value: Any,
           resource: Any) -> Select[Any]:
     table = model.__table__
-    return (model_query(context, model, read_deleted="no")
+    return (session.query(context, model, read_deleted="no")
             .where(equals(table.c[key], key_value), equals(table.c.resource, resource))
             .order_by(table.c.id).limit(1))
 
@@ -50,7 +50,7 @@ def _pair(context: RequestContext, model: Any, key: str, key_value: Any,
 
 async def _quota(session: Session, context: RequestContext, project_id: Any,
                  resource: Any) -> Row:
-    return await session.one(_pair(context, Quota, "project_id", project_id, resource),
+    return await session.one(_pair(session, context, Quota, "project_id", project_id, resource),
                              lambda: exceptions.ProjectQuotaNotFound(project_id=project_id))
 
 
@@ -72,7 +72,7 @@ async def quota_get_all_by_project(session: Session, context: RequestContext,
                                    project_id: Any) -> dict[str, Any]:
     authorize_project(context, project_id)
     result: dict[str, Any] = {"project_id": project_id}
-    for row in await session.rows(project_rows(context, Quota, project_id)):
+    for row in await session.rows(project_rows(session, context, Quota, project_id)):
         result[row["resource"]] = row["hard_limit"]
     return result
 
@@ -95,7 +95,7 @@ async def quota_destroy(session: Session, context: RequestContext, project_id: A
 async def quota_destroy_all_by_project(session: Session, context: RequestContext,
                                        project_id: Any) -> None:
     # Usages are locked before reservations, the order every quota call keeps (§4.3).
-    await session.execute(project_rows(context, QuotaUsage, project_id).with_for_update())
+    await session.execute(project_rows(session, context, QuotaUsage, project_id).with_for_update())
     for model in (Quota, QuotaUsage, Reservation):
         table = model.__table__
         await session.soft_delete_where(model, not_deleted(table),
@@ -106,7 +106,8 @@ async def quota_destroy_all_by_project(session: Session, context: RequestContext
 
 async def _quota_class(session: Session, context: RequestContext, class_name: Any,
                        resource: Any) -> Row:
-    return await session.one(_pair(context, QuotaClass, "class_name", class_name, resource),
+    return await session.one(_pair(session, context, QuotaClass, "class_name", class_name,
+                                   resource),
                              lambda: exceptions.QuotaClassNotFound(class_name=class_name))
 
 
@@ -127,7 +128,7 @@ async def quota_class_get(session: Session, context: RequestContext, class_name:
 async def quota_class_get_all_by_name(session: Session, context: RequestContext,
                                       class_name: Any) -> dict[str, Any]:
     authorize_quota_class(context, class_name)
-    rows = await session.rows(model_query(context, QuotaClass, read_deleted="no")
+    rows = await session.rows(session.query(context, QuotaClass, read_deleted="no")
                               .where(equals(classes.c.class_name, class_name))
                               .order_by(classes.c.id))
     result: dict[str, Any] = {"class_name": class_name}
@@ -161,7 +162,8 @@ async def quota_class_destroy_all_by_name(session: Session, context: RequestCont
 
 async def _usage(session: Session, context: RequestContext, project_id: Any,
                  resource: Any) -> Row:
-    return await session.one(_pair(context, QuotaUsage, "project_id", project_id, resource),
+    return await session.one(_pair(session, context, QuotaUsage, "project_id", project_id,
+                                   resource),
                              lambda: exceptions.QuotaUsageNotFound(project_id=project_id))
 
 
@@ -192,7 +194,7 @@ async def quota_usage_get_all_by_project(session: Session, context: RequestConte
                                          project_id: Any) -> dict[str, Any]:
     authorize_project(context, project_id)
     result: dict[str, Any] = {"project_id": project_id}
-    for row in await session.rows(project_rows(context, QuotaUsage, project_id)):
+    for row in await session.rows(project_rows(session, context, QuotaUsage, project_id)):
         result[row["resource"]] = {"in_use": row["in_use"], "reserved": row["reserved"]}
     return result
 

@@ -370,7 +370,7 @@ async def reservation_get(session: Session, context: RequestContext, uuid: Any) 
 async def reservation_get_all_by_project(session: Session, context: RequestContext,
                                          project_id: Any) -> dict[str, Any]:
     authorize_project(context, project_id)
-    rows = await session.rows(project_rows(context, Reservation, project_id))
+    rows = await session.rows(project_rows(session, context, Reservation, project_id))
     result: dict[str, Any] = {"project_id": project_id}
     for row in rows:
         result.setdefault(row["resource"], {})[row["uuid"]] = row["delta"]

@@ -19,7 +19,7 @@ from conductor.db.models import (
     SecurityGroupIngressRule,
     SecurityGroupInstanceAssociation,
 )
-from conductor.db.query import authorize_project, equals, model_query, not_deleted
+from conductor.db.query import authorize_project, equals, not_deleted
 from conductor.db.session import Row, Session
 from conductor.db.values import lookup_int
 from conductor.handlers import api
@@ -78,7 +78,7 @@ async def _group_count(session: Session, *where: ColumnElement[bool]) -> int:
 
 @api
 async def security_group_get_all(session: Session, context: RequestContext) -> list[Row]:
-    return await session.rows(model_query(context, SecurityGroup).order_by(groups.c.id),
+    return await session.rows(session.query(context, SecurityGroup).order_by(groups.c.id),
                               ("rules",))
 
 
@@ -103,7 +103,7 @@ async def security_group_get_by_name(session: Session, context: RequestContext,
 async def security_group_get_by_project(session: Session, context: RequestContext,
                                         project_id: Any) -> list[Row]:
     return await session.rows(
-        model_query(context, SecurityGroup, read_deleted="no")
+        session.query(context, SecurityGroup, read_deleted="no")
         .where(equals(groups.c.project_id, project_id)).order_by(groups.c.id), ("rules",))
 
 
@@ -116,7 +116,7 @@ async def security_group_get_by_instance(session: Session, context: RequestConte
         return []
     linked = _linked_instance(links.c.security_group_id == groups.c.id,
                               instances.c.id == key)
-    return await session.rows(model_query(context, SecurityGroup, read_deleted="no")
+    return await session.rows(session.query(context, SecurityGroup, read_deleted="no")
                               .where(linked).order_by(groups.c.id), ("rules",))
 
 
@@ -187,7 +187,7 @@ async def _rules_by(session: Session, context: RequestContext, column: Any, grou
     key = lookup_int(group_id)
     if key is None:
         return []
-    return await session.rows(model_query(context, SecurityGroupIngressRule)
+    return await session.rows(session.query(context, SecurityGroupIngressRule)
                               .where(column == key).order_by(rules.c.id), joins)
 
 
@@ -249,7 +249,7 @@ async def provider_fw_rule_create(session: Session, context: RequestContext,
 
 @api
 async def provider_fw_rule_get_all(session: Session, context: RequestContext) -> list[Row]:
-    return await session.rows(model_query(context, ProviderFirewallRule)
+    return await session.rows(session.query(context, ProviderFirewallRule)
                               .order_by(fw_rules.c.id))
 
 

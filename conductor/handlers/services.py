@@ -8,7 +8,7 @@ from sqlalchemy import false, func, select
 
 from conductor.db.base import CONFIG
 from conductor.db.models import ComputeNode, Instance, Service, Volume
-from conductor.db.query import equals, model_query, not_deleted
+from conductor.db.query import equals, not_deleted
 from conductor.db.session import Row, Session
 from conductor.handlers import api
 from schemas import exceptions
@@ -30,7 +30,7 @@ async def service_destroy(session: Session, context: RequestContext, instance_id
     await session.soft_delete(Service, service)
     if service["topic"] == "compute":
         nodes = await session.rows(
-            model_query(context, ComputeNode, read_deleted="no")
+            session.query(context, ComputeNode, read_deleted="no")
             .where(ComputeNode.__table__.c.service_id == service["id"]))
         for node in nodes:
             await session.soft_delete(ComputeNode, node)
@@ -45,7 +45,7 @@ async def service_get(session: Session, context: RequestContext, service_id: Any
 async def service_get_by_host_and_topic(session: Session, context: RequestContext,
                                         host: Any, topic: Any) -> Row | None:
     return await session.row(
-        model_query(context, Service, read_deleted="no")
+        session.query(context, Service, read_deleted="no")
         .where(equals(services.c.host, host), equals(services.c.topic, topic),
                services.c.disabled == false())
         .order_by(services.c.id).limit(1))
@@ -54,7 +54,7 @@ async def service_get_by_host_and_topic(session: Session, context: RequestContex
 @api
 async def service_get_all(session: Session, context: RequestContext,
                           disabled: Any = None) -> list[Row]:
-    stmt = model_query(context, Service)
+    stmt = session.query(context, Service)
     if disabled is not None:
         stmt = stmt.where(services.c.disabled == bool(disabled))
     return await session.rows(stmt.order_by(services.c.id))
@@ -64,7 +64,7 @@ async def service_get_all(session: Session, context: RequestContext,
 async def service_get_all_by_topic(session: Session, context: RequestContext,
                                    topic: Any) -> list[Row]:
     return await session.rows(
-        model_query(context, Service, read_deleted="no")
+        session.query(context, Service, read_deleted="no")
         .where(equals(services.c.topic, topic), services.c.disabled == false())
         .order_by(services.c.id))
 
@@ -73,7 +73,7 @@ async def service_get_all_by_topic(session: Session, context: RequestContext,
 async def service_get_all_by_host(session: Session, context: RequestContext,
                                   host: Any) -> list[Row]:
     return await session.rows(
-        model_query(context, Service, read_deleted="no")
+        session.query(context, Service, read_deleted="no")
         .where(equals(services.c.host, host)).order_by(services.c.id))
 
 
@@ -81,7 +81,7 @@ async def service_get_all_by_host(session: Session, context: RequestContext,
 async def service_get_all_compute_by_host(session: Session, context: RequestContext,
                                           host: Any) -> list[Row]:
     return await session.rows(
-        model_query(context, Service, read_deleted="no")
+        session.query(context, Service, read_deleted="no")
         .where(equals(services.c.host, host), services.c.topic == "compute")
         .order_by(services.c.id), ("compute_node",),
         missing=lambda: exceptions.ComputeHostNotFound(host=host))
@@ -125,7 +125,7 @@ async def service_get_all_volume_sorted(session: Session,
 async def service_get_by_args(session: Session, context: RequestContext, host: Any,
                               binary: Any) -> Row:
     return await session.one(
-        model_query(context, Service)
+        session.query(context, Service)
         .where(equals(services.c.host, host), equals(services.c.binary, binary))
         .order_by(services.c.id).limit(1),
         lambda: exceptions.HostBinaryNotFound(host=host, binary=binary))

@@ -15,7 +15,7 @@ from sqlalchemy import func, or_, select, update
 from conductor.db import keyvalue
 from conductor.db.base import utcnow
 from conductor.db.models import IscsiTarget, Volume, VolumeMetadata
-from conductor.db.query import authorize_project, equals, model_query, not_deleted, require_uuid
+from conductor.db.query import authorize_project, equals, not_deleted, require_uuid
 from conductor.db.session import Row, Session, rows_as_dict
 from conductor.db.values import convert
 from conductor.handlers import api
@@ -55,7 +55,7 @@ async def _replace_metadata(session: Session, context: RequestContext, volume: R
     wanted = [session.check(VolumeMetadata, {"key": k, "value": v, "volume_id": volume["id"]})
               for k, v in given.items()]
     items = await session.rows(
-        model_query(context, VolumeMetadata, read_deleted="no")
+        session.query(context, VolumeMetadata, read_deleted="no")
         .where(volume_meta.c.volume_id == volume["id"]).order_by(volume_meta.c.id))
     await keyvalue.merge(session, VolumeMetadata.__table__, items, wanted, bool(delete))
 
@@ -85,13 +85,13 @@ async def volume_get(session: Session, context: RequestContext, volume_id: Any) 
 
 @api
 async def volume_get_all(session: Session, context: RequestContext) -> list[Row]:
-    return await session.rows(model_query(context, Volume).order_by(volumes.c.id), JOINS)
+    return await session.rows(session.query(context, Volume).order_by(volumes.c.id), JOINS)
 
 
 @api
 async def volume_get_all_by_host(session: Session, context: RequestContext,
                                  host: Any) -> list[Row]:
-    return await session.rows(model_query(context, Volume)
+    return await session.rows(session.query(context, Volume)
                               .where(equals(volumes.c.host, host))
                               .order_by(volumes.c.id), JOINS)
 
@@ -99,7 +99,7 @@ async def volume_get_all_by_host(session: Session, context: RequestContext,
 @api
 async def volume_get_all_by_instance_uuid(session: Session, context: RequestContext,
                                           instance_uuid: Any) -> list[Row]:
-    return await session.rows(model_query(context, Volume, read_deleted="no")
+    return await session.rows(session.query(context, Volume, read_deleted="no")
                               .where(equals(volumes.c.instance_uuid, instance_uuid))
                               .order_by(volumes.c.id), JOINS)
 
@@ -108,7 +108,7 @@ async def volume_get_all_by_instance_uuid(session: Session, context: RequestCont
 async def volume_get_all_by_project(session: Session, context: RequestContext,
                                     project_id: Any) -> list[Row]:
     authorize_project(context, project_id)
-    return await session.rows(model_query(context, Volume)
+    return await session.rows(session.query(context, Volume)
                               .where(equals(volumes.c.project_id, project_id))
                               .order_by(volumes.c.id), JOINS)
 
@@ -212,7 +212,7 @@ async def volume_metadata_get(session: Session, context: RequestContext,
     volume = await load_volume(session, context, volume_id, ())
     # id order: with duplicate keys the newest row wins
     return rows_as_dict(await session.rows(
-        model_query(context, VolumeMetadata, read_deleted="no")
+        session.query(context, VolumeMetadata, read_deleted="no")
         .where(volume_meta.c.volume_id == volume["id"]).order_by(volume_meta.c.id)))
 
 

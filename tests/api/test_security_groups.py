@@ -6,6 +6,7 @@ import asyncio
 import pytest
 from sqlalchemy import update
 
+from conductor.db.base import CONFIG
 from conductor.db.models import SecurityGroup
 from schemas import exceptions
 from schemas.context import RequestContext, get_admin_context
@@ -65,7 +66,9 @@ async def test_create_get_and_scoping(db, admin, user, other_user):
         await _group(db, ANON)
 
 
-async def test_get_all_by_project_and_count(db, admin, user, other_user):
+async def test_get_all_by_project_and_count(db, admin, user, other_user, monkeypatch):
+    # reads across projects as 2012.2 answers them (strict isolation: test_isolation.py)
+    monkeypatch.setattr(CONFIG, "isolation", "nova")
     g1 = await _group(db, user, "a")
     g2 = await _group(db, other_user, "b", project_id="project2", user_id="user2")
     g3 = await _group(db, user, "c")

@@ -1,0 +1,57 @@
+"""Isolation of user contexts (api-compute.md §1.1 "Isolation"): under the default
+``strict`` mode a user context of project B reaching project A's rows finds nothing; under
+``nova`` it sees what 2012.2 showed.  Through the client (RabbitMQ -> conductor ->
+PostgreSQL) and on SQLite."""
+
+import pytest
+
+from conductor.db.base import CONFIG
+from schemas import exceptions
+
+MINE = {"project_id": "project1", "user_id": "user1"}
+
+
+@pytest.fixture(params=["strict", "nova"])
+def isolation(request, monkeypatch):
+    monkeypatch.setattr(CONFIG, "isolation", request.param)
+    return request.param
+
+
+async def _project_a(db, user):
+    inst = await db.instance_create(user, {**MINE, "metadata": {"k": "v"},
+                                           "system_metadata": {"s": "t"}})
+    await db.block_device_mapping_create(user, {"instance_uuid": inst["uuid"],
+                                                "device_name": "/dev/vdb"})
+    group = await db.security_group_create(user, {**MINE, "name": "web"})
+    rule = await db.security_group_rule_create(user, {"parent_group_id": group["id"],
+                                                      "cidr": "0.0.0.0/0"})
+    return inst, group, rule
+
+
+async def test_reads_of_another_projects_rows(db, admin, user, other_user, isolation):
+    inst, group, rule = await _project_a(db, user)
+    strict = isolation == "strict"
+    # owned through the instance
+    assert await db.instance_metadata_get(other_user, inst["uuid"]) == \
+        ({} if strict else {"k": "v"})
+    assert await db.instance_system_metadata_get(other_user, inst["uuid"]) == \
+        ({} if strict else {"s": "t"})
+    mappings = await db.block_device_mapping_get_all_by_instance(other_user, inst["uuid"])
+    assert len(mappings) == (0 if strict else 1)
+    # the project's own security groups and rules
+    mine = [g["id"] for g in await db.security_group_get_all(admin)]  # default and web
+    assert group["id"] in mine
+    seen = [g["id"] for g in await db.security_group_get_all(other_user)]
+    assert seen == ([] if strict else mine)
+    if strict:
+        with pytest.raises(exceptions.SecurityGroupNotFoundForRule):
+            await db.security_group_rule_get(other_user, rule["id"])
+    else:
+        assert (await db.security_group_rule_get(other_user, rule["id"]))["id"] == rule["id"]
+    # the owner, admins and rows of no project are never restricted
+    assert await db.instance_metadata_get(user, inst["uuid"]) == {"k": "v"}
+    shared = await db.security_group_create(admin, {"name": "shared"})
+    assert shared["id"] in [g["id"] for g in await db.security_group_get_all(other_user)]
+    # 2012.2's own scoping holds in both modes
+    with pytest.raises(exceptions.InstanceNotFound):
+        await db.instance_get_by_uuid(other_user, inst["uuid"])
