@@ -21,6 +21,7 @@ from sqlalchemy import (
     delete,
     func,
     insert,
+    not_,
     select,
     text,
     update,
@@ -123,11 +124,30 @@ class Session:
         user context's query reaches only rows its project owns (or no project owns)."""
         stmt = model_query(context, model, read_deleted=read_deleted,
                            project_only=project_only)
-        if not scoping(context, project_only) and isolated(context, self.config):
-            cond = isolation_condition(table_of(model), context.project_id)
-            if cond is not None:
-                stmt = stmt.where(cond)
+        if not scoping(context, project_only):
+            stmt = stmt.where(*self.visible(context, model))
         return stmt
+
+    def visible(self, context: RequestContext, model: Any) -> tuple[Any, ...]:
+        """The conditions that keep ``model``'s rows of other projects out of a
+        statement for ``context`` (none for admins, ``nova`` isolation and tables no
+        project owns): for counts, yes/no answers and writes that name rows by key."""
+        if not isolated(context, self.config):
+            return ()
+        cond = isolation_condition(table_of(model), context.project_id)
+        return () if cond is None else (cond,)
+
+    async def foreign(self, context: RequestContext, model: Any, *where: Any) -> bool:
+        """Whether a row of ``model`` matching ``where`` belongs to another project than
+        ``context``'s (always False where :meth:`visible` restricts nothing): a write
+        naming such a row changes nothing and answers as if the row were missing."""
+        visible = self.visible(context, model)
+        if not visible:
+            return False
+        table = table_of(model)
+        found = await self.scalar(select(primary_key(table)).where(*where, not_(visible[0]))
+                                  .limit(1))
+        return found is not None
 
     async def get_by(self, context: RequestContext, model: Any, column: str, value: Any,
                      joins: Joins = (), *, read_deleted: str | None = None,

@@ -45,10 +45,11 @@ def _linked_instance(*where: ColumnElement[bool]) -> ColumnElement[bool]:
             .exists())
 
 
-def _by_name(project_id: Any, group_name: Any) -> Any:
+def _by_name(session: Session, context: RequestContext, project_id: Any,
+             group_name: Any) -> Any:
     # Non-deleted only, whatever the context says.
-    return (select(groups)
-            .where(not_deleted(groups), equals(groups.c.project_id, project_id),
+    return (session.query(context, SecurityGroup, read_deleted="no")
+            .where(equals(groups.c.project_id, project_id),
                    equals(groups.c.name, group_name))
             .order_by(groups.c.id).limit(1))
 
@@ -60,7 +61,7 @@ async def ensure_default_group(session: Session, context: RequestContext) -> tup
     # Serialises the lookup-or-create per project, so two first calls (or two first
     # instance_create calls) make one group.
     await session.lock("security_group_default", context.project_id)
-    found = await session.row(_by_name(context.project_id, "default"), bare=True)
+    found = await session.row(_by_name(session, context, context.project_id, "default"), bare=True)
     if found is not None:
         return (True, found)
     group = await session.insert(SecurityGroup, {
@@ -94,7 +95,7 @@ async def security_group_get(session: Session, context: RequestContext,
 @api
 async def security_group_get_by_name(session: Session, context: RequestContext,
                                      project_id: Any, group_name: Any) -> Row:
-    return await session.one(_by_name(project_id, group_name),
+    return await session.one(_by_name(session, context, project_id, group_name),
                              lambda: exceptions.SecurityGroupNotFoundForProject(
                                  project_id=project_id, security_group_id=group_name))
 
@@ -123,7 +124,8 @@ async def security_group_get_by_instance(session: Session, context: RequestConte
 @api
 async def security_group_exists(session: Session, context: RequestContext, project_id: Any,
                                 group_name: Any) -> bool:
-    return await session.row(_by_name(project_id, group_name), bare=True) is not None
+    found = await session.row(_by_name(session, context, project_id, group_name), bare=True)
+    return found is not None
 
 
 @api
@@ -132,8 +134,9 @@ async def security_group_in_use(session: Session, context: RequestContext,
     key = lookup_int(group_id)
     if key is None:
         return False
-    return bool(await session.scalar(select(_linked_instance(links.c.security_group_id
-                                                             == key))))
+    linked = _linked_instance(links.c.security_group_id == key,
+                              *session.visible(context, SecurityGroupInstanceAssociation))
+    return bool(await session.scalar(select(linked)))
 
 
 @api
@@ -141,6 +144,8 @@ async def security_group_create(session: Session, context: RequestContext,
                                 values: Any) -> Row:
     # No (project, name) uniqueness: callers ask security_group_exists first.
     row = await session.insert(SecurityGroup, values, echo=values)
+    if await session.foreign(context, SecurityGroup, groups.c.id == row["id"]):
+        raise exceptions.NotAuthorized()  # a group in another project
     await session.load(SecurityGroup, [row])
     return row
 
@@ -157,8 +162,8 @@ async def security_group_ensure_default(session: Session,
 async def security_group_destroy(session: Session, context: RequestContext,
                                  security_group_id: Any) -> None:
     key = lookup_int(security_group_id)
-    if key is None:
-        return
+    if key is None or await session.foreign(context, SecurityGroup, groups.c.id == key):
+        return  # another project's group is as absent as a missing one
     await session.soft_delete_where(SecurityGroup, groups.c.id == key)
     await session.soft_delete_where(SecurityGroupInstanceAssociation,
                                     links.c.security_group_id == key)
@@ -195,6 +200,9 @@ async def _rules_by(session: Session, context: RequestContext, column: Any, grou
 async def security_group_rule_create(session: Session, context: RequestContext,
                                      values: Any) -> Row:
     row = await session.insert(SecurityGroupIngressRule, values, echo=values)
+    if await session.foreign(context, SecurityGroupIngressRule, rules.c.id == row["id"]):
+        # a rule for another project's group: that group is not found, nothing is kept
+        raise exceptions.SecurityGroupNotFound(security_group_id=row["parent_group_id"])
     await session.load(SecurityGroupIngressRule, [row])
     return row
 
@@ -236,7 +244,8 @@ async def security_group_rule_count_by_group(session: Session, context: RequestC
         return 0
     return int(await session.scalar(
         select(func.count(rules.c.id))
-        .where(not_deleted(rules), rules.c.parent_group_id == key)) or 0)
+        .where(not_deleted(rules), rules.c.parent_group_id == key,
+               *session.visible(context, SecurityGroupIngressRule))) or 0)
 
 
 # --- provider firewall rules (§5.8) ----------------------------------------------------------

@@ -55,3 +55,29 @@ async def test_reads_of_another_projects_rows(db, admin, user, other_user, isola
     # 2012.2's own scoping holds in both modes
     with pytest.raises(exceptions.InstanceNotFound):
         await db.instance_get_by_uuid(other_user, inst["uuid"])
+
+
+async def test_answers_and_writes_about_another_projects_group(db, user, other_user,
+                                                               isolation):
+    inst, group, rule = await _project_a(db, user)
+    await db.instance_add_security_group(user, inst["uuid"], group["id"])
+    strict = isolation == "strict"
+    assert await db.security_group_exists(other_user, "project1", "web") is not strict
+    assert await db.security_group_in_use(other_user, group["id"]) is not strict
+    assert await db.security_group_rule_count_by_group(other_user, group["id"]) == \
+        (0 if strict else 1)
+    opening = {"parent_group_id": group["id"], "protocol": "tcp", "from_port": 1,
+               "to_port": 65535, "cidr": "0.0.0.0/0"}
+    if strict:
+        with pytest.raises(exceptions.SecurityGroupNotFound):
+            await db.security_group_rule_create(other_user, opening)
+        with pytest.raises(exceptions.NotAuthorized):
+            await db.security_group_create(other_user, {**MINE, "name": "planted"})
+        assert await db.security_group_destroy(other_user, group["id"]) is None
+        # project A's group is unchanged: one rule, not deleted
+        got = await db.security_group_get(user, group["id"])
+        assert [r["id"] for r in got["rules"]] == [rule["id"]]
+    else:
+        await db.security_group_rule_create(other_user, opening)
+        await db.security_group_destroy(other_user, group["id"])
+        assert await db.security_group_exists(user, "project1", "web") is False

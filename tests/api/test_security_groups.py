@@ -91,7 +91,9 @@ async def test_get_all_by_project_and_count(db, admin, user, other_user, monkeyp
         await db.security_group_count_by_project(user, "project2")
 
 
-async def test_get_by_name_and_exists(db, user, other_user):
+async def test_get_by_name_and_exists(db, user, other_user, monkeypatch):
+    # reads across projects as 2012.2 answers them (strict isolation: test_isolation.py)
+    monkeypatch.setattr(CONFIG, "isolation", "nova")
     group = await _group(db, user)
     inst = await _instance(db, user, groups=("web",))
     await _rule(db, user, group["id"])
@@ -172,7 +174,9 @@ async def test_concurrent_ensure_default_makes_one_group(db, user):
     assert await db.security_group_count_by_project(user, "project1") == 1
 
 
-async def test_destroy(db, admin, user):
+async def test_destroy(db, admin, user, monkeypatch):
+    # reads across projects as 2012.2 answers them (strict isolation: test_isolation.py)
+    monkeypatch.setattr(CONFIG, "isolation", "nova")
     target = await _group(db, user, "target")
     granting = await _group(db, user, "granting")
     own = await _rule(db, user, target["id"])
