@@ -358,7 +358,7 @@ async def instance_destroy(session: Session, context: RequestContext, instance_u
         raise exceptions.ConstraintNotMet()
     await session.soft_delete_where(SecurityGroupInstanceAssociation,
                                     links.c.instance_uuid == row["uuid"])
-    await delete_info_cache(session, row["uuid"], existing=row["info_cache"])
+    await delete_info_cache(session, context, row["uuid"], existing=row["info_cache"])
     # The bulk soft delete chose deleted_at; show it on the row returned.
     fresh = (await session.execute(select(instances.c.deleted, instances.c.deleted_at)
                                    .where(instances.c.id == row["id"]))).one()

@@ -81,3 +81,36 @@ async def test_answers_and_writes_about_another_projects_group(db, user, other_u
         await db.security_group_rule_create(other_user, opening)
         await db.security_group_destroy(other_user, group["id"])
         assert await db.security_group_exists(user, "project1", "web") is False
+
+
+async def test_writes_about_another_projects_instance(db, user, other_user, isolation):
+    inst, _, _ = await _project_a(db, user)
+    uuid = inst["uuid"]
+    await db.instance_info_cache_update(user, uuid, {"network_info": "[mine]"})
+    strict = isolation == "strict"
+    writes = [
+        lambda: db.instance_metadata_update(other_user, uuid, {"k": "x"}, True),
+        lambda: db.instance_metadata_delete(other_user, uuid, "k"),
+        lambda: db.instance_system_metadata_update(other_user, uuid, {"s": "x"}, False),
+        lambda: db.instance_info_cache_update(other_user, uuid, {"network_info": "[]"}),
+        lambda: db.instance_info_cache_delete(other_user, uuid),
+    ]
+    for write in writes:
+        if strict:
+            with pytest.raises(exceptions.InstanceNotFound) as info:
+                await write()
+            assert info.value.kwargs["instance_id"] == uuid
+        else:
+            await write()
+    seen = await db.instance_info_cache_get(other_user, uuid)
+    assert (seen is None) if strict else seen["deleted"] is True
+    # project A's rows are unchanged under strict isolation
+    got = await db.instance_get_by_uuid(user, uuid)
+    if strict:
+        assert await db.instance_metadata_get(user, uuid) == {"k": "v"}
+        assert await db.instance_system_metadata_get(user, uuid) == {"s": "t"}
+        assert got["info_cache"]["network_info"] == "[mine]"
+    # rows of an instance nobody has are not refused
+    orphan = "00000000-0000-0000-0000-000000000000"
+    await db.instance_metadata_update(other_user, orphan, {"a": "b"}, False)
+    assert await db.instance_metadata_get(other_user, orphan) == {"a": "b"}
