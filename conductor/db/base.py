@@ -1,19 +1,19 @@
-"""Declarative base, the four columns every table has, and the relationship registry.
+"""Declarative base, the four columns every table has, and how a table declares what its
+rows carry (:class:`Carries`).
 
 Handlers work with SQLAlchemy Core on plain row dicts (one round trip per statement, no
-identity map), so relationships are not ORM ``relationship()`` objects: each is declared once
-with :func:`relation`, naming its join condition exactly as ``models.md`` gives it (soft-delete
-filters included), and the loaders in :mod:`conductor.db.query` read this registry.
+identity map), so relationships are not ORM ``relationship()`` objects: each table lists
+its own in a ``__carries__`` attribute, and :mod:`conductor.db.loading` reads them.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
-from sqlalchemy import Boolean, ColumnElement, DateTime, MetaData, Table, false
+from sqlalchemy import Boolean, ColumnElement, DateTime, MetaData, false
 from sqlalchemy.orm import DeclarativeBase, Mapped, declared_attr, mapped_column
 
 NAMING = {
@@ -54,47 +54,55 @@ class NovaBase:
         return mapped_column(Boolean, default=False, server_default=false())
 
 
-@dataclass
-class Relation:
-    """One relationship: rows of ``target`` joined to a ``parent`` row.
+@dataclass(frozen=True)
+class Rel:
+    """One relationship as a table declares it: rows of the table named ``target``.
 
-    ``join`` is the full join condition between ``parent`` and ``target`` (through
-    ``secondary`` when given, in which case ``join`` relates parent to secondary and
-    ``secondary_join`` secondary to target).
+    ``on`` is the whole join condition exactly as models.md states it (soft-delete
+    filters included).  Through an association table, ``on`` relates the declaring
+    table to ``through`` and ``through_on`` relates ``through`` to the target.  The
+    conditions are functions so that they may name models declared further down.
     """
 
-    parent: Table
-    name: str
-    target: Table
-    join: Callable[[], ColumnElement[bool]]
+    target: str
+    on: Callable[[], ColumnElement[bool]]
     uselist: bool = True
-    secondary: Table | None = None
-    secondary_join: Callable[[], ColumnElement[bool]] | None = None
+    through: str | None = None
+    through_on: Callable[[], ColumnElement[bool]] | None = None
 
 
-RELATIONS: dict[tuple[str, str], Relation] = {}
+@dataclass(frozen=True)
+class Carries:
+    """What a row of one table carries beyond its columns, declared next to the table.
 
-# table name -> function(row dict) -> {extra key: value}, for computed attributes
-COMPUTED: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {}
+    ``relations`` are what callers may ask to nest (``joins``); ``always`` are loaded
+    on every top-level row a function returns, because Nova's objects loaded them on
+    first access and its callers read them (api-compute.md §1.6); ``computed`` adds
+    derived keys (models.md §1.2); relationships named ``_x`` only feed ``computed``
+    and are dropped from the result, as Nova's iteritems() skips ``_`` attributes;
+    ``owner`` says which project owns a row (None: operators' configuration, no project).
+    """
 
-
-def relation(parent: Any, name: str, target: Any, join: Callable[[], ColumnElement[bool]],
-             *, uselist: bool = True, secondary: Any = None,
-             secondary_join: Callable[[], ColumnElement[bool]] | None = None) -> Relation:
-    """Register ``parent.name``; ``parent``/``target``/``secondary`` are models or tables."""
-    rel = Relation(_table(parent), name, _table(target), join, uselist,
-                   _table(secondary) if secondary is not None else None, secondary_join)
-    RELATIONS[(rel.parent.name, name)] = rel
-    return rel
-
-
-def get_relation(table: Table | str, name: str) -> Relation:
-    key = table if isinstance(table, str) else table.name
-    return RELATIONS[(key, name)]
+    relations: Mapping[str, Rel] = field(default_factory=dict)
+    always: tuple[str, ...] = ()
+    owner: Owner | None = None
+    computed: Callable[[Mapping[str, Any], Config], dict[str, Any]] | None = None
 
 
-def _table(obj: Any) -> Table:
-    return obj if isinstance(obj, Table) else obj.__table__
+NOTHING = Carries()
+
+
+@dataclass(frozen=True)
+class Owner:
+    """Which project owns a row (api-compute.md §1.1 "Isolation"): its own ``project_id``
+    column, or the ``project_id`` of the ``parent`` table's row that ``on`` names
+    (deleted or not); a row whose parent is missing or has no project has none."""
+
+    parent: str | None = None
+    on: Callable[[], ColumnElement[bool]] | None = None
+
+
+OWN_PROJECT = Owner()
 
 
 @dataclass
@@ -106,6 +114,9 @@ class Config:
     snapshot_name_template: str = "snapshot-%s"
     enable_new_services: bool = True
     strict_values: bool = False
+    # "strict": a user context never reaches another project's rows (api-compute.md
+    # §1.1 "Isolation"); "nova": 2012.2's scoping exactly
+    isolation: Literal["strict", "nova"] = "strict"
     extra: dict[str, Any] = field(default_factory=dict)
 
 

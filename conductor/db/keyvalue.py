@@ -1,4 +1,5 @@
-"""Key/value child rows (instance and volume metadata): Nova's update-or-create merge."""
+"""Key/value child rows (metadata, extra specs): Nova's update-or-create merge, and the
+``{key: value}`` dicts getters return for them."""
 
 from __future__ import annotations
 
@@ -6,7 +7,14 @@ from typing import Any
 
 from sqlalchemy import Table
 
-from conductor.db.session import Row, Session
+from conductor.db.session import Row, Session, rows_as_dict
+
+
+def with_specs_dict(row: Row, key: str = "extra_specs") -> Row:
+    """``row`` with its loaded ``key`` rows as ``{key: value}`` (flavor and volume type
+    getters, api-compute.md §3.8)."""
+    row[key] = rows_as_dict(row[key])
+    return row
 
 
 async def merge(session: Session, table: Table, items: list[Row], wanted: list[Row],
@@ -22,7 +30,7 @@ async def merge(session: Session, table: Table, items: list[Row], wanted: list[R
     for item in items:
         by_key.setdefault(item["key"], []).append(item)
         if delete and item["key"] not in wanted_keys:
-            await session.update(table, item, {"deleted": True}, checked=True)
+            await session.soft_delete(table, item, flag_only=True)
     for row in wanted:
         existing = by_key.get(row["key"])
         if existing:

@@ -2,10 +2,10 @@
 
 Columns, types, nullability and Python-side defaults are those of ``models.md`` §2; where
 the model and the migration-built schema differ, the schema the Nova tests ran against wins
-(§3), as noted at each place.  Relationships are not ORM ``relationship()`` objects but
-entries of the :func:`~conductor.db.base.relation` registry, made in
-:mod:`conductor.db.relations` (imported at the end of this module); computed attributes
-(§1.2) are registered in ``COMPUTED`` here.
+(§3), as noted at each place.  What a row carries beyond its columns (relationships with
+their join conditions exactly as models.md §2 states them, the relationships every result
+carries, computed attributes of §1.2) is declared in the table's ``__carries__``
+(:class:`~conductor.db.base.Carries`); :mod:`conductor.db.loading` reads it.
 
 Foreign keys.  Folsom's tests ran on SQLite without FK enforcement, so nothing in Nova ever
 failed for a missing parent; PostgreSQL enforces every FK we declare.  Hence:
@@ -26,8 +26,9 @@ failed for a missing parent; PostgreSQL enforces every FK we declare.  Hence:
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable, Mapping
-from typing import Any, cast
+import functools
+from collections.abc import Mapping
+from typing import Any, ClassVar, cast
 
 from sqlalchemy import (
     BigInteger,
@@ -42,14 +43,24 @@ from sqlalchemy import (
     Text,
     TextClause,
     UniqueConstraint,
+    and_,
     false,
     text,
     true,
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
-from conductor.db import base as _base
-from conductor.db.base import COMPUTED, Base, NovaBase, utcnow
+from conductor.db.base import (
+    NOTHING,
+    OWN_PROJECT,
+    Base,
+    Carries,
+    Config,
+    NovaBase,
+    Owner,
+    Rel,
+    utcnow,
+)
 
 
 def _zero() -> TextClause:
@@ -59,6 +70,40 @@ def _zero() -> TextClause:
 def _now_text() -> str:
     # task_log periods are text columns; Nova assigned a datetime, stored as str(datetime)
     return str(utcnow())
+
+
+# --- computed attributes (models.md §1.2) ---------------------------------------------------
+
+def instance_name(row: Mapping[str, Any], config: Config) -> str:
+    """``instance['name']``: ``instance_name_template`` applied to the row.
+
+    ``%08x``-style templates get the integer id; templates with named fields get every
+    column value (never ``name``); a field the row cannot fill gives the uuid.
+    """
+    template = config.instance_name_template
+    try:
+        return template % row.get("id")
+    except (TypeError, ValueError):
+        pass  # not a positional template: try the named fields
+    info = {key: row.get(key) for key in Instance.__table__.c.keys() if key != "name"}
+    try:
+        return template % info
+    except KeyError:
+        pass  # a field no column fills (``name`` included): the uuid, as in Nova
+    except (TypeError, ValueError):
+        pass  # Nova would raise; a template usable neither way names it by uuid too
+    return cast(str, row.get("uuid"))
+
+
+def _aggregate_computed(row: Mapping[str, Any], config: Config) -> dict[str, Any]:
+    # Derived only from relationships the caller loaded; the joins already drop deleted
+    # rows and every row of a deleted aggregate.
+    out: dict[str, Any] = {}
+    if "_hosts" in row:
+        out["hosts"] = [h["host"] for h in row["_hosts"] or ()]
+    if "_metadata" in row:
+        out["metadetails"] = {m["key"]: m["value"] for m in row["_metadata"] or ()}
+    return out
 
 
 # --- services and compute nodes -------------------------------------------------------------
@@ -77,6 +122,11 @@ class Service(NovaBase, Base):
                                                   server_default=false())
     availability_zone: Mapped[str | None] = mapped_column(String(255), default="nova",
                                                           server_default="nova")
+
+    __carries__: ClassVar[Carries] = Carries(relations={
+        "compute_node": Rel("compute_nodes", lambda: and_(
+            ComputeNode.service_id == Service.id, ComputeNode.deleted == false())),
+    })
 
 
 class ComputeNode(NovaBase, Base):
@@ -101,6 +151,15 @@ class ComputeNode(NovaBase, Base):
     cpu_info: Mapped[str | None] = mapped_column(Text)
     disk_available_least: Mapped[int | None] = mapped_column(Integer)
 
+    __carries__: ClassVar[Carries] = Carries(relations={
+        "service": Rel("services", lambda: and_(
+            Service.id == ComputeNode.service_id, ComputeNode.deleted == false()),
+            uselist=False),
+        "stats": Rel("compute_node_stats", lambda: and_(
+            ComputeNodeStat.compute_node_id == ComputeNode.id,
+            ComputeNodeStat.deleted == false())),
+    })
+
 
 class ComputeNodeStat(NovaBase, Base):
     __tablename__ = "compute_node_stats"
@@ -112,6 +171,13 @@ class ComputeNodeStat(NovaBase, Base):
     # checked at commit: see the module docstring (compute_node_update)
     compute_node_id: Mapped[int | None] = mapped_column(
         Integer, ForeignKey("compute_nodes.id", deferrable=True, initially="DEFERRED"))
+
+    # the stat's side of the relationship is (confusingly) also called "stats"
+    __carries__: ClassVar[Carries] = Carries(relations={
+        "stats": Rel("compute_nodes", lambda: and_(
+            ComputeNodeStat.compute_node_id == ComputeNode.id,
+            ComputeNodeStat.deleted == false()), uselist=False),
+    })
 
 
 class Certificate(NovaBase, Base):
@@ -192,6 +258,37 @@ class Instance(NovaBase, Base):
     disable_terminate: Mapped[bool] = mapped_column(Boolean, nullable=False, default=False,
                                                     server_default=false())
 
+    __carries__: ClassVar[Carries] = Carries(
+        owner=OWN_PROJECT,
+        relations={
+            "info_cache": Rel("instance_info_caches",  # no delete filter
+                              lambda: InstanceInfoCache.instance_uuid == Instance.uuid,
+                              uselist=False),
+            "instance_type": Rel("instance_types",  # no delete filter
+                                 lambda: InstanceTypes.id == Instance.instance_type_id,
+                                 uselist=False),
+            "metadata": Rel("instance_metadata", lambda: and_(
+                InstanceMetadata.instance_uuid == Instance.uuid,
+                InstanceMetadata.deleted == false())),
+            "system_metadata": Rel("instance_system_metadata", lambda: and_(
+                InstanceSystemMetadata.instance_uuid == Instance.uuid,
+                InstanceSystemMetadata.deleted == false())),
+            "block_device_mapping": Rel("block_device_mapping", lambda: and_(
+                BlockDeviceMapping.instance_uuid == Instance.uuid,
+                BlockDeviceMapping.deleted == false())),
+            # many-to-many: association live, group live, instance live
+            "security_groups": Rel(
+                "security_groups",
+                lambda: and_(_SGA.instance_uuid == Instance.uuid, _SGA.deleted == false(),
+                             Instance.deleted == false()),
+                through="security_group_instance_association",
+                through_on=lambda: and_(_SGA.security_group_id == SecurityGroup.id,
+                                        SecurityGroup.deleted == false())),
+        },
+        always=("system_metadata",),
+        computed=lambda row, config: {"name": instance_name(row, config)},
+    )
+
 
 class InstanceInfoCache(NovaBase, Base):
     __tablename__ = "instance_info_caches"
@@ -200,6 +297,13 @@ class InstanceInfoCache(NovaBase, Base):
     network_info: Mapped[str | None] = mapped_column(Text)
     # refers to instances.uuid (not enforced, models.md §3); one row per instance
     instance_uuid: Mapped[str] = mapped_column(String(36), nullable=False, unique=True)
+
+    __carries__: ClassVar[Carries] = Carries(owner=Owner(
+        "instances", lambda: Instance.uuid == InstanceInfoCache.instance_uuid), relations={
+        "instance": Rel("instances",  # no delete filter
+                        lambda: InstanceInfoCache.instance_uuid == Instance.uuid,
+                        uselist=False),
+    })
 
 
 class InstanceMetadata(NovaBase, Base):
@@ -212,6 +316,14 @@ class InstanceMetadata(NovaBase, Base):
     # refers to instances.uuid (not enforced, models.md §3)
     instance_uuid: Mapped[str] = mapped_column(String(36), nullable=False)
 
+    __carries__: ClassVar[Carries] = Carries(owner=Owner(
+        "instances", lambda: Instance.uuid == InstanceMetadata.instance_uuid), relations={
+        "instance": Rel("instances", lambda: and_(
+            InstanceMetadata.instance_uuid == Instance.uuid,
+            InstanceMetadata.deleted == false()),
+            uselist=False),
+    })
+
 
 class InstanceSystemMetadata(NovaBase, Base):
     __tablename__ = "instance_system_metadata"
@@ -222,6 +334,14 @@ class InstanceSystemMetadata(NovaBase, Base):
     value: Mapped[str | None] = mapped_column(String(255))
     # refers to instances.uuid (not enforced, models.md §3)
     instance_uuid: Mapped[str] = mapped_column(String(36), nullable=False)
+
+    __carries__: ClassVar[Carries] = Carries(owner=Owner(
+        "instances", lambda: Instance.uuid == InstanceSystemMetadata.instance_uuid), relations={
+        "instance": Rel("instances", lambda: and_(
+            InstanceSystemMetadata.instance_uuid == Instance.uuid,
+            InstanceSystemMetadata.deleted == false()),
+            uselist=False),
+    })
 
 
 class InstanceFault(NovaBase, Base):
@@ -235,6 +355,9 @@ class InstanceFault(NovaBase, Base):
     code: Mapped[int] = mapped_column(Integer, nullable=False)
     message: Mapped[str | None] = mapped_column(String(255))
     details: Mapped[str | None] = mapped_column(Text)
+
+    __carries__: ClassVar[Carries] = Carries(owner=Owner(
+        "instances", lambda: Instance.uuid == InstanceFault.instance_uuid))
 
 
 class BlockDeviceMapping(NovaBase, Base):
@@ -261,6 +384,14 @@ class BlockDeviceMapping(NovaBase, Base):
     volume_size: Mapped[int | None] = mapped_column(Integer)
     no_device: Mapped[bool | None] = mapped_column(Boolean)
     connection_info: Mapped[str | None] = mapped_column(Text)
+
+    __carries__: ClassVar[Carries] = Carries(owner=Owner(
+        "instances", lambda: Instance.uuid == BlockDeviceMapping.instance_uuid), relations={
+        "instance": Rel("instances", lambda: and_(
+            BlockDeviceMapping.instance_uuid == Instance.uuid,
+            BlockDeviceMapping.deleted == false()),
+            uselist=False),
+    })
 
 
 class Migration(NovaBase, Base):
@@ -299,6 +430,17 @@ class InstanceTypes(NovaBase, Base):
     is_public: Mapped[bool | None] = mapped_column(Boolean, default=True,
                                                    server_default=true())
 
+    __carries__: ClassVar[Carries] = Carries(relations={
+        "instances": Rel("instances",  # no delete filter
+                         lambda: Instance.instance_type_id == InstanceTypes.id),
+        "extra_specs": Rel("instance_type_extra_specs", lambda: and_(
+            InstanceTypeExtraSpecs.instance_type_id == InstanceTypes.id,
+            InstanceTypeExtraSpecs.deleted == false())),
+        "projects": Rel("instance_type_projects", lambda: and_(
+            InstanceTypeProjects.instance_type_id == InstanceTypes.id,
+            InstanceTypeProjects.deleted == false())),
+    })
+
 
 class InstanceTypeProjects(NovaBase, Base):
     __tablename__ = "instance_type_projects"
@@ -309,6 +451,13 @@ class InstanceTypeProjects(NovaBase, Base):
     instance_type_id: Mapped[int] = mapped_column(Integer, ForeignKey("instance_types.id"),
                                                   nullable=False)
     project_id: Mapped[str | None] = mapped_column(String(255))
+
+    __carries__: ClassVar[Carries] = Carries(relations={
+        "instance_type": Rel("instance_types", lambda: and_(
+            InstanceTypeProjects.instance_type_id == InstanceTypes.id,
+            InstanceTypeProjects.deleted == false()),
+            uselist=False),
+    })
 
 
 class InstanceTypeExtraSpecs(NovaBase, Base):
@@ -321,6 +470,13 @@ class InstanceTypeExtraSpecs(NovaBase, Base):
     value: Mapped[str | None] = mapped_column(String(255))
     instance_type_id: Mapped[int] = mapped_column(Integer, ForeignKey("instance_types.id"),
                                                   nullable=False)
+
+    __carries__: ClassVar[Carries] = Carries(relations={
+        "instance_type": Rel("instance_types", lambda: and_(
+            InstanceTypeExtraSpecs.instance_type_id == InstanceTypes.id,
+            InstanceTypeExtraSpecs.deleted == false()),
+            uselist=False),
+    })
 
 
 # --- volumes and snapshots ------------------------------------------------------------------
@@ -351,6 +507,22 @@ class Volume(NovaBase, Base):
     provider_auth: Mapped[str | None] = mapped_column(String(255))
     volume_type_id: Mapped[int | None] = mapped_column(Integer)  # volume_types.id, no FK
 
+    __carries__: ClassVar[Carries] = Carries(
+        owner=OWN_PROJECT,
+        relations={
+            "volume_metadata": Rel("volume_metadata", lambda: and_(
+                VolumeMetadata.volume_id == Volume.id, VolumeMetadata.deleted == false())),
+            # unlike a flavor, a deleted volume type is not returned
+            "volume_type": Rel("volume_types", lambda: and_(
+                VolumeTypes.id == Volume.volume_type_id, VolumeTypes.deleted == false()),
+                uselist=False),
+            "iscsi_target": Rel("iscsi_targets", lambda: and_(
+                IscsiTarget.volume_id == Volume.id, IscsiTarget.deleted == false()),
+                uselist=False),
+        },
+        computed=lambda row, config: {"name": config.volume_name_template % row.get("id")},
+    )
+
 
 class VolumeMetadata(NovaBase, Base):
     __tablename__ = "volume_metadata"
@@ -362,12 +534,27 @@ class VolumeMetadata(NovaBase, Base):
     volume_id: Mapped[str] = mapped_column(String(36), ForeignKey("volumes.id"),
                                            nullable=False)
 
+    __carries__: ClassVar[Carries] = Carries(owner=Owner(
+        "volumes", lambda: Volume.id == VolumeMetadata.volume_id), relations={
+        "volume": Rel("volumes", lambda: and_(
+            VolumeMetadata.volume_id == Volume.id, VolumeMetadata.deleted == false()),
+            uselist=False),
+    })
+
 
 class VolumeTypes(NovaBase, Base):
     __tablename__ = "volume_types"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     name: Mapped[str | None] = mapped_column(String(255))
+
+    __carries__: ClassVar[Carries] = Carries(relations={
+        "volumes": Rel("volumes", lambda: and_(
+            VolumeTypes.id == Volume.volume_type_id, VolumeTypes.deleted == false())),
+        "extra_specs": Rel("volume_type_extra_specs", lambda: and_(
+            VolumeTypeExtraSpecs.volume_type_id == VolumeTypes.id,
+            VolumeTypeExtraSpecs.deleted == false())),
+    })
 
 
 class VolumeTypeExtraSpecs(NovaBase, Base):
@@ -379,6 +566,12 @@ class VolumeTypeExtraSpecs(NovaBase, Base):
     value: Mapped[str | None] = mapped_column(String(255))
     # refers to volume_types.id; not enforced: update_or_create does not check the type
     volume_type_id: Mapped[int] = mapped_column(Integer, nullable=False)
+
+    __carries__: ClassVar[Carries] = Carries(relations={
+        "volume_type": Rel("volume_types", lambda: and_(
+            VolumeTypeExtraSpecs.volume_type_id == VolumeTypes.id,
+            VolumeTypeExtraSpecs.deleted == false()), uselist=False),
+    })
 
 
 class IscsiTarget(NovaBase, Base):
@@ -394,6 +587,12 @@ class IscsiTarget(NovaBase, Base):
     host: Mapped[str | None] = mapped_column(String(255))
     volume_id: Mapped[str | None] = mapped_column(String(36), ForeignKey("volumes.id"))
 
+    __carries__: ClassVar[Carries] = Carries(relations={
+        "volume": Rel("volumes", lambda: and_(
+            Volume.id == IscsiTarget.volume_id, IscsiTarget.deleted == false()),
+            uselist=False),
+    })
+
 
 class Snapshot(NovaBase, Base):
     __tablename__ = "snapshots"
@@ -408,6 +607,10 @@ class Snapshot(NovaBase, Base):
     volume_size: Mapped[int | None] = mapped_column(Integer)
     display_name: Mapped[str | None] = mapped_column(String(255))
     display_description: Mapped[str | None] = mapped_column(String(255))
+
+    __carries__: ClassVar[Carries] = Carries(owner=OWN_PROJECT, computed=lambda row, config: {
+        "name": config.snapshot_name_template % row.get("id"),
+        "volume_name": config.volume_name_template % row.get("volume_id")})
 
 
 class SMFlavors(NovaBase, Base):
@@ -438,6 +641,9 @@ class SMVolume(NovaBase, Base):
     backend_id: Mapped[int] = mapped_column(Integer, nullable=False)
     vdi_uuid: Mapped[str | None] = mapped_column(String(255))
 
+    __carries__: ClassVar[Carries] = Carries(owner=Owner(
+        "volumes", lambda: Volume.id == SMVolume.id))
+
 
 # --- quotas ---------------------------------------------------------------------------------
 
@@ -449,6 +655,8 @@ class Quota(NovaBase, Base):
     project_id: Mapped[str | None] = mapped_column(String(255))
     resource: Mapped[str | None] = mapped_column(String(255))
     hard_limit: Mapped[int | None] = mapped_column(Integer)
+
+    __carries__: ClassVar[Carries] = Carries(owner=OWN_PROJECT)
 
 
 class QuotaClass(NovaBase, Base):
@@ -472,6 +680,9 @@ class QuotaUsage(NovaBase, Base):
     reserved: Mapped[int | None] = mapped_column(Integer)
     until_refresh: Mapped[int | None] = mapped_column(Integer)
 
+    __carries__: ClassVar[Carries] = Carries(owner=OWN_PROJECT, computed=lambda row, _: {
+        "total": (row.get("in_use") or 0) + (row.get("reserved") or 0)})
+
 
 class Reservation(NovaBase, Base):
     __tablename__ = "reservations"
@@ -487,6 +698,12 @@ class Reservation(NovaBase, Base):
     delta: Mapped[int | None] = mapped_column(Integer)
     expire: Mapped[dt.datetime] = mapped_column(DateTime, nullable=False)
 
+    __carries__: ClassVar[Carries] = Carries(owner=OWN_PROJECT, relations={
+        "usage": Rel("quota_usages", lambda: and_(  # no reverse
+            QuotaUsage.id == Reservation.usage_id, QuotaUsage.deleted == false()),
+            uselist=False),
+    })
+
 
 # --- security groups and firewall -----------------------------------------------------------
 
@@ -498,6 +715,23 @@ class SecurityGroup(NovaBase, Base):
     description: Mapped[str | None] = mapped_column(String(255))
     user_id: Mapped[str | None] = mapped_column(String(255))
     project_id: Mapped[str | None] = mapped_column(String(255))
+
+    __carries__: ClassVar[Carries] = Carries(
+        owner=OWN_PROJECT,
+        relations={
+            "instances": Rel(
+                "instances",
+                lambda: and_(_SGA.security_group_id == SecurityGroup.id,
+                             _SGA.deleted == false(), SecurityGroup.deleted == false()),
+                through="security_group_instance_association",
+                through_on=lambda: and_(_SGA.instance_uuid == Instance.uuid,
+                                        Instance.deleted == false())),
+            "rules": Rel("security_group_rules", lambda: and_(
+                SecurityGroupIngressRule.parent_group_id == SecurityGroup.id,
+                SecurityGroupIngressRule.deleted == false())),
+        },
+        always=("rules", "instances"),
+    )
 
 
 class SecurityGroupInstanceAssociation(NovaBase, Base):
@@ -514,6 +748,13 @@ class SecurityGroupInstanceAssociation(NovaBase, Base):
     # refers to instances.uuid (not enforced, models.md §3)
     instance_uuid: Mapped[str | None] = mapped_column(String(36))
 
+    __carries__: ClassVar[Carries] = Carries(owner=Owner(
+        "security_groups",
+        lambda: SecurityGroup.id == SecurityGroupInstanceAssociation.security_group_id))
+
+
+_SGA = SecurityGroupInstanceAssociation
+
 
 class SecurityGroupIngressRule(NovaBase, Base):
     __tablename__ = "security_group_rules"
@@ -528,6 +769,21 @@ class SecurityGroupIngressRule(NovaBase, Base):
     to_port: Mapped[int | None] = mapped_column(Integer)
     cidr: Mapped[str | None] = mapped_column(String(255))
     group_id: Mapped[int | None] = mapped_column(Integer, ForeignKey("security_groups.id"))
+
+    __carries__: ClassVar[Carries] = Carries(
+        owner=Owner(
+        "security_groups", lambda: SecurityGroup.id == SecurityGroupIngressRule.parent_group_id),
+        relations={
+            "parent_group": Rel("security_groups", lambda: and_(
+                SecurityGroupIngressRule.parent_group_id == SecurityGroup.id,
+                SecurityGroupIngressRule.deleted == false()), uselist=False),
+            "grantee_group": Rel("security_groups", lambda: and_(  # no reverse
+                SecurityGroupIngressRule.group_id == SecurityGroup.id,
+                SecurityGroupIngressRule.deleted == false()), uselist=False),
+        },
+        # what the firewall drivers walk: rule['grantee_group']['instances']
+        always=("grantee_group", "grantee_group.instances"),
+    )
 
 
 class ProviderFirewallRule(NovaBase, Base):
@@ -593,6 +849,8 @@ class Network(NovaBase, Base):
     host: Mapped[str | None] = mapped_column(String(255))
     uuid: Mapped[str | None] = mapped_column(String(36))
 
+    __carries__: ClassVar[Carries] = Carries(owner=OWN_PROJECT)
+
 
 class VirtualInterface(NovaBase, Base):
     __tablename__ = "virtual_interfaces"
@@ -605,6 +863,9 @@ class VirtualInterface(NovaBase, Base):
     network_id: Mapped[int | None] = mapped_column(Integer)
     instance_uuid: Mapped[str] = mapped_column(String(36), nullable=False)  # no FK
     uuid: Mapped[str | None] = mapped_column(String(36))
+
+    __carries__: ClassVar[Carries] = Carries(owner=Owner(
+        "instances", lambda: Instance.uuid == VirtualInterface.instance_uuid))
 
 
 class FixedIp(NovaBase, Base):
@@ -678,6 +939,10 @@ class ConsolePool(NovaBase, Base):
     host: Mapped[str | None] = mapped_column(String(255))
     compute_host: Mapped[str | None] = mapped_column(String(255))
 
+    __carries__: ClassVar[Carries] = Carries(relations={
+        "consoles": Rel("consoles", lambda: Console.pool_id == ConsolePool.id),  # no filter
+    })
+
 
 class Console(NovaBase, Base):
     __tablename__ = "consoles"
@@ -691,6 +956,12 @@ class Console(NovaBase, Base):
     port: Mapped[int | None] = mapped_column(Integer)
     pool_id: Mapped[int | None] = mapped_column(Integer, ForeignKey("console_pools.id"))
 
+    __carries__: ClassVar[Carries] = Carries(owner=Owner(
+        "instances", lambda: Instance.uuid == Console.instance_uuid), relations={
+        "pool": Rel("console_pools", lambda: Console.pool_id == ConsolePool.id,  # no filter
+                    uselist=False),
+    })
+
 
 # --- aggregates -----------------------------------------------------------------------------
 
@@ -700,6 +971,19 @@ class Aggregate(NovaBase, Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     name: Mapped[str | None] = mapped_column(String(255))  # not unique (§3)
     availability_zone: Mapped[str] = mapped_column(String(255), nullable=False)
+
+    # a deleted aggregate has no hosts and no metadata: both joins test aggregates.deleted
+    __carries__: ClassVar[Carries] = Carries(
+        relations={
+            "_hosts": Rel("aggregate_hosts", lambda: and_(
+                AggregateHost.aggregate_id == Aggregate.id, AggregateHost.deleted == false(),
+                Aggregate.deleted == false())),
+            "_metadata": Rel("aggregate_metadata", lambda: and_(
+                AggregateMetadata.aggregate_id == Aggregate.id,
+                AggregateMetadata.deleted == false(), Aggregate.deleted == false())),
+        },
+        computed=_aggregate_computed,
+    )
 
 
 class AggregateHost(NovaBase, Base):
@@ -712,6 +996,12 @@ class AggregateHost(NovaBase, Base):
     aggregate_id: Mapped[int] = mapped_column(Integer, ForeignKey("aggregates.id"),
                                               nullable=False)
 
+    __carries__: ClassVar[Carries] = Carries(relations={
+        "aggregates": Rel("aggregates", lambda: and_(
+            AggregateHost.aggregate_id == Aggregate.id, AggregateHost.deleted == false(),
+            Aggregate.deleted == false())),
+    })
+
 
 class AggregateMetadata(NovaBase, Base):
     __tablename__ = "aggregate_metadata"
@@ -723,6 +1013,12 @@ class AggregateMetadata(NovaBase, Base):
     value: Mapped[str] = mapped_column(String(255), nullable=False)
     aggregate_id: Mapped[int] = mapped_column(Integer, ForeignKey("aggregates.id"),
                                               nullable=False)
+
+    __carries__: ClassVar[Carries] = Carries(relations={
+        "aggregates": Rel("aggregates", lambda: and_(
+            AggregateMetadata.aggregate_id == Aggregate.id, AggregateMetadata.deleted == false(),
+            Aggregate.deleted == false())),
+    })
 
 
 # --- the rest -------------------------------------------------------------------------------
@@ -753,6 +1049,9 @@ class BandwidthUsage(NovaBase, Base):
     bw_in: Mapped[int | None] = mapped_column(BigInteger)
     bw_out: Mapped[int | None] = mapped_column(BigInteger)
 
+    __carries__: ClassVar[Carries] = Carries(owner=Owner(
+        "instances", lambda: Instance.uuid == BandwidthUsage.uuid))
+
 
 class S3Image(NovaBase, Base):
     __tablename__ = "s3_images"
@@ -769,6 +1068,9 @@ class VolumeIdMapping(NovaBase, Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     uuid: Mapped[str] = mapped_column(String(36), nullable=False)
 
+    __carries__: ClassVar[Carries] = Carries(owner=Owner(
+        "volumes", lambda: Volume.id == VolumeIdMapping.uuid))
+
 
 class SnapshotIdMapping(NovaBase, Base):
     __tablename__ = "snapshot_id_mappings"
@@ -777,6 +1079,9 @@ class SnapshotIdMapping(NovaBase, Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     uuid: Mapped[str] = mapped_column(String(36), nullable=False)
 
+    __carries__: ClassVar[Carries] = Carries(owner=Owner(
+        "snapshots", lambda: Snapshot.id == SnapshotIdMapping.uuid))
+
 
 class InstanceIdMapping(NovaBase, Base):
     __tablename__ = "instance_id_mappings"
@@ -784,6 +1089,9 @@ class InstanceIdMapping(NovaBase, Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     uuid: Mapped[str] = mapped_column(String(36), nullable=False)
+
+    __carries__: ClassVar[Carries] = Carries(owner=Owner(
+        "instances", lambda: Instance.uuid == InstanceIdMapping.uuid))
 
 
 class TaskLog(NovaBase, Base):
@@ -865,73 +1173,11 @@ MODELS: dict[str, type[Base]] = {
 TABLES: dict[str, Table] = {name: cast(Table, cls.__table__) for name, cls in MODELS.items()}
 
 
-# --- computed attributes (models.md §1.2) ---------------------------------------------------
-
-_INSTANCE_COLUMNS: tuple[str, ...] = tuple(c.name for c in TABLES["instances"].columns)
-
-
-def instance_name(row: Mapping[str, Any]) -> str:
-    """``instance['name']``: ``instance_name_template`` applied to the row.
-
-    ``%08x``-style templates get the integer id; templates with named fields get every
-    column value (never ``name``); a field the row cannot fill gives the uuid.
-    """
-    template = _base.CONFIG.instance_name_template
-    try:
-        return template % row.get("id")
-    except (TypeError, ValueError):
-        pass  # not a positional template: try the named fields
-    info = {key: row.get(key) for key in _INSTANCE_COLUMNS if key != "name"}
-    try:
-        return template % info
-    except KeyError:
-        pass  # a field no column fills (``name`` included): the uuid, as in Nova
-    except (TypeError, ValueError):
-        pass  # Nova would raise; a template usable neither way names it by uuid too
-    return cast(str, row.get("uuid"))
+@functools.cache
+def carries(table: Table) -> Carries:
+    """What rows of ``table`` carry beyond their columns (its ``__carries__``)."""
+    model = MODELS.get(table.name)
+    return getattr(model, "__carries__", NOTHING) if model is not None else NOTHING
 
 
-def _volume_computed(row: Mapping[str, Any]) -> dict[str, Any]:
-    return {"name": _base.CONFIG.volume_name_template % row.get("id")}
-
-
-def _snapshot_computed(row: Mapping[str, Any]) -> dict[str, Any]:
-    config = _base.CONFIG
-    return {"name": config.snapshot_name_template % row.get("id"),
-            "volume_name": config.volume_name_template % row.get("volume_id")}
-
-
-def _quota_usage_computed(row: Mapping[str, Any]) -> dict[str, Any]:
-    return {"total": (row.get("in_use") or 0) + (row.get("reserved") or 0)}
-
-
-def _field(item: Any, key: str) -> Any:
-    return item[key] if isinstance(item, Mapping) else getattr(item, key)
-
-
-def _aggregate_computed(row: Mapping[str, Any]) -> dict[str, Any]:
-    # Derived only from relationships the caller loaded; the joins already drop deleted
-    # rows and every row of a deleted aggregate.
-    out: dict[str, Any] = {}
-    if "_hosts" in row:
-        out["hosts"] = [_field(h, "host") for h in row["_hosts"] or ()]
-    if "_metadata" in row:
-        out["metadetails"] = {_field(m, "key"): _field(m, "value")
-                              for m in row["_metadata"] or ()}
-    return out
-
-
-_COMPUTED: dict[str, Callable[[Mapping[str, Any]], dict[str, Any]]] = {
-    "instances": lambda row: {"name": instance_name(row)},
-    "volumes": _volume_computed,
-    "snapshots": _snapshot_computed,
-    "quota_usages": _quota_usage_computed,
-    "aggregates": _aggregate_computed,
-}
-COMPUTED.update(_COMPUTED)
-
-
-# Relationships are registered in conductor.db.relations (kept apart for length); importing
-# it here means importing the models always registers them.
-from conductor.db import relations as _relations  # noqa: E402, F401
 from conductor.db import rpc_tables as _rpc_tables  # noqa: E402, F401

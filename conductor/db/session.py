@@ -1,18 +1,16 @@
 """One call's unit of work: a Core connection in a transaction, and row-dict helpers.
 
-Rows are plain dicts from the start (column name -> value); relationships are loaded into
-them with one query per relationship for all parent rows at once, and computed attributes
-(``instance['name']``, ``volume['name']``, ...) are added by :meth:`Session.finish`.  The
-dicts that handlers return are what the caller receives.
+Rows are plain dicts from the start (column name -> value).  Every row a read returns
+carries what its table declares (relationships asked for in ``joins``, the ones the
+table always carries, computed keys: :mod:`conductor.db.loading`); the dicts that
+handlers return are what the caller receives.
 """
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import logging
-from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from sqlalchemy import (
@@ -23,17 +21,28 @@ from sqlalchemy import (
     delete,
     func,
     insert,
-    or_,
+    not_,
     select,
     text,
     update,
 )
+from sqlalchemy import exc as sa_exc
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from conductor.db import inline
 from conductor.db import values as vals
-from conductor.db.base import COMPUTED, CONFIG, RELATIONS, Config, Relation, get_relation, utcnow
-from conductor.db.query import ProjectOnly, deleted_filter, is_user_context, table_of
+from conductor.db.base import CONFIG, Config, utcnow
+from conductor.db.loading import Loader, complete, loader_for, primary_key, tree_of
+from conductor.db.query import (
+    ProjectOnly,
+    deleted_filter,
+    isolated,
+    isolation_condition,
+    model_query,
+    project_condition,
+    scoping,
+    table_of,
+)
 from schemas.context import RequestContext
 
 log = logging.getLogger(__name__)
@@ -46,11 +55,13 @@ class Session:
     """What a handler gets as its first argument."""
 
     def __init__(self, conn: AsyncConnection, function: str = "",
-                 config: Config = CONFIG) -> None:
+                 config: Config = CONFIG, *, loader: Loader | None = None) -> None:
         self.conn = conn
         self.function = function
         self.config = config
-        self.dialect = conn.dialect.name
+        # The loading strategy is the database's (conductor.db.loading.loader_for).
+        self.loader = loader or loader_for(conn.dialect)
+        self._postgres = conn.dialect.name == "postgresql"
         self.events_recorded = 0  # outbox rows written (conductor.db.events)
         self.deferred_error: Exception | None = None
 
@@ -65,27 +76,37 @@ class Session:
     async def execute(self, stmt: Executable, params: Any = None) -> Any:
         return await self.conn.execute(stmt, params)
 
-    async def rows(self, stmt: Executable, joins: Joins = ()) -> list[Row]:
-        """All rows of ``stmt`` as dicts, with ``joins`` loaded and computed keys added."""
-        return await self._fetch(stmt, joins, first=False)
+    # Reads.  A row read is a result: ``joins`` loaded, with what its table always carries
+    # (conductor.db.loading) and its computed keys.  ``bare=True`` skips what the table
+    # always carries, for rows a handler only reads to decide (a group's instances can be
+    # thousands of rows that an instance_create never returns).
 
-    async def row(self, stmt: Executable, joins: Joins = ()) -> Row | None:
-        """The first row of ``stmt`` (callers order it), or None."""
-        rows = await self._fetch(stmt, joins, first=True)
+    async def rows(self, stmt: Executable, joins: Joins = (), *,
+                   missing: Callable[[], Exception] | None = None,
+                   bare: bool = False) -> list[Row]:
+        """All rows of ``stmt``; ``missing()`` is raised for no rows at all (the
+        functions whose empty answer is an error)."""
+        rows = await self._fetch(stmt, joins, False, bare)
+        if not rows and missing is not None:
+            raise missing()
+        return rows
+
+    async def row(self, stmt: Executable, joins: Joins = (), *,
+                  bare: bool = False) -> Row | None:
+        """The first row of ``stmt`` (callers order it) as :meth:`rows` gives it, or None."""
+        rows = await self._fetch(stmt, joins, True, bare)
         return rows[0] if rows else None
 
-    async def _fetch(self, stmt: Any, joins: Joins, first: bool) -> list[Row]:
+    async def _fetch(self, stmt: Any, joins: Joins, first: bool, bare: bool) -> list[Row]:
         table = _table_of_stmt(stmt)
-        tree = _join_tree(joins)
-        shapes = None
-        if tree and table is not None and self.dialect == "postgresql":
-            # One round trip for the rows and every relationship (conductor.db.inline).
-            columns, shapes = inline.columns_for(table, tree)
-            stmt = stmt.add_columns(*columns)
-        return await self._run(stmt, None, table, tree, shapes, first)
+        if table is None:
+            return await self._run(stmt, None, None, {}, None, first)
+        tree = tree_of(table, joins, top=not bare)
+        stmt, plan = self.loader.prepare(stmt, table, tree)
+        return await self._run(stmt, None, table, tree, plan, first)
 
     async def _run(self, stmt: Any, params: Any, table: Table | None, tree: Any,
-                   shapes: Any, first: bool) -> list[Row]:
+                   plan: Any, first: bool) -> list[Row]:
         result = (await self.conn.execute(stmt, params)).mappings()
         if first:
             mapping = result.first()
@@ -93,17 +114,45 @@ class Session:
         else:
             rows = [dict(m) for m in result]
         if rows and table is not None:
-            if shapes is not None:
-                for row in rows:
-                    inline.unpack(row, shapes)
-                _complete(table, rows, tree)
-            else:
-                await self._load_tree(table, rows, tree)
+            await self.loader.fetched(self.conn, table, rows, tree, plan)
+            complete(table, rows, tree, self.config)
         return rows
+
+    def query(self, context: RequestContext, model: Any, *, read_deleted: str | None = None,
+              project_only: ProjectOnly = False) -> Any:
+        """:func:`~conductor.db.query.model_query` for this call: with strict isolation a
+        user context's query reaches only rows its project owns (or no project owns)."""
+        stmt = model_query(context, model, read_deleted=read_deleted,
+                           project_only=project_only)
+        if not scoping(context, project_only):
+            stmt = stmt.where(*self.visible(context, model))
+        return stmt
+
+    def visible(self, context: RequestContext, model: Any) -> tuple[Any, ...]:
+        """The conditions that keep ``model``'s rows of other projects out of a
+        statement for ``context`` (none for admins, ``nova`` isolation and tables no
+        project owns): for counts, yes/no answers and writes that name rows by key."""
+        if not isolated(context, self.config):
+            return ()
+        cond = isolation_condition(table_of(model), context.project_id)
+        return () if cond is None else (cond,)
+
+    async def foreign(self, context: RequestContext, model: Any, *where: Any) -> bool:
+        """Whether a row of ``model`` matching ``where`` belongs to another project than
+        ``context``'s (always False where :meth:`visible` restricts nothing): a write
+        naming such a row changes nothing and answers as if the row were missing."""
+        visible = self.visible(context, model)
+        if not visible:
+            return False
+        table = table_of(model)
+        found = await self.scalar(select(primary_key(table)).where(*where, not_(visible[0]))
+                                  .limit(1))
+        return found is not None
 
     async def get_by(self, context: RequestContext, model: Any, column: str, value: Any,
                      joins: Joins = (), *, read_deleted: str | None = None,
-                     project_only: ProjectOnly = False, lock: bool = False) -> Row | None:
+                     project_only: ProjectOnly = False, lock: bool = False,
+                     bare: bool = False) -> Row | None:
         """The row whose ``column`` equals ``value`` (lowest id first), as
         ``model_query(...).where(equals(column, value))`` finds it, or None.
 
@@ -117,46 +166,68 @@ class Session:
         if wanted is vals.NO_MATCH:
             return None
         mode = read_deleted or context.read_deleted
-        scope = project_only if project_only and is_user_context(context) else False
-        shape = (table.name, column, wanted is None, mode, scope, tuple(joins), lock,
-                 self.dialect)
+        scope = scoping(context, project_only)
+        # project scoping, where asked, is already at least as strict as isolation
+        mine = not scope and isolated(context, self.config)
+        shape = (table.name, column, wanted is None, mode, scope, mine, tuple(joins), lock,
+                 bare, self.loader.name)
         found = _GET_BY.get(shape)
         if found is None:
             found = _GET_BY[shape] = self._get_by_statement(table, col, wanted is None, mode,
-                                                            scope, joins, lock)
-        stmt, tree, shapes = found
+                                                            scope, mine, joins, lock, bare)
+        stmt, tree, plan = found
         params = {"_value": wanted, "_project": context.project_id}
-        rows = await self._run(stmt, params, table, tree, shapes, True)
+        rows = await self._run(stmt, params, table, tree, plan, True)
         return rows[0] if rows else None
 
+    async def get(self, context: RequestContext, model: Any, column: str, value: Any,
+                  missing: Callable[[], Exception], joins: Joins = (), *,
+                  read_deleted: str | None = None, project_only: ProjectOnly = False,
+                  lock: bool = False, bare: bool = False) -> Row:
+        """:meth:`get_by`, raising ``missing()`` (the function's not-found error) when no
+        row is visible: the lookup -> raise sequence of every getter."""
+        row = await self.get_by(context, model, column, value, joins,
+                                read_deleted=read_deleted, project_only=project_only,
+                                lock=lock, bare=bare)
+        if row is None:
+            raise missing()
+        return row
+
+    async def one(self, stmt: Any, missing: Callable[[], Exception], joins: Joins = (), *,
+                  lock: bool = False, bare: bool = False) -> Row:
+        """The first row of ``stmt`` as :meth:`row` gives it (``FOR UPDATE`` with
+        ``lock``), raising ``missing()`` when there is none."""
+        row = await self.row(stmt.with_for_update() if lock else stmt, joins, bare=bare)
+        if row is None:
+            raise missing()
+        return row
+
     def _get_by_statement(self, table: Table, col: Any, is_null: bool, mode: str,
-                          scope: ProjectOnly, joins: Joins, lock: bool) -> tuple[Any, ...]:
+                          scope: ProjectOnly, mine: bool, joins: Joins, lock: bool,
+                          bare: bool) -> tuple[Any, ...]:
         stmt = select(table)
         visible = deleted_filter(table, mode)
         if visible is not None:
             stmt = stmt.where(visible)
-        if scope:
-            mine = table.c.project_id == bindparam("_project")
-            stmt = stmt.where(or_(mine, table.c.project_id.is_(None))
-                              if scope == "allow_none" else mine)
+        for cond in (project_condition(table, scope, bindparam("_project")),
+                     isolation_condition(table, bindparam("_project")) if mine else None):
+            if cond is not None:
+                stmt = stmt.where(cond)
         stmt = stmt.where(col.is_(None) if is_null
                           else col == bindparam("_value", type_=col.type))
-        stmt = stmt.order_by(_primary_key(table)).limit(1)
+        stmt = stmt.order_by(primary_key(table)).limit(1)
         if lock:
             stmt = stmt.with_for_update()
-        tree = _join_tree(joins)
-        shapes = None
-        if tree and self.dialect == "postgresql":
-            columns, shapes = inline.columns_for(table, tree)
-            stmt = stmt.add_columns(*columns)
-        return stmt, tree, shapes
+        tree = tree_of(table, joins, top=not bare)
+        stmt, plan = self.loader.prepare(stmt, table, tree)
+        return stmt, tree, plan
 
     async def lock(self, *key: Any) -> None:
         """Serialise this call with every other one locking the same ``key`` until the
         transaction ends: for a check-then-insert that no row lock can cover (the row
         does not exist yet).  SQLite needs none: the dispatcher runs one call at a time.
         """
-        if self.dialect != "postgresql":
+        if not self._postgres:
             return
         digest = hashlib.blake2b("\x00".join(map(str, key)).encode(), digest_size=8)
         await self.conn.execute(_ADVISORY_LOCK,
@@ -181,8 +252,9 @@ class Session:
                      echo: Row | None = None) -> Row:
         """Insert a row; returns it with defaults and generated keys filled in.
 
-        ``echo`` overlays the caller's own values on the result (api-compute.md §1.5: a
-        create returns what the caller gave, not what the column made of it).
+        ``echo`` overlays the caller's own values on the result, every key of them, stored
+        or not (api-compute.md §1.5: Nova's object kept every key it was given, with the
+        value given, not what the column made of it).
         """
         table = table_of(model)
         cols = values if checked else self.check(table, values)
@@ -192,12 +264,39 @@ class Session:
                 raise vals.required(table, col.name)
         result = await self.conn.execute(insert(table).values(cols).returning(*table.c))
         row = dict(result.mappings().one())
-        pk = _primary_key(table)
-        if pk.name in cols and self.dialect == "postgresql" and pk.autoincrement is not False \
+        pk = primary_key(table)
+        if pk.name in cols and self._postgres and pk.autoincrement is not False \
                 and isinstance(row[pk.name], int) and row[pk.name] >= 1:
             await self._advance_sequence(table, pk.name, row[pk.name])
         if echo:
-            row.update({k: v for k, v in echo.items() if k in table.c})
+            row.update(echo)
+        return row
+
+    async def insert_or_skip(self, model: Any, values: Any, *, echo: Row | None = None
+                             ) -> Row | None:
+        """:meth:`insert`, or None when the row would break a uniqueness constraint of
+        the table (the ``*_create_safe`` functions; a create racing another)."""
+        table = table_of(model)
+        cols = self.check(table, values)
+        if self._postgres:
+            # A savepoint keeps the call's transaction usable after the violation, and
+            # insert() keeps the id sequence ahead of a forced id.
+            try:
+                async with self.conn.begin_nested():
+                    return await self.insert(table, cols, checked=True, echo=echo)
+            except sa_exc.IntegrityError as exc:
+                if getattr(exc.orig, "sqlstate", None) == _UNIQUE_VIOLATION:
+                    return None
+                raise
+        # SQLite: savepoints are unreliable under pysqlite's implicit transactions; one
+        # statement that skips a conflicting row needs none.
+        result = await self.conn.execute(sqlite_insert(table).values(cols)
+                                         .on_conflict_do_nothing().returning(*table.c))
+        found = result.mappings().first()
+        if found is None:
+            return None
+        row = dict(found)
+        row.update(echo or {})
         return row
 
     async def _advance_sequence(self, table: Table, column: str, used: int) -> None:
@@ -222,7 +321,7 @@ class Session:
         changed = {k: v for k, v in cols.items() if k not in row or row[k] != v
                    or type(row[k]) is not type(v)}
         if changed:
-            pk = _primary_key(table)
+            pk = primary_key(table)
             result = await self.conn.execute(
                 update(table).where(pk == row[pk.name]).values(changed)
                 .returning(*table.c))
@@ -230,21 +329,28 @@ class Session:
             if fresh is not None:
                 row.update({k: fresh[k] for k in table.c.keys()})
         if echo:
-            row.update({k: v for k, v in echo.items() if k in table.c})
+            row.update(echo)
         return row
 
-    async def soft_delete(self, model: Any, row: Row) -> Row:
-        """Object soft delete: ``deleted``, ``deleted_at`` set, ``updated_at`` moves."""
-        now = utcnow()
-        return await self.update(model, row, {"deleted": True, "deleted_at": now},
-                                 checked=True)
+    # Soft delete (api-compute.md §1.3): one row as Nova's object delete does it, or every
+    # matching row in one statement.
 
-    async def soft_delete_where(self, model: Any, *where: Any) -> int:
-        """Bulk soft delete of matching rows; ``updated_at`` is kept (api §1.3)."""
+    async def soft_delete(self, model: Any, row: Row, *, flag_only: bool = False) -> Row:
+        """Object soft delete of ``row`` (updated in place): ``deleted`` and
+        ``deleted_at`` set, ``updated_at`` moves; ``flag_only`` leaves ``deleted_at``
+        NULL, as Nova's saves of ``deleted=True`` by hand do (metadata, stats)."""
+        values: Row = {"deleted": True} if flag_only else {"deleted": True,
+                                                            "deleted_at": utcnow()}
+        return await self.update(model, row, values, checked=True)
+
+    async def soft_delete_where(self, model: Any, *where: Any, touch: bool = False) -> int:
+        """Soft delete of every row matching ``where`` in one statement: Nova's bulk
+        ``update()`` keeps ``updated_at``; ``touch`` moves it, as Nova's per-row
+        ``delete()`` loops do (quotas, reservations)."""
         table = table_of(model)
+        stamp = {} if touch else {"updated_at": table.c.updated_at}
         result = await self.conn.execute(
-            update(table).where(*where).values(deleted=True, deleted_at=utcnow(),
-                                               updated_at=table.c.updated_at))
+            update(table).where(*where).values(deleted=True, deleted_at=utcnow(), **stamp))
         return result.rowcount
 
     async def hard_delete_where(self, model: Any, *where: Any) -> int:
@@ -254,116 +360,25 @@ class Session:
 
     # -- relationships and computed keys ---------------------------------------------
 
-    async def finish(self, table: Table | None, rows: list[Row], joins: Joins = ()) -> None:
-        """Load ``joins`` (dotted for nested: ``security_groups.rules``) into ``rows``
-        and add computed keys; keys starting with ``_`` are dropped afterwards."""
-        if table is None:
+    async def load(self, model: Any, rows: list[Row], joins: Joins = ()) -> None:
+        """Make ``rows`` (from an INSERT, an UPDATE, or an earlier read) results of
+        ``model``: load ``joins`` (dotted for nested: ``security_groups.rules``) and the
+        relationships the table always carries that the rows lack yet, then computed
+        keys.  Relationships already in the rows and not named are kept as they are."""
+        if not rows:
             return
-        await self._load_tree(table, rows, _join_tree(joins))
-
-    async def load(self, model: Any, rows: list[Row], joins: Joins) -> None:
-        await self.finish(table_of(model), rows, joins)
-
-    async def _load_tree(self, table: Table, rows: list[Row],
-                         tree: dict[str, dict[str, Any]]) -> None:
-        for name, subtree in tree.items():
-            rel = get_relation(table, name)
-            children = await self._load_relation(rel, rows)
-            if children:
-                await self._load_tree(rel.target, children, subtree)
-        _complete(table, rows, {})
-
-    async def _load_relation(self, rel: Relation, rows: list[Row]) -> list[Row]:
-        parent_pk = _primary_key(rel.parent)
-        keys = list(dict.fromkeys(r[parent_pk.name] for r in rows))
-        stmt = _relation_statement(rel)
-        result = await self.conn.execute(stmt, {"keys": keys})
-        grouped: dict[Any, list[Row]] = defaultdict(list)
-        children: list[Row] = []
-        for mapping in result.mappings():
-            child = dict(mapping)
-            parent_key = child.pop("_parent_key")
-            grouped[parent_key].append(child)
-            children.append(child)
-        for row in rows:
-            found = grouped.get(row[parent_pk.name], [])
-            if rel.uselist:
-                row[rel.name] = list(found)
-            else:
-                row[rel.name] = found[0] if found else None
-        return children
+        table = table_of(model)
+        full = tree_of(table, joins)
+        asked = tree_of(table, joins, top=False)
+        tree = {k: v for k, v in full.items() if k in asked or k not in rows[0]}
+        if tree:
+            await self.loader.attach(self.conn, table, rows, tree)
+        complete(table, rows, full, self.config)
 
 
+_UNIQUE_VIOLATION = "23505"
 _GET_BY: dict[tuple[Any, ...], tuple[Any, ...]] = {}
 _ADVISORY_LOCK = select(func.pg_advisory_xact_lock(bindparam("key", type_=BigInteger)))
-_RELATION_STATEMENTS: dict[int, Any] = {}
-
-
-def _relation_statement(rel: Relation) -> Any:
-    stmt = _RELATION_STATEMENTS.get(id(rel))
-    if stmt is None:
-        parent_pk = _primary_key(rel.parent)
-        source = rel.parent
-        if rel.secondary is not None:
-            assert rel.secondary_join is not None
-            joined = source.join(rel.secondary, rel.join()).join(rel.target,
-                                                                 rel.secondary_join())
-        else:
-            joined = source.join(rel.target, rel.join())
-        target_pk = _primary_key(rel.target)
-        stmt = (select(parent_pk.label("_parent_key"), *rel.target.c)
-                .select_from(joined)
-                .where(parent_pk.in_(bindparam("keys", expanding=True)))
-                .order_by(parent_pk, target_pk))
-        _RELATION_STATEMENTS[id(rel)] = stmt
-    return stmt
-
-
-def _complete(table: Table, rows: list[Row], tree: dict[str, dict[str, Any]]) -> None:
-    """Computed keys on ``rows`` and the loaded ``tree`` below them; ``_`` keys dropped."""
-    for name, subtree in tree.items():
-        rel = get_relation(table, name)
-        children: list[Row] = []
-        for row in rows:
-            value = row.get(name)
-            if rel.uselist:
-                children.extend(value or ())
-            elif value is not None:
-                children.append(value)
-        if children:
-            _complete(rel.target, children, subtree)
-    compute = COMPUTED.get(table.name)
-    hidden = _hidden_keys(table.name)
-    if compute is None and not hidden:
-        return
-    for row in rows:
-        if compute is not None:
-            row.update(compute(row))
-        for key in hidden:
-            row.pop(key, None)
-
-
-@functools.cache
-def _hidden_keys(table_name: str) -> tuple[str, ...]:
-    """Relationships named ``_x`` (aggregates' hosts and metadata) feed computed keys and
-    are not part of the result, as Nova's iteritems() skips ``_`` attributes."""
-    return tuple(name for parent, name in RELATIONS if parent == table_name
-                 and name.startswith("_"))
-
-
-def _join_tree(joins: Joins) -> dict[str, dict[str, Any]]:
-    tree: dict[str, dict[str, Any]] = {}
-    for path in joins:
-        node = tree
-        for part in path.split("."):
-            node = node.setdefault(part, {})
-    return tree
-
-
-def _primary_key(table: Table) -> Any:
-    return next(iter(table.primary_key.columns))
-
-
 def _table_of_stmt(stmt: Any) -> Table | None:
     """The table whose columns a ``select(table)`` statement returns."""
     froms = getattr(stmt, "columns_clause_froms", None)

@@ -8,7 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 from conductor.db.models import AgentBuild
-from conductor.db.query import equals, model_query
+from conductor.db.query import equals
 from conductor.db.session import Row, Session
 from conductor.db.values import lookup_int
 from conductor.handlers import api
@@ -27,7 +27,7 @@ async def agent_build_create(session: Session, context: RequestContext, values: 
 async def agent_build_get_by_triple(session: Session, context: RequestContext,
                                     hypervisor: Any, os: Any, architecture: Any
                                     ) -> Row | None:
-    return await session.row(model_query(context, AgentBuild, read_deleted="no")
+    return await session.row(session.query(context, AgentBuild, read_deleted="no")
                              .where(equals(builds.c.hypervisor, hypervisor),
                                     equals(builds.c.os, os),
                                     equals(builds.c.architecture, architecture))
@@ -36,7 +36,7 @@ async def agent_build_get_by_triple(session: Session, context: RequestContext,
 
 @api
 async def agent_build_get_all(session: Session, context: RequestContext) -> list[Row]:
-    return await session.rows(model_query(context, AgentBuild, read_deleted="no")
+    return await session.rows(session.query(context, AgentBuild, read_deleted="no")
                               .order_by(builds.c.id))
 
 
@@ -56,7 +56,7 @@ async def agent_build_update(session: Session, context: RequestContext, agent_bu
     key = lookup_int(agent_build_id)
     row = None
     if key is not None:
-        row = await session.row(model_query(context, AgentBuild, read_deleted="yes")
+        row = await session.row(session.query(context, AgentBuild, read_deleted="yes")
                                 .where(builds.c.id == key))
     if row is None:
         # Nova crashes here; recommended: nothing happens, as for agent_build_destroy.

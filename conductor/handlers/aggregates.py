@@ -10,10 +10,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, false, select
+from sqlalchemy import ColumnElement, Select, select
 
 from conductor.db.models import Aggregate, AggregateHost, AggregateMetadata
-from conductor.db.query import deleted_filter, equals, model_query
+from conductor.db.query import deleted_filter, equals, not_deleted
 from conductor.db.session import Row, Session
 from conductor.db.values import lookup_int
 from conductor.handlers import api
@@ -43,14 +43,9 @@ def _visible(context: RequestContext, table: Any) -> tuple[ColumnElement[bool], 
 async def _aggregate(session: Session, context: RequestContext, aggregate_id: Any,
                      joins: tuple[str, ...] = JOINS, *, lock: bool = False) -> Row:
     """The aggregate as ``aggregate_get`` sees it, or ``AggregateNotFound``."""
-    key = lookup_int(aggregate_id)
-    row = None
-    if key is not None:
-        stmt = model_query(context, Aggregate).where(aggregates.c.id == key)
-        row = await session.row(stmt.with_for_update() if lock else stmt, joins)
-    if row is None:
-        raise exceptions.AggregateNotFound(aggregate_id=aggregate_id)
-    return row
+    return await session.get(
+        context, Aggregate, "id", aggregate_id,
+        lambda: exceptions.AggregateNotFound(aggregate_id=aggregate_id), joins, lock=lock)
 
 
 async def _add_metadata(session: Session, aggregate_id: int, metadata: Any,
@@ -65,8 +60,7 @@ async def _add_metadata(session: Session, aggregate_id: int, metadata: Any,
     if set_delete:
         for item in existing:
             if not item["deleted"] and item["key"] not in keys:
-                # Flag-only: deleted_at stays NULL (Nova's quirk, api-compute.md §1.3).
-                await session.update(meta, item, {"deleted": True}, checked=True)
+                await session.soft_delete(meta, item, flag_only=True)
     first: dict[str, Row] = {}
     for item in existing:
         first.setdefault(item["key"], item)
@@ -83,13 +77,13 @@ async def _add_metadata(session: Session, aggregate_id: int, metadata: Any,
 
 def _on_host(host: Any) -> ColumnElement[bool]:
     return (select(hosts.c.id)
-            .where(hosts.c.aggregate_id == aggregates.c.id, hosts.c.deleted == false(),
+            .where(hosts.c.aggregate_id == aggregates.c.id, not_deleted(hosts),
                    equals(hosts.c.host, host)).exists())
 
 
 def _with_metadata(key: Any) -> ColumnElement[bool]:
     stmt = select(meta.c.id).where(meta.c.aggregate_id == aggregates.c.id,
-                                   meta.c.deleted == false())
+                                   not_deleted(meta))
     if key:
         stmt = stmt.where(equals(meta.c.key, key))
     return stmt.exists()
@@ -106,7 +100,7 @@ async def aggregate_create(session: Session, context: RequestContext, values: An
     cols = session.check(Aggregate, values)
     # Closes the check-then-insert race of two creates with one name.
     await session.lock("aggregate_create")
-    taken = await session.row(model_query(context, Aggregate, read_deleted="no")
+    taken = await session.row(session.query(context, Aggregate, read_deleted="no")
                               .where(equals(aggregates.c.name, values["name"])).limit(1))
     if taken is not None:
         raise exceptions.AggregateNameExists(aggregate_name=values["name"])
@@ -125,7 +119,7 @@ async def aggregate_get(session: Session, context: RequestContext, aggregate_id:
 @api
 async def aggregate_get_by_host(session: Session, context: RequestContext, host: Any,
                                 key: Any = None) -> list[Row]:
-    stmt = model_query(context, Aggregate).where(_on_host(host))
+    stmt = session.query(context, Aggregate).where(_on_host(host))
     if key:
         stmt = stmt.where(_with_metadata(key))
     return await session.rows(stmt.order_by(aggregates.c.id), JOINS)
@@ -134,14 +128,14 @@ async def aggregate_get_by_host(session: Session, context: RequestContext, host:
 @api
 async def aggregate_metadata_get_by_host(session: Session, context: RequestContext,
                                          host: Any, key: Any = None) -> dict[Any, set[Any]]:
-    qualifying: Select[Any] = (model_query(context, Aggregate)
+    qualifying: Select[Any] = (session.query(context, Aggregate)
                                .where(_on_host(host), _with_metadata(key))
                                .with_only_columns(aggregates.c.id))
     # The metadata as the aggregates' _metadata relationship holds it.
     stmt = (select(meta.c.key, meta.c.value)
             .select_from(meta.join(aggregates, aggregates.c.id == meta.c.aggregate_id))
-            .where(meta.c.aggregate_id.in_(qualifying), meta.c.deleted == false(),
-                   aggregates.c.deleted == false())
+            .where(meta.c.aggregate_id.in_(qualifying), not_deleted(meta),
+                   not_deleted(aggregates))
             .order_by(meta.c.id))
     if key:
         # Recommended: only the key asked for (Nova 2012.2 returned every key).
@@ -184,7 +178,7 @@ async def aggregate_delete(session: Session, context: RequestContext,
 
 @api
 async def aggregate_get_all(session: Session, context: RequestContext) -> list[Row]:
-    return await session.rows(model_query(context, Aggregate).order_by(aggregates.c.id),
+    return await session.rows(session.query(context, Aggregate).order_by(aggregates.c.id),
                               JOINS)
 
 
@@ -200,7 +194,7 @@ async def aggregate_metadata_add(session: Session, context: RequestContext,
 async def aggregate_metadata_get(session: Session, context: RequestContext,
                                  aggregate_id: Any) -> dict[Any, Any]:
     row = await _aggregate(session, context, aggregate_id, ())
-    items = await session.rows(model_query(context, AggregateMetadata)
+    items = await session.rows(session.query(context, AggregateMetadata)
                                .where(meta.c.aggregate_id == row["id"]).order_by(meta.c.id))
     return {item["key"]: item["value"] for item in items}
 
@@ -237,7 +231,7 @@ async def aggregate_host_add(session: Session, context: RequestContext, aggregat
 async def aggregate_host_get_all(session: Session, context: RequestContext,
                                  aggregate_id: Any) -> list[Any]:
     row = await _aggregate(session, context, aggregate_id, ())
-    return await session.scalars(model_query(context, AggregateHost)
+    return await session.scalars(session.query(context, AggregateHost)
                                  .where(hosts.c.aggregate_id == row["id"])
                                  .order_by(hosts.c.id).with_only_columns(hosts.c.host))
 

@@ -12,7 +12,7 @@ from sqlalchemy import ColumnElement, update
 
 from conductor.db.base import utcnow
 from conductor.db.models import BlockDeviceMapping
-from conductor.db.query import deleted_filter, equals, model_query
+from conductor.db.query import deleted_filter, equals
 from conductor.db.session import Row, Session
 from conductor.db.values import lookup_int
 from conductor.handlers import api
@@ -76,7 +76,7 @@ async def block_device_mapping_update_or_create(session: Session, context: Reque
     cols = session.check(BlockDeviceMapping, values)
     instance_uuid, device_name = cols["instance_uuid"], cols["device_name"]
     found = await session.row(
-        model_query(context, BlockDeviceMapping)
+        session.query(context, BlockDeviceMapping)
         .where(equals(bdms.c.instance_uuid, instance_uuid),
                equals(bdms.c.device_name, device_name))
         .order_by(bdms.c.id).limit(1))
@@ -98,7 +98,7 @@ async def block_device_mapping_update_or_create(session: Session, context: Reque
 async def block_device_mapping_get_all_by_instance(session: Session, context: RequestContext,
                                                    instance_uuid: Any) -> list[Row]:
     return await session.rows(
-        model_query(context, BlockDeviceMapping)
+        session.query(context, BlockDeviceMapping)
         .where(equals(bdms.c.instance_uuid, instance_uuid)).order_by(bdms.c.id))
 
 

@@ -8,7 +8,7 @@ from sqlalchemy import update
 
 from conductor.db.base import utcnow
 from conductor.db.models import BandwidthUsage
-from conductor.db.query import equals, model_query, one_of
+from conductor.db.query import equals, one_of
 from conductor.db.session import Row, Session
 from conductor.handlers import api
 from schemas import exceptions
@@ -22,7 +22,7 @@ async def bw_usage_get_by_uuids(session: Session, context: RequestContext, uuids
     if not isinstance(uuids, (list, tuple, set, frozenset)):
         raise exceptions.InvalidInput(reason=f"bw_usage_get_by_uuids: uuids must be a list, "
                                       f"got {type(uuids).__name__}")
-    return await session.rows(model_query(context, BandwidthUsage, read_deleted="yes")
+    return await session.rows(session.query(context, BandwidthUsage, read_deleted="yes")
                               .where(one_of(usage.c.uuid, uuids),
                                      equals(usage.c.start_period, start_period))
                               .order_by(usage.c.id))
@@ -47,6 +47,6 @@ async def bw_usage_update(session: Session, context: RequestContext, uuid: Any, 
     # waits here and its repeated UPDATE sees the first one's committed row.
     await session.lock("bw_usage", cols["start_period"].isoformat(), cols["uuid"],
                        cols["mac"])
-    if session.dialect == "postgresql" and (await session.execute(refresh)).rowcount:
+    if (await session.execute(refresh)).rowcount:
         return
     await session.insert(BandwidthUsage, cols, checked=True)

@@ -7,7 +7,7 @@ from typing import Any
 from sqlalchemy import ColumnElement
 
 from conductor.db.models import Certificate
-from conductor.db.query import equals, model_query
+from conductor.db.query import equals
 from conductor.db.session import Row, Session
 from conductor.handlers import api
 from schemas.context import RequestContext
@@ -17,7 +17,7 @@ certificates = Certificate.__table__
 
 async def _live(session: Session, context: RequestContext,
                 *where: ColumnElement[bool]) -> list[Row]:
-    return await session.rows(model_query(context, Certificate, read_deleted="no")
+    return await session.rows(session.query(context, Certificate, read_deleted="no")
                               .where(*where).order_by(certificates.c.id))
 
 

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import false, func, select
+from sqlalchemy import func, select
 
 from conductor.db.models import ComputeNode, ComputeNodeStat, Service
-from conductor.db.query import equals, model_query
+from conductor.db.query import equals, not_deleted
 from conductor.db.session import Row, Session
 from conductor.db.values import lookup_text
 from conductor.handlers import api
@@ -26,10 +26,8 @@ STATISTICS = ("vcpus", "memory_mb", "local_gb", "vcpus_used", "memory_mb_used",
 
 async def _node(session: Session, context: RequestContext, compute_id: Any,
                 joins: tuple[str, ...] = FULL) -> Row:
-    row = await session.get_by(context, ComputeNode, "id", compute_id, joins)
-    if row is None:
-        raise exceptions.ComputeHostNotFound(host=compute_id)
-    return row
+    return await session.get(context, ComputeNode, "id", compute_id,
+                             lambda: exceptions.ComputeHostNotFound(host=compute_id), joins)
 
 
 def _stats_dict(values: Any) -> dict[str, Any]:
@@ -54,7 +52,7 @@ async def compute_node_get(session: Session, context: RequestContext, compute_id
 
 @api
 async def compute_node_get_all(session: Session, context: RequestContext) -> list[Row]:
-    return await session.rows(model_query(context, ComputeNode).order_by(nodes.c.id), FULL)
+    return await session.rows(session.query(context, ComputeNode).order_by(nodes.c.id), FULL)
 
 
 @api
@@ -65,7 +63,7 @@ async def compute_node_search_by_hypervisor(session: Session, context: RequestCo
         return []  # no hostname can contain it (e.g. NUL) or equal a dict
     pattern = f"%{match}%"
     return await session.rows(
-        model_query(context, ComputeNode)
+        session.query(context, ComputeNode)
         .where(nodes.c.hypervisor_hostname.like(pattern)).order_by(nodes.c.id),
         ("service",))
 
@@ -101,8 +99,7 @@ async def compute_node_update(session: Session, context: RequestContext, compute
     if prune_stats:
         for key, stat in current.items():
             if key not in given:
-                # Flag-only soft delete: deleted_at stays NULL (a Nova quirk).
-                await session.update(ComputeNodeStat, stat, {"deleted": True}, checked=True)
+                await session.soft_delete(ComputeNodeStat, stat, flag_only=True)
     del node["stats"]
     await session.update(ComputeNode, node,
                          session.check(ComputeNode, values, allowed_extra=("stats",)),
@@ -116,7 +113,7 @@ async def compute_node_get_by_host(session: Session, context: RequestContext,
                                    host: Any) -> Row | None:
     return await session.row(
         select(nodes).select_from(nodes.join(services, services.c.id == nodes.c.service_id))
-        .where(nodes.c.deleted == false(), services.c.deleted == false(),
+        .where(not_deleted(nodes), not_deleted(services),
                equals(services.c.host, host))
         .order_by(nodes.c.id).limit(1))
 
@@ -125,7 +122,7 @@ async def compute_node_get_by_host(session: Session, context: RequestContext,
 async def compute_node_statistics(session: Session, context: RequestContext) -> dict[str, int]:
     columns = [func.count(nodes.c.id).label("count")]
     columns += [func.sum(nodes.c[name]).label(name) for name in STATISTICS]
-    result = await session.execute(select(*columns).where(nodes.c.deleted == false()))
+    result = await session.execute(select(*columns).where(not_deleted(nodes)))
     row = result.mappings().one()
     return {key: int(row[key] or 0) for key in ("count", *STATISTICS)}
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from conductor.db.models import Console, ConsolePool
-from conductor.db.query import equals, model_query
+from conductor.db.query import equals
 from conductor.db.session import Row, Session
 from conductor.db.values import lookup_int
 from conductor.handlers import api
@@ -30,21 +30,21 @@ async def console_pool_create(session: Session, context: RequestContext, values:
 async def console_pool_get_by_host_type(session: Session, context: RequestContext,
                                         compute_host: Any, proxy_host: Any,
                                         console_type: Any) -> Row:
-    row = await session.row(model_query(context, ConsolePool, read_deleted="no")
-                            .where(equals(pools.c.host, proxy_host),
-                                   equals(pools.c.console_type, console_type),
-                                   equals(pools.c.compute_host, compute_host))
-                            .order_by(pools.c.id).limit(1), ("consoles",))
-    if row is None:
-        raise exceptions.ConsolePoolNotFoundForHostType(
-            host=proxy_host, console_type=console_type, compute_host=compute_host)
+    row = await session.one(
+        session.query(context, ConsolePool, read_deleted="no")
+        .where(equals(pools.c.host, proxy_host), equals(pools.c.console_type, console_type),
+               equals(pools.c.compute_host, compute_host))
+        .order_by(pools.c.id).limit(1),
+        lambda: exceptions.ConsolePoolNotFoundForHostType(
+            host=proxy_host, console_type=console_type, compute_host=compute_host),
+        ("consoles",))
     return row
 
 
 @api
 async def console_pool_get_all_by_host_type(session: Session, context: RequestContext,
                                             host: Any, console_type: Any) -> list[Row]:
-    return await session.rows(model_query(context, ConsolePool, read_deleted="no")
+    return await session.rows(session.query(context, ConsolePool, read_deleted="no")
                               .where(equals(pools.c.host, host),
                                      equals(pools.c.console_type, console_type))
                               .order_by(pools.c.id), ("consoles",))
@@ -66,20 +66,21 @@ async def console_delete(session: Session, context: RequestContext, console_id: 
 @api
 async def console_get_by_pool_instance(session: Session, context: RequestContext,
                                        pool_id: Any, instance_uuid: Any) -> Row:
-    row = await session.row(model_query(context, Console, read_deleted="yes")
-                            .where(equals(consoles.c.pool_id, pool_id),
-                                   equals(consoles.c.instance_uuid, instance_uuid))
-                            .order_by(consoles.c.id).limit(1), ("pool",))
-    if row is None:
-        raise exceptions.ConsoleNotFoundInPoolForInstance(pool_id=pool_id,
-                                                          instance_uuid=instance_uuid)
+    row = await session.one(
+        session.query(context, Console, read_deleted="yes")
+        .where(equals(consoles.c.pool_id, pool_id),
+               equals(consoles.c.instance_uuid, instance_uuid))
+        .order_by(consoles.c.id).limit(1),
+        lambda: exceptions.ConsoleNotFoundInPoolForInstance(pool_id=pool_id,
+                                                            instance_uuid=instance_uuid),
+        ("pool",))
     return row
 
 
 @api
 async def console_get_all_by_instance(session: Session, context: RequestContext,
                                       instance_uuid: Any) -> list[Row]:
-    return await session.rows(model_query(context, Console, read_deleted="yes")
+    return await session.rows(session.query(context, Console, read_deleted="yes")
                               .where(equals(consoles.c.instance_uuid, instance_uuid))
                               .order_by(consoles.c.id))
 
@@ -90,7 +91,7 @@ async def console_get(session: Session, context: RequestContext, console_id: Any
     key = lookup_int(console_id)
     row = None
     if key is not None:
-        stmt = model_query(context, Console, read_deleted="yes").where(consoles.c.id == key)
+        stmt = session.query(context, Console, read_deleted="yes").where(consoles.c.id == key)
         if instance_uuid is not None:
             stmt = stmt.where(equals(consoles.c.instance_uuid, instance_uuid))
         row = await session.row(stmt, ("pool",))

@@ -11,11 +11,11 @@ from __future__ import annotations
 import secrets
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, exc, or_
+from sqlalchemy import ColumnElement, and_, or_
 
 from conductor.db import events
 from conductor.db.models import DatabaseSnapshot
-from conductor.db.query import model_query, one_of
+from conductor.db.query import one_of
 from conductor.db.session import Row, Session
 from conductor.db.values import NO_MATCH, lookup_int, lookup_text, lookup_value
 from conductor.handlers import api
@@ -61,14 +61,10 @@ def _check(session: Session, values: Any, *, creating: bool) -> Row:
 
 async def _get(session: Session, context: RequestContext, resource_id: Any, *,
                live: bool = False) -> Row:
-    key = lookup_text(resource_id)
-    row = None
-    if key is not None:
-        stmt = model_query(context, DatabaseSnapshot, read_deleted="no" if live else None)
-        row = await session.row(stmt.where(snapshots.c.resource_id == key))
-    if row is None:
-        raise exceptions.DatabaseSnapshotNotFound(resource_id=resource_id)
-    return row
+    return await session.get(
+        context, DatabaseSnapshot, "resource_id", resource_id,
+        lambda: exceptions.DatabaseSnapshotNotFound(resource_id=resource_id),
+        read_deleted="no" if live else None)
 
 
 async def _emit(session: Session, context: RequestContext, event: str, row: Row,
@@ -85,21 +81,16 @@ def _exists(cols: Row) -> exceptions.DatabaseSnapshotExists:
 async def database_snapshot_create(session: Session, context: RequestContext,
                                    values: Any) -> Row:
     cols = _check(session, values, creating=True)
-    clash = await session.row(model_query(context, DatabaseSnapshot, read_deleted="no")
+    clash = await session.row(session.query(context, DatabaseSnapshot, read_deleted="no")
                               .where(*(snapshots.c[k] == cols[k] for k in PROVIDER_KEY)))
     if clash is not None:
         raise _exists(cols)
     cols["resource_id"] = f"dbsnap-{secrets.token_hex(8)}"
-    if session.dialect != "postgresql":
-        row = await session.insert(DatabaseSnapshot, cols, checked=True)  # calls serialised
-    else:
-        try:
-            # A concurrent create of the same provider snapshot loses on the partial
-            # unique index of live provider keys.
-            async with session.conn.begin_nested():
-                row = await session.insert(DatabaseSnapshot, cols, checked=True)
-        except exc.IntegrityError:
-            raise _exists(cols) from None
+    # A concurrent create of the same provider snapshot loses on the partial unique
+    # index of live provider keys.
+    row = await session.insert_or_skip(DatabaseSnapshot, cols)
+    if row is None:
+        raise _exists(cols)
     await _emit(session, context, "created", row)
     return row
 
@@ -119,7 +110,7 @@ async def database_snapshot_get_by_provider_id(session: Session, context: Reques
     wanted = {k: lookup_value(snapshots.c[k], v) for k, v in given.items()}
     row = None
     if NO_MATCH not in wanted.values() and None not in wanted.values():
-        row = await session.row(model_query(context, DatabaseSnapshot, read_deleted="no")
+        row = await session.row(session.query(context, DatabaseSnapshot, read_deleted="no")
                                 .where(*(snapshots.c[k] == v for k, v in wanted.items())))
     if row is None:
         raise exceptions.DatabaseSnapshotNotFound(
@@ -183,7 +174,7 @@ async def database_snapshot_get_all(session: Session, context: RequestContext,
                                     sort_dir: Any = "desc", limit: Any = None,
                                     marker: Any = None) -> list[Row]:
     column, desc = _order(sort_key, sort_dir)
-    stmt = model_query(context, DatabaseSnapshot).where(*_filters(filters))
+    stmt = session.query(context, DatabaseSnapshot).where(*_filters(filters))
     if marker is not None:
         try:
             found = await _get(session, context, marker)
@@ -209,7 +200,7 @@ async def database_snapshot_get_all_by_instance(session: Session, context: Reque
         return []
     create_time = snapshots.c.create_time
     return await session.rows(
-        model_query(context, DatabaseSnapshot)
+        session.query(context, DatabaseSnapshot)
         .where(snapshots.c.instance_resource_id == key)
         .order_by(create_time.is_(None), create_time.desc(), snapshots.c.id.desc()))
 

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import false, select
+from sqlalchemy import select
 
 from conductor.db.models import DNSDomain
-from conductor.db.query import equals, model_query
+from conductor.db.query import equals, not_deleted
 from conductor.db.session import Row, Session
 from conductor.handlers import api
 from schemas.context import RequestContext
@@ -17,7 +17,7 @@ domains = DNSDomain.__table__
 
 async def _locked(session: Session, context: RequestContext, fqdomain: Any) -> Row | None:
     # Exact-row lock: concurrent re-registrations of one domain wait for each other.
-    return await session.row(model_query(context, DNSDomain, read_deleted="no")
+    return await session.row(session.query(context, DNSDomain, read_deleted="no")
                              .where(equals(domains.c.domain, fqdomain)).with_for_update())
 
 
@@ -61,5 +61,5 @@ async def dnsdomain_unregister(session: Session, context: RequestContext,
 
 @api
 async def dnsdomain_list(session: Session, context: RequestContext) -> list[Any]:
-    return await session.scalars(select(domains.c.domain).where(domains.c.deleted == false())
+    return await session.scalars(select(domains.c.domain).where(not_deleted(domains))
                                  .order_by(domains.c.domain))

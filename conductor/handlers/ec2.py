@@ -5,9 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from conductor.db.models import InstanceIdMapping
-from conductor.db.query import model_query
 from conductor.db.session import Row, Session
-from conductor.db.values import lookup_int, lookup_text
 from conductor.handlers import api
 from schemas import exceptions
 from schemas.context import RequestContext
@@ -30,26 +28,14 @@ async def ec2_instance_create(session: Session, context: RequestContext,
 @api
 async def get_ec2_instance_id_by_uuid(session: Session, context: RequestContext,
                                       instance_id: Any) -> int:
-    key = lookup_text(instance_id)
-    found = None
-    if key is not None:
-        found = await session.scalar(
-            model_query(context, InstanceIdMapping).where(instance_ids.c.uuid == key)
-            .order_by(instance_ids.c.id).limit(1).with_only_columns(instance_ids.c.id))
-    if found is None:
-        raise exceptions.InstanceNotFound(instance_id=instance_id)
-    return int(found)
+    row = await session.get(context, InstanceIdMapping, "uuid", instance_id,
+                            lambda: exceptions.InstanceNotFound(instance_id=instance_id))
+    return int(row["id"])
 
 
 @api
 async def get_instance_uuid_by_ec2_id(session: Session, context: RequestContext,
                                       ec2_id: Any) -> str:
-    key = lookup_int(ec2_id)
-    found = None
-    if key is not None:
-        found = await session.scalar(
-            model_query(context, InstanceIdMapping).where(instance_ids.c.id == key)
-            .with_only_columns(instance_ids.c.uuid))
-    if found is None:
-        raise exceptions.InstanceNotFound(instance_id=ec2_id)
-    return str(found)
+    row = await session.get(context, InstanceIdMapping, "id", ec2_id,
+                            lambda: exceptions.InstanceNotFound(instance_id=ec2_id))
+    return str(row["uuid"])

@@ -11,9 +11,7 @@ from collections.abc import Callable
 from typing import Any
 
 from conductor.db.models import SnapshotIdMapping, VolumeIdMapping
-from conductor.db.query import model_query
 from conductor.db.session import Row, Session
-from conductor.db.values import lookup_int, lookup_text
 from conductor.handlers import api
 from schemas import exceptions
 from schemas.context import RequestContext
@@ -38,30 +36,15 @@ async def _create(session: Session, model: Mapping, uuid: Any, forced_id: Any) -
 
 async def _ec2_id(session: Session, context: RequestContext, model: Mapping, uuid: Any,
                   not_found: NotFound) -> int:
-    table = model.__table__
-    key = lookup_text(uuid)
-    found = None
-    if key is not None:
-        # several rows may carry one uuid: the first (lowest id) is the answer
-        found = await session.scalar(
-            model_query(context, model).where(table.c.uuid == key)
-            .order_by(table.c.id).limit(1).with_only_columns(table.c.id))
-    if found is None:
-        raise not_found(uuid)
-    return int(found)
+    # several rows may carry one uuid: the first (lowest id) is the answer
+    row = await session.get(context, model, "uuid", uuid, lambda: not_found(uuid))
+    return int(row["id"])
 
 
 async def _uuid(session: Session, context: RequestContext, model: Mapping, ec2_id: Any,
                 not_found: NotFound) -> str:
-    table = model.__table__
-    key = lookup_int(ec2_id)
-    found = None
-    if key is not None:
-        found = await session.scalar(model_query(context, model).where(table.c.id == key)
-                                     .with_only_columns(table.c.uuid))
-    if found is None:
-        raise not_found(ec2_id)
-    return str(found)
+    row = await session.get(context, model, "id", ec2_id, lambda: not_found(ec2_id))
+    return str(row["uuid"])
 
 
 @api

@@ -13,9 +13,15 @@ from sqlalchemy import and_, false, or_, select, true, update
 
 from conductor.db.base import utcnow
 from conductor.db.models import FixedIp, Instance, Network
-from conductor.db.query import equals, is_user_context, is_uuid_like, model_query
+from conductor.db.query import (
+    authorize_project,
+    equals,
+    is_user_context,
+    is_uuid_like,
+    not_deleted,
+)
 from conductor.db.session import Row, Session
-from conductor.db.values import convert, lookup_int
+from conductor.db.values import convert
 from conductor.handlers import api
 from schemas import exceptions
 from schemas.context import RequestContext
@@ -43,18 +49,14 @@ async def check_owner(session: Session, context: RequestContext, row: Row) -> No
     found = project.first()
     if found is None:
         raise exceptions.InstanceNotFound(instance_id=row["instance_uuid"])
-    if found.project_id != context.project_id:
-        raise exceptions.NotAuthorized()
+    authorize_project(context, found.project_id)
 
 
 async def load_by_address(session: Session, context: RequestContext, address: Any) -> Row:
     """The fixed IP as ``fixed_ip_get_by_address`` sees it (context read_deleted, owner
     checked), or ``FixedIpNotFoundForAddress``."""
-    row = await session.row(model_query(context, FixedIp)
-                            .where(equals(fixed_ips.c.address, address))
-                            .order_by(fixed_ips.c.id).limit(1))
-    if row is None:
-        raise exceptions.FixedIpNotFoundForAddress(address=address)
+    row = await session.get(context, FixedIp, "address", address,
+                            lambda: exceptions.FixedIpNotFoundForAddress(address=address))
     await check_owner(session, context, row)
     return row
 
@@ -70,13 +72,13 @@ async def fixed_ip_associate(session: Session, context: RequestContext, address:
     _require_uuid(instance_uuid)
     # An exact address: the lock blocks (§1.10), so a second caller sees the winner's
     # instance and gets FixedIpAlreadyInUse.
-    row = await session.row(
-        model_query(context, FixedIp, read_deleted="no")
+    row = await session.one(
+        session.query(context, FixedIp, read_deleted="no")
         .where(equals(fixed_ips.c.address, address),
                equals(fixed_ips.c.reserved, reserved), _network_or_none(network_id))
-        .order_by(fixed_ips.c.id).limit(1).with_for_update())
-    if row is None:
-        raise exceptions.FixedIpNotFoundForNetwork(address=address, network_id=network_id)
+        .order_by(fixed_ips.c.id).limit(1),
+        lambda: exceptions.FixedIpNotFoundForNetwork(address=address, network_id=network_id),
+        lock=True)
     if row["instance_uuid"]:
         raise exceptions.FixedIpAlreadyInUse(address=address)
     values: dict[str, Any] = {"instance_uuid": instance_uuid}
@@ -93,7 +95,7 @@ async def fixed_ip_associate_pool(session: Session, context: RequestContext, net
         _require_uuid(instance_uuid)
     # A pool pick: skip rows other callers hold, so they get the next free one (§1.10).
     row = await session.row(
-        model_query(context, FixedIp, read_deleted="no")
+        session.query(context, FixedIp, read_deleted="no")
         .where(_network_or_none(network_id), fixed_ips.c.reserved == false(),
                fixed_ips.c.instance_uuid.is_(None), fixed_ips.c.host.is_(None))
         .order_by(fixed_ips.c.id).limit(1).with_for_update(skip_locked=True))
@@ -146,7 +148,7 @@ async def fixed_ip_disassociate_all_by_timeout(session: Session, context: Reques
              .select_from(fixed_ips
                           .join(networks, networks.c.id == fixed_ips.c.network_id)
                           .join(instances, instances.c.uuid == fixed_ips.c.instance_uuid))
-             .where(fixed_ips.c.deleted == false(), fixed_ips.c.allocated == false(),
+             .where(not_deleted(fixed_ips), fixed_ips.c.allocated == false(),
                     fixed_ips.c.updated_at < cutoff,
                     or_(equals(networks.c.host, host),
                         and_(equals(instances.c.host, host),
@@ -159,12 +161,8 @@ async def fixed_ip_disassociate_all_by_timeout(session: Session, context: Reques
 
 async def load_by_id(session: Session, context: RequestContext, id: Any) -> Row:
     """The fixed IP as ``fixed_ip_get`` sees it (owner checked), or ``FixedIpNotFound``."""
-    key = lookup_int(id)
-    row = None
-    if key is not None:
-        row = await session.row(model_query(context, FixedIp).where(fixed_ips.c.id == key))
-    if row is None:
-        raise exceptions.FixedIpNotFound(id=id)
+    row = await session.get(context, FixedIp, "id", id,
+                            lambda: exceptions.FixedIpNotFound(id=id))
     await check_owner(session, context, row)
     return row
 
@@ -176,11 +174,8 @@ async def fixed_ip_get(session: Session, context: RequestContext, id: Any) -> Ro
 
 @api
 async def fixed_ip_get_all(session: Session, context: RequestContext) -> list[Row]:
-    rows = await session.rows(model_query(context, FixedIp, read_deleted="yes")
-                              .order_by(fixed_ips.c.id))
-    if not rows:
-        raise exceptions.NoFixedIpsDefined()
-    return rows
+    return await session.rows(session.query(context, FixedIp, read_deleted="yes")
+                              .order_by(fixed_ips.c.id), missing=exceptions.NoFixedIpsDefined)
 
 
 @api
@@ -193,31 +188,27 @@ async def fixed_ip_get_by_address(session: Session, context: RequestContext,
 async def fixed_ip_get_by_instance(session: Session, context: RequestContext,
                                    instance_uuid: Any) -> list[Row]:
     _require_uuid(instance_uuid)
-    rows = await session.rows(model_query(context, FixedIp, read_deleted="no")
-                              .where(fixed_ips.c.instance_uuid == instance_uuid)
-                              .order_by(fixed_ips.c.id))
-    if not rows:
-        raise exceptions.FixedIpNotFoundForInstance(instance_uuid=instance_uuid)
-    return rows
+    return await session.rows(
+        session.query(context, FixedIp, read_deleted="no")
+        .where(fixed_ips.c.instance_uuid == instance_uuid).order_by(fixed_ips.c.id),
+        missing=lambda: exceptions.FixedIpNotFoundForInstance(instance_uuid=instance_uuid))
 
 
 @api
 async def fixed_ip_get_by_network_host(session: Session, context: RequestContext,
                                        network_uuid: Any, host: Any) -> Row:
     # Despite its name the parameter is the integer network id (§3.3).
-    row = await session.row(model_query(context, FixedIp, read_deleted="no")
-                            .where(equals(fixed_ips.c.network_id, network_uuid),
-                                   equals(fixed_ips.c.host, host))
-                            .order_by(fixed_ips.c.id).limit(1))
-    if row is None:
-        raise exceptions.FixedIpNotFoundForNetworkHost(network_id=network_uuid, host=host)
-    return row
+    return await session.one(
+        session.query(context, FixedIp, read_deleted="no")
+        .where(equals(fixed_ips.c.network_id, network_uuid), equals(fixed_ips.c.host, host))
+        .order_by(fixed_ips.c.id).limit(1),
+        lambda: exceptions.FixedIpNotFoundForNetworkHost(network_id=network_uuid, host=host))
 
 
 @api
 async def fixed_ips_by_virtual_interface(session: Session, context: RequestContext,
                                          vif_id: Any) -> list[Row]:
-    return await session.rows(model_query(context, FixedIp, read_deleted="no")
+    return await session.rows(session.query(context, FixedIp, read_deleted="no")
                               .where(equals(fixed_ips.c.virtual_interface_id, vif_id))
                               .order_by(fixed_ips.c.id))
 

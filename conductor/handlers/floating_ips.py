@@ -18,12 +18,9 @@ from conductor.db.query import (
     authorize_project,
     deleted_filter,
     equals,
-    is_user_context,
-    model_query,
     one_of,
 )
 from conductor.db.session import Row, Session
-from conductor.db.values import lookup_int
 from conductor.handlers import api, fixed_ips
 from schemas import exceptions
 from schemas.context import RequestContext
@@ -42,37 +39,28 @@ def _first(stmt: Select[Any], table: Any = floating) -> Select[Any]:
 # --- lookups with the owner checks of §1.2.3 ---------------------------------------------
 
 async def _by_address(session: Session, context: RequestContext, address: Any) -> Row:
-    row = await session.row(_first(model_query(context, FloatingIp)
-                                   .where(equals(floating.c.address, address))))
-    if row is None:
-        raise exceptions.FloatingIpNotFoundForAddress(address=address)
-    if is_user_context(context) and row["project_id"] is not None \
-            and row["project_id"] != context.project_id:
-        raise exceptions.NotAuthorized()
+    row = await session.get(context, FloatingIp, "address", address,
+                            lambda: exceptions.FloatingIpNotFoundForAddress(address=address))
+    if row["project_id"] is not None:  # an unallocated address is anyone's
+        authorize_project(context, row["project_id"])
     return row
 
 
-def _live(context: RequestContext) -> Select[Any]:
-    return model_query(context, FloatingIp, read_deleted="no")
+def _live(session: Session, context: RequestContext) -> Select[Any]:
+    return session.query(context, FloatingIp, read_deleted="no")
 
 
 # --- reads -------------------------------------------------------------------------------
 
 @api
 async def floating_ip_get(session: Session, context: RequestContext, id: Any) -> Row:
-    key = lookup_int(id)
-    row = None
-    if key is not None:
-        row = await session.row(model_query(context, FloatingIp, project_only=True)
-                                .where(floating.c.id == key))
-    if row is None:
-        raise exceptions.FloatingIpNotFound(id=id)
-    return row
+    return await session.get(context, FloatingIp, "id", id,
+                             lambda: exceptions.FloatingIpNotFound(id=id), project_only=True)
 
 
 @api
 async def floating_ip_get_pools(session: Session, context: RequestContext) -> list[Row]:
-    pools = await session.scalars(model_query(context, FloatingIp)
+    pools = await session.scalars(session.query(context, FloatingIp)
                                   .with_only_columns(floating.c.pool).distinct())
     # NULL first, then by name: PostgreSQL and SQLite sort NULL differently.
     return [{"name": p} for p in sorted(pools, key=lambda p: (p is not None, p or ""))]
@@ -83,7 +71,7 @@ async def floating_ip_count_by_project(session: Session, context: RequestContext
                                        project_id: Any) -> int:
     authorize_project(context, project_id)
     count = await session.scalar(
-        _live(context).with_only_columns(func.count(floating.c.id))
+        _live(session, context).with_only_columns(func.count(floating.c.id))
         .where(equals(floating.c.project_id, project_id),
                floating.c.auto_assigned == false()))
     return int(count or 0)
@@ -91,27 +79,23 @@ async def floating_ip_count_by_project(session: Session, context: RequestContext
 
 @api
 async def floating_ip_get_all(session: Session, context: RequestContext) -> list[Row]:
-    rows = await session.rows(_live(context).order_by(floating.c.id))
-    if not rows:
-        raise exceptions.NoFloatingIpsDefined()
-    return rows
+    return await session.rows(_live(session, context).order_by(floating.c.id),
+                              missing=exceptions.NoFloatingIpsDefined)
 
 
 @api
 async def floating_ip_get_all_by_host(session: Session, context: RequestContext,
                                       host: Any) -> list[Row]:
-    rows = await session.rows(_live(context).where(equals(floating.c.host, host))
-                              .order_by(floating.c.id))
-    if not rows:
-        raise exceptions.FloatingIpNotFoundForHost(host=host)
-    return rows
+    return await session.rows(_live(session, context).where(equals(floating.c.host, host))
+                              .order_by(floating.c.id),
+                              missing=lambda: exceptions.FloatingIpNotFoundForHost(host=host))
 
 
 @api
 async def floating_ip_get_all_by_project(session: Session, context: RequestContext,
                                          project_id: Any) -> list[Row]:
     authorize_project(context, project_id)
-    return await session.rows(_live(context)
+    return await session.rows(_live(session, context)
                               .where(equals(floating.c.project_id, project_id),
                                      floating.c.auto_assigned == false())
                               .order_by(floating.c.id))
@@ -127,7 +111,7 @@ async def floating_ip_get_by_address(session: Session, context: RequestContext,
 async def floating_ip_get_by_fixed_address(session: Session, context: RequestContext,
                                            fixed_address: Any) -> list[Row]:
     fixed_ip = await fixed_ips.load_by_address(session, context, fixed_address)
-    return await session.rows(model_query(context, FloatingIp)
+    return await session.rows(session.query(context, FloatingIp)
                               .where(floating.c.fixed_ip_id == fixed_ip["id"])
                               .order_by(floating.c.id))
 
@@ -135,7 +119,7 @@ async def floating_ip_get_by_fixed_address(session: Session, context: RequestCon
 @api
 async def floating_ip_get_by_fixed_ip_id(session: Session, context: RequestContext,
                                          fixed_ip_id: Any) -> list[Row]:
-    return await session.rows(model_query(context, FloatingIp)
+    return await session.rows(session.query(context, FloatingIp)
                               .where(equals(floating.c.fixed_ip_id, fixed_ip_id))
                               .order_by(floating.c.id))
 
@@ -149,7 +133,7 @@ async def floating_ip_allocate_address(session: Session, context: RequestContext
     # A pool pick: skip rows other allocations hold, so concurrent callers get the next
     # free address instead of the same one or a spurious NoMoreFloatingIps (§1.10).
     row = await session.row(
-        _first(_live(context).where(floating.c.fixed_ip_id.is_(None),
+        _first(_live(session, context).where(floating.c.fixed_ip_id.is_(None),
                                     floating.c.project_id.is_(None),
                                     equals(floating.c.pool, pool)))
         .with_for_update(skip_locked=True))
@@ -196,7 +180,7 @@ def _runs(rows: list[Row]) -> Iterator[list[Row]]:
 async def floating_ip_bulk_create(session: Session, context: RequestContext,
                                   ips: Any) -> None:
     existing: dict[Any, Row] = {}
-    for row in await session.rows(_live(context).order_by(floating.c.id)):
+    for row in await session.rows(_live(session, context).order_by(floating.c.id)):
         existing.setdefault(row["address"], row)
     new_rows = []
     for item in _items("floating_ip_bulk_create", ips):

@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 from conductor.db.models import InstanceFault
-from conductor.db.query import model_query
 from conductor.db.session import Row, Session
 from conductor.db.values import lookup_text
 from conductor.handlers import api
@@ -35,7 +34,7 @@ async def instance_fault_get_by_instance_uuids(session: Session, context: Reques
     if not keys:
         return output
     rows = await session.rows(
-        model_query(context, InstanceFault, read_deleted="no")
+        session.query(context, InstanceFault, read_deleted="no")
         .where(faults.c.instance_uuid.in_(list(keys)))
         .order_by(faults.c.created_at.desc(), faults.c.id.desc()))
     for row in rows:

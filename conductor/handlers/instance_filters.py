@@ -22,7 +22,7 @@ from sqlalchemy import (
 )
 
 from conductor.db.models import Instance, InstanceMetadata
-from conductor.db.query import equals, one_of
+from conductor.db.query import datetime_text, equals, not_deleted, one_of
 from conductor.db.session import Row, Session
 from conductor.db.values import convert, lookup_int
 from conductor.handlers import api
@@ -57,11 +57,11 @@ def _metadata(value: Any) -> list[ColumnElement[bool]]:
             for column, wanted in ((user_meta.c.key, key), (user_meta.c.value, val)):
                 out.append(select(user_meta.c.id).where(
                     user_meta.c.instance_uuid == instances.c.uuid,
-                    user_meta.c.deleted == false(), equals(column, wanted)).exists())
+                    not_deleted(user_meta), equals(column, wanted)).exists())
     return out
 
 
-def _as_text(column: Any, dialect: str) -> Any:
+def _as_text(column: Any) -> Any:
     """The column's value as Python's ``str()`` shows it, for a regular expression."""
     ctype = column.type
     if isinstance(ctype, String):
@@ -71,13 +71,11 @@ def _as_text(column: Any, dialect: str) -> Any:
     if isinstance(ctype, DateTime):
         # str(datetime) drops a zero microsecond part; SQLite stores it, PostgreSQL's
         # text form trims trailing zeros, so both are spelled out and then cut.
-        text = (func.to_char(column, "YYYY-MM-DD HH24:MI:SS.US") if dialect == "postgresql"
-                else column)
-        return func.replace(text, ".000000", "")
+        return func.replace(datetime_text(column), ".000000", "")
     return cast(column, String)
 
 
-def _regex(column: Any, value: Any, dialect: str) -> ColumnElement[bool]:
+def _regex(column: Any, value: Any) -> ColumnElement[bool]:
     pattern = str(value)
     try:
         re.compile(pattern)
@@ -87,11 +85,10 @@ def _regex(column: Any, value: Any, dialect: str) -> ColumnElement[bool]:
     if "\x00" in pattern:
         raise exceptions.InvalidInput(reason=f"filter {column.name!r}: NUL in pattern")
     # NULL never matches (recommended; Nova on SQLite matched the text 'None').
-    return _as_text(column, dialect).regexp_match(pattern)
+    return _as_text(column).regexp_match(pattern)
 
 
-def filter_conditions(context: RequestContext, filters: Any,
-                      dialect: str) -> list[ColumnElement[bool]]:
+def filter_conditions(context: RequestContext, filters: Any) -> list[ColumnElement[bool]]:
     """The WHERE conditions of ``filters``, in Nova's order; ``filters`` is not changed."""
     if filters is None:
         filters = {}
@@ -115,7 +112,7 @@ def filter_conditions(context: RequestContext, filters: Any,
             out.append(or_(instances.c.deleted == true(), vm_state == SOFT_DELETED))
         else:
             # SQL <>: a NULL vm_state is excluded too (a Nova quirk).
-            out.append(and_(instances.c.deleted == false(), vm_state != SOFT_DELETED))
+            out.append(and_(not_deleted(instances), vm_state != SOFT_DELETED))
     if not context.is_admin:
         filters["project_id"] = context.project_id
     for key in EXACT:
@@ -126,7 +123,7 @@ def filter_conditions(context: RequestContext, filters: Any,
     for key, value in filters.items():
         # Only columns: 'name' is computed, relationships and unknown keys are ignored.
         if isinstance(key, str) and key in instances.c:
-            out.append(_regex(instances.c[key], value, dialect))
+            out.append(_regex(instances.c[key], value))
     return out
 
 
@@ -173,13 +170,13 @@ async def instance_get_all_by_filters(session: Session, context: RequestContext,
             raise exceptions.InvalidInput(reason=f"limit must be a non-negative integer, "
                                           f"got {limit!r:.60}")
     # The context's read_deleted is ignored: the 'deleted' filter decides.
-    stmt = select(instances).where(*filter_conditions(context, filters, session.dialect))
+    stmt = select(instances).where(*filter_conditions(context, filters))
     columns = [order_column, instances.c.created_at, instances.c.id]
     stmt = stmt.order_by(*(_ordered(c, sort_dir) for c in columns))
     if marker is not None:
         try:
             # Looked up as instance_get_by_uuid: read_deleted and scoping apply.
-            found = await load_by_uuid(session, context, marker, ())
+            found = await load_by_uuid(session, context, marker, (), bare=True)
         except exceptions.InstanceNotFound:
             raise exceptions.MarkerNotFound(str(marker)) from None
         stmt = stmt.where(_after(columns, found, sort_dir))

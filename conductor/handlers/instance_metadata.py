@@ -1,29 +1,45 @@
 """Instance metadata, system metadata (api-compute.md §3.9) and info caches (§3.7).
 
 None of these functions checks that the instance exists; they work on ``instance_uuid``
-alone.  :func:`replace_metadata` and :func:`delete_info_cache` are shared with
-``instance_update`` and ``instance_destroy``.
+alone.  Under strict isolation another project's instance is treated as missing: its rows
+are not read, and writes about it raise ``InstanceNotFound``.  :func:`replace_metadata`
+and :func:`delete_info_cache` are shared with ``instance_update`` and ``instance_destroy``.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Table, select
+from sqlalchemy import Table
 
 from conductor.db import keyvalue
 from conductor.db.base import utcnow
-from conductor.db.models import InstanceInfoCache, InstanceMetadata, InstanceSystemMetadata
-from conductor.db.query import deleted_filter, model_query
+from conductor.db.models import (
+    Instance,
+    InstanceInfoCache,
+    InstanceMetadata,
+    InstanceSystemMetadata,
+)
+from conductor.db.query import deleted_filter
 from conductor.db.session import Row, Session
 from conductor.db.values import lookup_text
 from conductor.handlers import api
 from schemas import exceptions
 from schemas.context import RequestContext
 
+instances = Instance.__table__
 caches = InstanceInfoCache.__table__
 user_meta = InstanceMetadata.__table__
 system_meta = InstanceSystemMetadata.__table__
+
+
+async def _refuse_foreign(session: Session, context: RequestContext,
+                          instance_uuid: Any) -> None:
+    """Writes about another project's instance change nothing and answer as for a
+    missing one (isolation, api-compute.md §1.1); an unknown uuid is not refused."""
+    key = lookup_text(instance_uuid)
+    if key is not None and await session.foreign(context, Instance, instances.c.uuid == key):
+        raise exceptions.InstanceNotFound(instance_id=instance_uuid)
 
 
 def _metadata_dict(values: Any, what: str) -> dict[Any, Any]:
@@ -39,7 +55,7 @@ async def _visible_items(session: Session, context: RequestContext, table: Table
     if key is None:
         return []
     return await session.rows(
-        model_query(context, table, read_deleted=read_deleted)
+        session.query(context, table, read_deleted=read_deleted)
         .where(table.c.instance_uuid == key).order_by(table.c.id))
 
 
@@ -49,6 +65,7 @@ async def replace_metadata(session: Session, context: RequestContext, table: Tab
     """``instance_[system_]metadata_update``: rows found with ``read_deleted`` (None: the
     context's); with ``delete``, keys not in ``metadata`` get a flag-only soft delete."""
     given = _metadata_dict(metadata, "metadata")
+    await _refuse_foreign(session, context, instance_uuid)
     # Convert first, so a value the column refuses writes nothing.
     wanted = [session.check(table, {"key": k, "value": v, "instance_uuid": instance_uuid})
               for k, v in given.items()]
@@ -66,6 +83,7 @@ async def _delete_key(session: Session, context: RequestContext, table: Table,
     uuid_key, item_key = lookup_text(instance_uuid), lookup_text(key)
     if uuid_key is None or item_key is None:
         return
+    await _refuse_foreign(session, context, instance_uuid)
     visible = deleted_filter(table, read_deleted or context.read_deleted)
     await session.soft_delete_where(table, table.c.instance_uuid == uuid_key,
                                     table.c.key == item_key,
@@ -117,17 +135,21 @@ async def instance_system_metadata_update(session: Session, context: RequestCont
 
 # --- info cache: one row per instance, deleted or not ------------------------------------
 
-async def _cache(session: Session, instance_uuid: Any) -> Row | None:
+async def _cache(session: Session, context: RequestContext, instance_uuid: Any
+                 ) -> Row | None:
     key = lookup_text(instance_uuid)
     if key is None:
         return None
-    return await session.row(select(caches).where(caches.c.instance_uuid == key)
+    return await session.row(session.query(context, InstanceInfoCache, read_deleted="yes")
+                             .where(caches.c.instance_uuid == key)
                              .order_by(caches.c.id).limit(1))
 
 
-async def _update_cache(session: Session, instance_uuid: Any, values: Any,
-                        existing: Row | None = None) -> Row:
-    cache = existing if existing is not None else await _cache(session, instance_uuid)
+async def _update_cache(session: Session, context: RequestContext, instance_uuid: Any,
+                        values: Any, existing: Row | None = None) -> Row:
+    await _refuse_foreign(session, context, instance_uuid)
+    cache = existing if existing is not None else await _cache(session, context,
+                                                               instance_uuid)
     if cache is not None and cache["deleted"]:
         return cache
     if cache is not None:
@@ -139,34 +161,36 @@ async def _update_cache(session: Session, instance_uuid: Any, values: Any,
     return await session.insert(InstanceInfoCache, values, echo=values)
 
 
-async def delete_info_cache(session: Session, instance_uuid: Any,
+async def delete_info_cache(session: Session, context: RequestContext, instance_uuid: Any,
                             existing: Row | None = None) -> Row:
     """``instance_info_cache_delete``; ``existing`` is the cache row if already loaded
     (it is updated in place)."""
-    return await _update_cache(session, instance_uuid,
+    return await _update_cache(session, context, instance_uuid,
                                {"deleted": True, "deleted_at": utcnow()}, existing)
 
 
 @api
 async def instance_info_cache_create(session: Session, context: RequestContext,
                                      values: Any) -> Row:
+    if isinstance(values, dict):
+        await _refuse_foreign(session, context, values.get("instance_uuid"))
     return await session.insert(InstanceInfoCache, values, echo=values)
 
 
 @api
 async def instance_info_cache_get(session: Session, context: RequestContext,
                                   instance_uuid: Any) -> Row | None:
-    return await _cache(session, instance_uuid)
+    return await _cache(session, context, instance_uuid)
 
 
 @api
 async def instance_info_cache_update(session: Session, context: RequestContext,
                                      instance_uuid: Any, values: Any) -> Row:
-    return await _update_cache(session, instance_uuid, values)
+    return await _update_cache(session, context, instance_uuid, values)
 
 
 @api
 async def instance_info_cache_delete(session: Session, context: RequestContext,
                                      instance_uuid: Any) -> None:
-    await delete_info_cache(session, instance_uuid)
+    await delete_info_cache(session, context, instance_uuid)
 

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy import ColumnElement, Select, exists, false, or_, select
 
+from conductor.db.keyvalue import with_specs_dict
 from conductor.db.models import InstanceTypeExtraSpecs, InstanceTypeProjects, InstanceTypes
-from conductor.db.query import equals, model_query
+from conductor.db.query import equals, not_deleted
 from conductor.db.session import Row, Session, rows_as_dict
-from conductor.db.values import check_value, lookup_int
+from conductor.db.values import check_value
 from conductor.handlers import api
 from schemas import exceptions
 from schemas.context import RequestContext
@@ -20,33 +22,24 @@ access = InstanceTypeProjects.__table__
 
 
 
-def _flavor_dict(row: Row) -> Row:
-    row["extra_specs"] = rows_as_dict(row["extra_specs"])
-    return row
-
-
-async def _first_flavor(session: Session, stmt: Select[Any]) -> Row | None:
-    row = await session.row(stmt.order_by(flavors.c.id).limit(1), ("extra_specs",))
-    return None if row is None else _flavor_dict(row)
+async def _flavor(session: Session, context: RequestContext, column: str, value: Any,
+                  missing: Callable[[], Exception]) -> Row:
+    return with_specs_dict(await session.get(context, InstanceTypes, column, value, missing,
+                                             ("extra_specs",)))
 
 
 async def _by_flavorid(session: Session, context: RequestContext, flavor_id: Any, *,
                        specs_too: bool = True) -> Row:
-    stmt = model_query(context, InstanceTypes).where(equals(flavors.c.flavorid,
-                                                                 flavor_id))
-    row = await (_first_flavor(session, stmt) if specs_too else
-                 session.row(stmt.order_by(flavors.c.id).limit(1)))
-    if row is None:
-        raise exceptions.FlavorNotFound(flavor_id=flavor_id)
-    return row
+    def missing() -> Exception:
+        return exceptions.FlavorNotFound(flavor_id=flavor_id)
+    if specs_too:
+        return await _flavor(session, context, "flavorid", flavor_id, missing)
+    return await session.get(context, InstanceTypes, "flavorid", flavor_id, missing)
 
 
 async def _by_name(session: Session, context: RequestContext, name: Any) -> Row:
-    row = await _first_flavor(session, model_query(context, InstanceTypes)
-                              .where(equals(flavors.c.name, name)))
-    if row is None:
-        raise exceptions.InstanceTypeNotFoundByName(instance_type_name=name)
-    return row
+    return await _flavor(session, context, "name", name,
+                         lambda: exceptions.InstanceTypeNotFoundByName(instance_type_name=name))
 
 
 async def _lock(session: Session, flavor: Row) -> None:
@@ -58,12 +51,12 @@ async def _lock(session: Session, flavor: Row) -> None:
 
 
 def _live_flavor_ids(flavor_id: Any) -> Select[Any]:
-    return select(flavors.c.id).where(flavors.c.deleted == false(),
+    return select(flavors.c.id).where(not_deleted(flavors),
                                       equals(flavors.c.flavorid, flavor_id))
 
 
-def _live_specs(context: RequestContext, flavor_id: Any) -> Select[Any]:
-    return (model_query(context, InstanceTypeExtraSpecs, read_deleted="no")
+def _live_specs(session: Session, context: RequestContext, flavor_id: Any) -> Select[Any]:
+    return (session.query(context, InstanceTypeExtraSpecs, read_deleted="no")
             .where(specs.c.instance_type_id.in_(_live_flavor_ids(flavor_id))))
 
 
@@ -78,7 +71,7 @@ async def instance_type_create(session: Session, context: RequestContext, values
     name = values["name"]
     # Closes the check-then-insert race between two creates of the same flavor.
     await session.lock("instance_type_create")
-    visible = model_query(context, InstanceTypes).limit(1)
+    visible = session.query(context, InstanceTypes).limit(1)
     for column, value in ((flavors.c.name, name), (flavors.c.flavorid, values["flavorid"])):
         if await session.row(visible.where(equals(column, value))) is not None:
             raise exceptions.InstanceTypeExists(name=name)  # keyed by name either way
@@ -113,7 +106,7 @@ async def instance_type_get_all(session: Session, context: RequestContext,
     filters = filters or {}
     if not isinstance(filters, dict):
         raise exceptions.InvalidInput(reason="instance_type_get_all: filters must be a dict")
-    stmt = model_query(context, InstanceTypes, read_deleted="yes" if inactive else "no")
+    stmt = session.query(context, InstanceTypes, read_deleted="yes" if inactive else "no")
     for key, column in (("min_memory_mb", "memory_mb"), ("min_root_gb", "root_gb")):
         if key in filters:
             stmt = stmt.where(_at_least(column, filters[key]))
@@ -126,22 +119,16 @@ async def instance_type_get_all(session: Session, context: RequestContext,
         if is_public and context.project_id is not None:
             cond = or_(cond, exists().where(access.c.instance_type_id == flavors.c.id,
                                             access.c.project_id == context.project_id,
-                                            access.c.deleted == false()))
+                                            not_deleted(access)))
         stmt = stmt.where(cond)
     rows = await session.rows(stmt.order_by(flavors.c.name, flavors.c.id), ("extra_specs",))
-    return [_flavor_dict(r) for r in rows]
+    return [with_specs_dict(r) for r in rows]
 
 
 @api
 async def instance_type_get(session: Session, context: RequestContext, id: Any) -> Row:
-    key = lookup_int(id)
-    row = None
-    if key is not None:
-        row = await _first_flavor(session, model_query(context, InstanceTypes)
-                                  .where(flavors.c.id == key))
-    if row is None:
-        raise exceptions.InstanceTypeNotFound(instance_type_id=id)
-    return row
+    return await _flavor(session, context, "id", id,
+                         lambda: exceptions.InstanceTypeNotFound(instance_type_id=id))
 
 
 @api
@@ -169,7 +156,7 @@ async def instance_type_destroy(session: Session, context: RequestContext, name:
 @api
 async def instance_type_access_get_by_flavor_id(session: Session, context: RequestContext,
                                                 flavor_id: Any) -> list[Row]:
-    row = await session.row(model_query(context, InstanceTypes)
+    row = await session.row(session.query(context, InstanceTypes)
                             .where(equals(flavors.c.flavorid, flavor_id))
                             .order_by(flavors.c.id).limit(1), ("projects",))
     if row is None:
@@ -189,7 +176,7 @@ async def instance_type_access_add(session: Session, context: RequestContext,
                                    flavor_id: Any, project_id: Any) -> Row:
     flavor = await _by_flavorid(session, context, flavor_id, specs_too=False)
     await _lock(session, flavor)
-    found = await session.row(model_query(context, InstanceTypeProjects, read_deleted="yes")
+    found = await session.row(session.query(context, InstanceTypeProjects, read_deleted="yes")
                               .where(*_access_conditions(flavor, project_id))
                               .order_by(access.c.id).limit(1))
     if found is None:
@@ -218,7 +205,7 @@ async def instance_type_access_remove(session: Session, context: RequestContext,
 async def instance_type_extra_specs_get(session: Session, context: RequestContext,
                                         flavor_id: Any) -> dict[str, Any]:
     # ascending id: if a key has several rows, the newest one wins
-    rows = await session.rows(_live_specs(context, flavor_id).order_by(specs.c.id))
+    rows = await session.rows(_live_specs(session, context, flavor_id).order_by(specs.c.id))
     return rows_as_dict(rows)
 
 
@@ -226,7 +213,7 @@ async def instance_type_extra_specs_get(session: Session, context: RequestContex
 async def instance_type_extra_specs_delete(session: Session, context: RequestContext,
                                            flavor_id: Any, key: Any) -> None:
     await session.soft_delete_where(
-        InstanceTypeExtraSpecs, specs.c.deleted == false(),
+        InstanceTypeExtraSpecs, not_deleted(specs),
         specs.c.instance_type_id.in_(_live_flavor_ids(flavor_id)),
         equals(specs.c.key, key))
 
@@ -244,7 +231,7 @@ async def instance_type_extra_specs_update_or_create(session: Session,
         cols = session.check(InstanceTypeExtraSpecs,
                              {"key": key, "value": value, "instance_type_id": flavor["id"],
                               "deleted": False})
-        existing = await session.row(_live_specs(context, flavor_id)
+        existing = await session.row(_live_specs(session, context, flavor_id)
                                      .where(equals(specs.c.key, key))
                                      .order_by(specs.c.id).limit(1))
         if existing is None:

@@ -12,9 +12,10 @@ import math
 import uuid as uuid_module
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, and_, false, func, or_, select
+from sqlalchemy import ColumnElement, Select, and_, func, not_, or_, select
 
-from conductor.db.base import get_relation, utcnow
+from conductor.db.base import utcnow
+from conductor.db.loading import relation
 from conductor.db.models import (
     FixedIp,
     FloatingIp,
@@ -25,9 +26,9 @@ from conductor.db.models import (
     SecurityGroup,
     SecurityGroupInstanceAssociation,
 )
-from conductor.db.query import equals, model_query, require_uuid
+from conductor.db.query import equals, not_deleted, one_of, require_uuid
 from conductor.db.session import Row, Session
-from conductor.db.values import NO_MATCH, convert, lookup_int, lookup_value
+from conductor.db.values import convert, lookup_int
 from conductor.handlers import api
 from conductor.handlers.ec2 import create_instance_mapping
 from conductor.handlers.instance_metadata import delete_info_cache, replace_metadata
@@ -42,7 +43,8 @@ links = SecurityGroupInstanceAssociation.__table__
 fixed_ips = FixedIp.__table__
 floating_ips = FloatingIp.__table__
 
-# What each family of functions returns nested (api-compute.md §1.6).
+# What each family of functions returns nested (api-compute.md §1.6); every instance
+# result also carries system_metadata (declared with the table).
 FULL = ("security_groups", "security_groups.rules", "info_cache", "metadata",
         "instance_type")
 LISTED = ("info_cache", "security_groups", "metadata", "instance_type")
@@ -72,23 +74,20 @@ def _metadata(values: dict[Any, Any], key: str) -> dict[Any, Any]:
 
 
 async def load_by_uuid(session: Session, context: RequestContext, instance_uuid: Any,
-                       joins: tuple[str, ...] = FULL, *, lock: bool = False) -> Row:
+                       joins: tuple[str, ...] = FULL, *, lock: bool = False,
+                       bare: bool = False) -> Row:
     """The instance as ``instance_get_by_uuid`` sees it (project scoped, deleted rows per
     context), or ``InstanceNotFound``; ``lock`` takes the row lock (``FOR UPDATE``)."""
-    row = await session.get_by(context, Instance, "uuid", instance_uuid, joins,
-                               project_only=True, lock=lock)
-    if row is None:
-        raise exceptions.InstanceNotFound(instance_id=instance_uuid)
-    return row
+    return await session.get(context, Instance, "uuid", instance_uuid,
+                             lambda: exceptions.InstanceNotFound(instance_id=instance_uuid),
+                             joins, project_only=True, lock=lock, bare=bare)
 
 
 async def _by_id(session: Session, context: RequestContext, instance_id: Any,
-                 joins: tuple[str, ...]) -> Row:
-    row = await session.get_by(context, Instance, "id", instance_id, joins,
-                               project_only=True)
-    if row is None:
-        raise exceptions.InstanceNotFound(instance_id=instance_id)
-    return row
+                 joins: tuple[str, ...], *, bare: bool = False) -> Row:
+    return await session.get(context, Instance, "id", instance_id,
+                             lambda: exceptions.InstanceNotFound(instance_id=instance_id),
+                             joins, project_only=True, bare=bare)
 
 
 # --- create ---------------------------------------------------------------------------
@@ -105,10 +104,10 @@ async def _group_ids(session: Session, context: RequestContext, names: Any) -> l
     wanted = [n for n in names if n != "default"]
     if wanted:
         found = await session.rows(
-            select(groups).where(groups.c.deleted == false(),
+            select(groups).where(not_deleted(groups),
                                  equals(groups.c.project_id, context.project_id),
                                  groups.c.name.in_(wanted))
-            .order_by(groups.c.id))
+            .order_by(groups.c.id), bare=True)
         have = {g["name"] for g in found}
         for name in wanted:
             if name not in have:
@@ -177,7 +176,7 @@ def _joins(columns_to_join: Any) -> tuple[str, ...]:
         table = instances
         for part in path.split("."):
             try:
-                table = get_relation(table, part).target
+                table = relation(table, part).target
             except KeyError:
                 raise exceptions.InvalidInput(
                     reason=f"instances have no relationship {path!r}") from None
@@ -188,7 +187,7 @@ def _joins(columns_to_join: Any) -> tuple[str, ...]:
 async def instance_get_all(session: Session, context: RequestContext,
                            columns_to_join: Any = None) -> list[Row]:
     joins = _joins(columns_to_join)
-    return await session.rows(model_query(context, Instance).order_by(instances.c.id), joins)
+    return await session.rows(session.query(context, Instance).order_by(instances.c.id), joins)
 
 
 def _datetime_arg(name: str, value: Any) -> dt.datetime | None:
@@ -201,11 +200,11 @@ def _datetime_arg(name: str, value: Any) -> dt.datetime | None:
             reason=f"{name} must be a datetime, got {type(value).__name__}") from None
 
 
-def _active_by_window(context: RequestContext, begin: Any, end: Any, project_id: Any,
-                      host: Any) -> Select[Any]:
+def _active_by_window(session: Session, context: RequestContext, begin: Any, end: Any,
+                      project_id: Any, host: Any) -> Select[Any]:
     start, stop = _datetime_arg("begin", begin), _datetime_arg("end", end)
     # Deleted rows always count: read_deleted is ignored (api-compute.md §3.6).
-    stmt = model_query(context, Instance, read_deleted="yes")
+    stmt = session.query(context, Instance, read_deleted="yes")
     terminated = instances.c.terminated_at
     stmt = stmt.where(terminated.is_(None) if start is None
                       else or_(terminated.is_(None), terminated > start))
@@ -222,7 +221,7 @@ def _active_by_window(context: RequestContext, begin: Any, end: Any, project_id:
 async def instance_get_active_by_window(session: Session, context: RequestContext,
                                         begin: Any, end: Any = None, project_id: Any = None,
                                         host: Any = None) -> list[Row]:
-    return await session.rows(_active_by_window(context, begin, end, project_id, host))
+    return await session.rows(_active_by_window(session, context, begin, end, project_id, host))
 
 
 @api
@@ -230,13 +229,13 @@ async def instance_get_active_by_window_joined(session: Session, context: Reques
                                                begin: Any, end: Any = None,
                                                project_id: Any = None,
                                                host: Any = None) -> list[Row]:
-    return await session.rows(_active_by_window(context, begin, end, project_id, host),
+    return await session.rows(_active_by_window(session, context, begin, end, project_id, host),
                               LISTED)
 
 
 async def _listed(session: Session, context: RequestContext,
                   *where: ColumnElement[bool]) -> list[Row]:
-    return await session.rows(model_query(context, Instance).where(*where)
+    return await session.rows(session.query(context, Instance).where(*where)
                               .order_by(instances.c.id), LISTED)
 
 
@@ -274,15 +273,13 @@ async def instance_get_all_by_reservation(session: Session, context: RequestCont
 @api
 async def instance_get_floating_address(session: Session, context: RequestContext,
                                         instance_id: Any) -> str | None:
-    instance = await _by_id(session, context, instance_id, ())
-    fixed = await session.row(
-        select(fixed_ips).where(fixed_ips.c.instance_uuid == instance["uuid"],
-                                fixed_ips.c.deleted == false())
-        .order_by(fixed_ips.c.id).limit(1))
-    if fixed is None:
-        raise exceptions.FixedIpNotFoundForInstance(instance_uuid=instance["uuid"])
+    instance = await _by_id(session, context, instance_id, (), bare=True)
+    fixed = await session.get(
+        context, FixedIp, "instance_uuid", instance["uuid"],
+        lambda: exceptions.FixedIpNotFoundForInstance(instance_uuid=instance["uuid"]),
+        read_deleted="no")
     return await session.scalar(  # type: ignore[no-any-return]
-        model_query(context, FloatingIp).where(floating_ips.c.fixed_ip_id == fixed["id"])
+        session.query(context, FloatingIp).where(floating_ips.c.fixed_ip_id == fixed["id"])
         .order_by(floating_ips.c.id).limit(1).with_only_columns(floating_ips.c.address))
 
 
@@ -303,21 +300,26 @@ async def instance_get_all_hung_in_rebooting(session: Session, context: RequestC
     except OverflowError:
         raise exceptions.InvalidInput(reason="reboot_window is out of range") from None
     return await session.rows(
-        model_query(context, Instance, read_deleted="yes")
+        session.query(context, Instance, read_deleted="yes")
         .where(instances.c.task_state == "rebooting", instances.c.updated_at <= cutoff)
         .order_by(instances.c.id))
+
+
+async def project_totals(session: Session, project_id: Any) -> tuple[int, int, int]:
+    """The project's live instances: count, vCPUs, memory (also the quota usages)."""
+    result = await session.execute(
+        select(func.count(instances.c.id), func.sum(instances.c.vcpus),
+               func.sum(instances.c.memory_mb))
+        .where(not_deleted(instances),
+               equals(instances.c.project_id, project_id)))
+    count, vcpus, memory = result.one()
+    return (int(count or 0), int(vcpus or 0), int(memory or 0))
 
 
 @api
 async def instance_data_get_for_project(session: Session, context: RequestContext,
                                         project_id: Any) -> tuple[int, int, int]:
-    result = await session.execute(
-        select(func.count(instances.c.id), func.sum(instances.c.vcpus),
-               func.sum(instances.c.memory_mb))
-        .where(instances.c.deleted == false(),
-               equals(instances.c.project_id, project_id)))
-    count, vcpus, memory = result.one()
-    return (int(count or 0), int(vcpus or 0), int(memory or 0))
+    return await project_totals(session, project_id)
 
 
 # --- writes ---------------------------------------------------------------------------
@@ -333,21 +335,16 @@ def _constraint_conditions(constraint: Any) -> list[ColumnElement[bool]]:
         if column is None:
             raise exceptions.InvalidInput(reason=f"constraint names {name!r}, which is not "
                                           f"a column of instances")
-        has_none = any(v is None for v in condition.values)
-        # A value no row can hold is never equal and always different.
-        values = [v for v in (lookup_value(column, x) for x in condition.values
-                              if x is not None) if v is not NO_MATCH]
         if isinstance(condition, EqualityCondition):
             # "Equals any" as documented (IN), not Nova's AND of equalities; None is
             # matched as filter_by matches it (IS NULL).
-            parts = [column.in_(values)] if values else []
-            if has_none:
-                parts.append(column.is_(None))
-            out.append(or_(*parts) if parts else false())
+            out.append(one_of(column, condition.values))
         else:
-            # A NULL column differs from nothing (SQL <>), so it never passes.
-            out.append(and_(column.is_not(None), column.not_in(values)) if values
-                       else column.is_not(None))
+            # A NULL column differs from nothing (SQL <>), so it never passes; a value
+            # no row can hold is always different.
+            out.append(and_(column.is_not(None),
+                            not_(one_of(column, [v for v in condition.values
+                                                 if v is not None]))))
     return out
 
 
@@ -361,7 +358,7 @@ async def instance_destroy(session: Session, context: RequestContext, instance_u
         raise exceptions.ConstraintNotMet()
     await session.soft_delete_where(SecurityGroupInstanceAssociation,
                                     links.c.instance_uuid == row["uuid"])
-    await delete_info_cache(session, row["uuid"], existing=row["info_cache"])
+    await delete_info_cache(session, context, row["uuid"], existing=row["info_cache"])
     # The bulk soft delete chose deleted_at; show it on the row returned.
     fresh = (await session.execute(select(instances.c.deleted, instances.c.deleted_at)
                                    .where(instances.c.id == row["id"]))).one()
@@ -379,7 +376,7 @@ async def instance_test_and_set(session: Session, context: RequestContext,
     if not isinstance(ok_states, (list, tuple, set, frozenset)):
         raise exceptions.InvalidInput(reason="ok_states must be a list of states")
     # Recommended: a missing instance is InstanceNotFound (Nova crashed).
-    row = await load_by_uuid(session, context, instance_uuid, (), lock=True)
+    row = await load_by_uuid(session, context, instance_uuid, (), lock=True, bare=True)
     if row[attr] not in ok_states:
         raise exceptions.InstanceInvalidState(attr=attr, instance_uuid=instance_uuid,
                                               state=row[attr],
@@ -416,6 +413,7 @@ async def _update(session: Session, context: RequestContext, instance_uuid: Any,
     # Recommended: the result shows the new metadata and the new flavor; name is
     # recomputed in any case (a template may use the columns).
     reload = (("metadata",) if metadata is not None else ()) + \
+        (("system_metadata",) if system_metadata is not None else ()) + \
         (("instance_type",) if row["instance_type_id"] != flavor else ())
     await session.load(Instance, [row], reload)
     if metadata is not None:
@@ -451,14 +449,11 @@ async def instance_update_and_get_original(session: Session, context: RequestCon
 async def instance_add_security_group(session: Session, context: RequestContext,
                                       instance_id: Any, security_group_id: Any) -> None:
     # instance_id is the uuid here (Nova's naming).
-    instance = await load_by_uuid(session, context, instance_id, ())
-    key = lookup_int(security_group_id)
-    group = None
-    if key is not None:
-        group = await session.row(model_query(context, SecurityGroup, project_only=True)
-                                  .where(groups.c.id == key))
-    if group is None:
-        raise exceptions.SecurityGroupNotFound(security_group_id=security_group_id)
+    instance = await load_by_uuid(session, context, instance_id, (), bare=True)
+    group = await session.get(
+        context, SecurityGroup, "id", security_group_id,
+        lambda: exceptions.SecurityGroupNotFound(security_group_id=security_group_id),
+        project_only=True, bare=True)
     # No check for an existing link: a second call adds a second row, as in Nova.
     await session.insert(SecurityGroupInstanceAssociation,
                          {"security_group_id": group["id"],
@@ -468,7 +463,7 @@ async def instance_add_security_group(session: Session, context: RequestContext,
 @api
 async def instance_remove_security_group(session: Session, context: RequestContext,
                                          instance_id: Any, security_group_id: Any) -> None:
-    instance = await load_by_uuid(session, context, instance_id, ())
+    instance = await load_by_uuid(session, context, instance_id, (), bare=True)
     key = lookup_int(security_group_id)
     if key is None:
         return

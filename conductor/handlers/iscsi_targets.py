@@ -4,13 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import false, func, select
+from sqlalchemy import func, select
 
 from conductor.db.models import IscsiTarget
-from conductor.db.query import equals, model_query
+from conductor.db.query import equals, not_deleted
 from conductor.db.session import Row, Session
 from conductor.handlers import api
-from conductor.handlers.networks import insert_or_none
 from schemas import exceptions
 from schemas.context import RequestContext
 
@@ -20,7 +19,7 @@ targets = IscsiTarget.__table__
 @api
 async def iscsi_target_count_by_host(session: Session, context: RequestContext,
                                      host: Any) -> int:
-    stmt = (model_query(context, IscsiTarget).where(equals(targets.c.host, host))
+    stmt = (session.query(context, IscsiTarget).where(equals(targets.c.host, host))
             .with_only_columns(func.count(), maintain_column_froms=True))
     return int(await session.scalar(stmt))
 
@@ -28,7 +27,7 @@ async def iscsi_target_count_by_host(session: Session, context: RequestContext,
 @api
 async def iscsi_target_create_safe(session: Session, context: RequestContext,
                                    values: Any) -> Row | None:
-    return await insert_or_none(session, IscsiTarget, values, echo=values)
+    return await session.insert_or_skip(IscsiTarget, values, echo=values)
 
 
 @api
@@ -36,7 +35,7 @@ async def volume_allocate_iscsi_target(session: Session, context: RequestContext
                                        volume_id: Any, host: Any) -> Any:
     # A pool pick: skip targets other exports hold, so they get the next free one (§1.10).
     target = await session.row(
-        select(targets).where(targets.c.deleted == false(), targets.c.volume_id.is_(None),
+        select(targets).where(not_deleted(targets), targets.c.volume_id.is_(None),
                               equals(targets.c.host, host))
         .order_by(targets.c.id).limit(1).with_for_update(skip_locked=True))
     if target is None:

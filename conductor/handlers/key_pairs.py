@@ -12,7 +12,7 @@ from typing import Any
 from sqlalchemy import func
 
 from conductor.db.models import KeyPair
-from conductor.db.query import authorize_user, equals, model_query
+from conductor.db.query import authorize_user, equals
 from conductor.db.session import Row, Session
 from conductor.handlers import api
 from schemas import exceptions
@@ -22,13 +22,11 @@ key_pairs = KeyPair.__table__
 
 
 async def _get(session: Session, context: RequestContext, user_id: Any, name: Any) -> Row:
-    row = await session.row(model_query(context, KeyPair)
-                            .where(equals(key_pairs.c.user_id, user_id),
-                                   equals(key_pairs.c.name, name))
-                            .order_by(key_pairs.c.id).limit(1))
-    if row is None:
-        raise exceptions.KeypairNotFound(user_id=user_id, name=name)
-    return row
+    return await session.one(
+        session.query(context, KeyPair)
+        .where(equals(key_pairs.c.user_id, user_id), equals(key_pairs.c.name, name))
+        .order_by(key_pairs.c.id).limit(1),
+        lambda: exceptions.KeypairNotFound(user_id=user_id, name=name))
 
 
 @api
@@ -63,7 +61,7 @@ async def key_pair_get(session: Session, context: RequestContext, user_id: Any,
 async def key_pair_get_all_by_user(session: Session, context: RequestContext,
                                    user_id: Any) -> list[Row]:
     authorize_user(context, user_id)
-    return await session.rows(model_query(context, KeyPair, read_deleted="no")
+    return await session.rows(session.query(context, KeyPair, read_deleted="no")
                               .where(equals(key_pairs.c.user_id, user_id))
                               .order_by(key_pairs.c.id))
 
@@ -72,7 +70,7 @@ async def key_pair_get_all_by_user(session: Session, context: RequestContext,
 async def key_pair_count_by_user(session: Session, context: RequestContext,
                                  user_id: Any) -> int:
     authorize_user(context, user_id)
-    count = await session.scalar(model_query(context, KeyPair, read_deleted="no")
+    count = await session.scalar(session.query(context, KeyPair, read_deleted="no")
                                  .where(equals(key_pairs.c.user_id, user_id))
                                  .with_only_columns(func.count()))
     return int(count or 0)

@@ -9,9 +9,8 @@ from typing import Any
 
 from conductor.db.base import utcnow
 from conductor.db.models import Migration
-from conductor.db.query import equals, model_query
+from conductor.db.query import equals
 from conductor.db.session import Row, Session
-from conductor.db.values import lookup_int
 from conductor.handlers import api
 from schemas import exceptions
 from schemas.context import RequestContext
@@ -20,14 +19,9 @@ migrations = Migration.__table__
 
 
 async def _by_id(session: Session, context: RequestContext, migration_id: Any) -> Row:
-    key = lookup_int(migration_id)
-    row = None
-    if key is not None:
-        row = await session.row(model_query(context, Migration, read_deleted="yes")
-                                .where(migrations.c.id == key))
-    if row is None:
-        raise exceptions.MigrationNotFound(migration_id=migration_id)
-    return row
+    return await session.get(context, Migration, "id", migration_id,
+                             lambda: exceptions.MigrationNotFound(migration_id=migration_id),
+                             read_deleted="yes")
 
 
 @api
@@ -51,13 +45,12 @@ async def migration_get(session: Session, context: RequestContext, migration_id:
 @api
 async def migration_get_by_instance_and_status(session: Session, context: RequestContext,
                                                instance_uuid: Any, status: Any) -> Row:
-    row = await session.row(model_query(context, Migration, read_deleted="yes")
-                            .where(equals(migrations.c.instance_uuid, instance_uuid),
-                                   equals(migrations.c.status, status))
-                            .order_by(migrations.c.id).limit(1))
-    if row is None:
-        raise exceptions.MigrationNotFoundByStatus(instance_id=instance_uuid, status=status)
-    return row
+    return await session.one(
+        session.query(context, Migration, read_deleted="yes")
+        .where(equals(migrations.c.instance_uuid, instance_uuid),
+               equals(migrations.c.status, status))
+        .order_by(migrations.c.id).limit(1),
+        lambda: exceptions.MigrationNotFoundByStatus(instance_id=instance_uuid, status=status))
 
 
 def _seconds(confirm_window: Any) -> float:
@@ -88,7 +81,7 @@ async def migration_get_unconfirmed_by_dest_compute(session: Session,
         # a window beyond the calendar: nothing (or everything) is old enough
         cutoff = dt.datetime.min if seconds > 0 else dt.datetime.max
     # ``<=`` never holds for NULL: a migration never updated since creation is not listed.
-    return await session.rows(model_query(context, Migration, read_deleted="yes")
+    return await session.rows(session.query(context, Migration, read_deleted="yes")
                               .where(migrations.c.updated_at <= cutoff,
                                      migrations.c.status == "finished",
                                      equals(migrations.c.dest_compute, dest_compute))

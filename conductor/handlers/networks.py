@@ -9,11 +9,9 @@ import uuid as uuid_module
 from typing import Any
 
 from sqlalchemy import ColumnElement, Select, and_, false, func, or_, select, true
-from sqlalchemy import exc as sa_exc
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from conductor.db.models import FixedIp, Instance, Network, VirtualInterface
-from conductor.db.query import ProjectOnly, equals, model_query, one_of, require_admin, table_of
+from conductor.db.query import ProjectOnly, equals, not_deleted, one_of, require_admin
 from conductor.db.session import Row, Session
 from conductor.db.values import lookup_int, lookup_text
 from conductor.handlers import api
@@ -25,38 +23,6 @@ fixed_ips = FixedIp.__table__
 instances = Instance.__table__
 vifs = VirtualInterface.__table__
 
-_UNIQUE_VIOLATION = "23505"
-
-
-async def insert_or_none(session: Session, model: Any, values: Any,
-                         echo: Row | None = None) -> Row | None:
-    """Insert a row, or return None when it would break a uniqueness constraint of the
-    table (the ``*_create_safe`` functions, §3.5, §3.7, §7 item 10)."""
-    table = table_of(model)
-    cols = session.check(table, values)
-    if session.dialect == "postgresql":
-        # A savepoint keeps the call's transaction usable after the violation, and
-        # Session.insert keeps the id sequence ahead of a forced id.
-        try:
-            async with session.conn.begin_nested():
-                return await session.insert(table, cols, checked=True, echo=echo)
-        except sa_exc.IntegrityError as exc:
-            orig = getattr(exc, "orig", None)
-            if getattr(orig, "sqlstate", None) == _UNIQUE_VIOLATION:
-                return None
-            raise
-    # SQLite: savepoints are unreliable under pysqlite's implicit transactions; one
-    # statement that skips a conflicting row needs none.
-    result = await session.execute(sqlite_insert(table).values(cols)
-                                   .on_conflict_do_nothing().returning(*table.c))
-    found = result.mappings().first()
-    if found is None:
-        return None
-    row = dict(found)
-    row.update({k: v for k, v in (echo or {}).items() if k in table.c})
-    return row
-
-
 def _id_is(network_id: Any) -> ColumnElement[bool]:
     key = lookup_int(network_id)
     return networks.c.id == key if key is not None else false()
@@ -65,15 +31,13 @@ def _id_is(network_id: Any) -> ColumnElement[bool]:
 async def load(session: Session, context: RequestContext, network_id: Any,
                project_only: ProjectOnly = "allow_none", *, lock: bool = False) -> Row:
     """The network as ``network_get`` sees it, or ``NetworkNotFound``."""
-    stmt = model_query(context, Network, project_only=project_only).where(_id_is(network_id))
-    row = await session.row(stmt.with_for_update() if lock else stmt)
-    if row is None:
-        raise exceptions.NetworkNotFound(network_id=network_id)
-    return row
+    return await session.get(context, Network, "id", network_id,
+                             lambda: exceptions.NetworkNotFound(network_id=network_id),
+                             project_only=project_only, lock=lock)
 
 
 def _live() -> Select[Any]:
-    return select(networks).where(networks.c.deleted == false())
+    return select(networks).where(not_deleted(networks))
 
 
 async def _first(session: Session, *where: ColumnElement[bool]) -> Row | None:
@@ -110,7 +74,7 @@ async def network_associate(session: Session, context: RequestContext, project_i
 
 @api
 async def network_count(session: Session, context: RequestContext) -> int:
-    stmt = model_query(context, Network).with_only_columns(func.count(),
+    stmt = session.query(context, Network).with_only_columns(func.count(),
                                                            maintain_column_froms=True)
     return int(await session.scalar(stmt))
 
@@ -120,7 +84,7 @@ async def network_count_reserved_ips(session: Session, context: RequestContext,
                                      network_id: Any) -> int:
     return int(await session.scalar(
         select(func.count()).select_from(fixed_ips)
-        .where(fixed_ips.c.deleted == false(), fixed_ips.c.reserved == true(),
+        .where(not_deleted(fixed_ips), fixed_ips.c.reserved == true(),
                equals(fixed_ips.c.network_id, network_id))))
 
 
@@ -136,13 +100,13 @@ async def network_create_safe(session: Session, context: RequestContext,
         if await _first(session, equals(networks.c.vlan, vlan)) is not None:
             raise exceptions.DuplicateVlan(vlan=vlan)
     given = {"uuid": str(uuid_module.uuid4()), **values}
-    return await insert_or_none(session, Network, given, echo=given)
+    return await session.insert_or_skip(Network, given, echo=given)
 
 
 @api
 async def network_delete_safe(session: Session, context: RequestContext,
                               network_id: Any) -> None:
-    of_network = and_(fixed_ips.c.deleted == false(),
+    of_network = and_(not_deleted(fixed_ips),
                       equals(fixed_ips.c.network_id, network_id))
     in_use = await session.scalar(select(fixed_ips.c.id)
                                   .where(of_network, fixed_ips.c.allocated == true())
@@ -177,10 +141,8 @@ async def network_get(session: Session, context: RequestContext, network_id: Any
 
 @api
 async def network_get_all(session: Session, context: RequestContext) -> list[Row]:
-    rows = await session.rows(_live().order_by(networks.c.id))
-    if not rows:
-        raise exceptions.NoNetworksFound()
-    return rows
+    return await session.rows(_live().order_by(networks.c.id),
+                              missing=exceptions.NoNetworksFound)
 
 
 @api
@@ -192,12 +154,10 @@ async def network_get_all_by_uuids(session: Session, context: RequestContext,
                                       "must be a list")
     # SQL IN: a None in the list matches no row.
     wanted = [u for u in network_uuids if u is not None]
-    rows = await session.rows(model_query(context, Network, read_deleted="no",
+    rows = await session.rows(session.query(context, Network, read_deleted="no",
                                           project_only=project_only)
                               .where(one_of(networks.c.uuid, wanted))
-                              .order_by(networks.c.id))
-    if not rows:
-        raise exceptions.NoNetworksFound()
+                              .order_by(networks.c.id), missing=exceptions.NoNetworksFound)
     found = [r["uuid"] for r in rows]
     for network_uuid in network_uuids:
         if network_uuid not in found:
@@ -218,10 +178,10 @@ async def network_get_associated_fixed_ips(session: Session, context: RequestCon
                    instances.c.created_at.label("instance_created"))
             .select_from(fixed_ips
                          .join(vifs, and_(vifs.c.id == fixed_ips.c.virtual_interface_id,
-                                          vifs.c.deleted == false()))
+                                          not_deleted(vifs)))
                          .join(instances, and_(instances.c.uuid == fixed_ips.c.instance_uuid,
-                                               instances.c.deleted == false())))
-            .where(fixed_ips.c.deleted == false(), equals(fixed_ips.c.network_id, network_id),
+                                               not_deleted(instances))))
+            .where(not_deleted(fixed_ips), equals(fixed_ips.c.network_id, network_id),
                    fixed_ips.c.allocated == true())
             .order_by(fixed_ips.c.id))
     if host:
@@ -258,7 +218,7 @@ async def network_get_by_cidr(session: Session, context: RequestContext, cidr: A
 def _of_instance(instance_id: Any) -> ColumnElement[bool]:
     # §7 item 3: the instance is named by its uuid and found through its fixed IPs.
     return networks.c.id.in_(select(fixed_ips.c.network_id).where(
-        fixed_ips.c.deleted == false(), equals(fixed_ips.c.instance_uuid, instance_id)))
+        not_deleted(fixed_ips), equals(fixed_ips.c.instance_uuid, instance_id)))
 
 
 @api
@@ -272,17 +232,15 @@ async def network_get_by_instance(session: Session, context: RequestContext,
 @api
 async def network_get_all_by_instance(session: Session, context: RequestContext,
                                       instance_id: Any) -> list[Row]:
-    rows = await session.rows(_live().where(_of_instance(instance_id))
-                              .order_by(networks.c.id))
-    if not rows:
-        raise exceptions.NetworkNotFoundForInstance(instance_id=instance_id)
-    return rows
+    return await session.rows(
+        _live().where(_of_instance(instance_id)).order_by(networks.c.id),
+        missing=lambda: exceptions.NetworkNotFoundForInstance(instance_id=instance_id))
 
 
 @api
 async def network_get_all_by_host(session: Session, context: RequestContext,
                                   host: Any) -> list[Row]:
-    with_host = model_query(context, FixedIp).where(equals(fixed_ips.c.host, host)) \
+    with_host = session.query(context, FixedIp).where(equals(fixed_ips.c.host, host)) \
         .with_only_columns(fixed_ips.c.network_id)
     return await session.rows(_live().where(or_(equals(networks.c.host, host),
                                                 networks.c.id.in_(with_host)))
@@ -307,9 +265,9 @@ async def network_set_cidr(session: Session, context: RequestContext, network_id
 async def network_set_host(session: Session, context: RequestContext, network_id: Any,
                            host_id: Any) -> Any:
     # The lock blocks: a second claimant waits, then sees the winner's host.
-    network = await session.row(_live().where(_id_is(network_id)).with_for_update())
-    if network is None:
-        raise exceptions.NetworkNotFound(network_id=network_id)
+    network = await session.one(_live().where(_id_is(network_id)),
+                                lambda: exceptions.NetworkNotFound(network_id=network_id),
+                                lock=True)
     if not network["host"]:
         await session.update(Network, network, {"host": host_id}, echo={"host": host_id})
     return network["host"]

@@ -10,11 +10,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Select, false, update
+from sqlalchemy import Select
 
-from conductor.db.base import utcnow
 from conductor.db.models import Quota, QuotaClass, QuotaUsage, Reservation
-from conductor.db.query import authorize_project, authorize_quota_class, equals, model_query
+from conductor.db.query import (
+    authorize_project,
+    authorize_quota_class,
+    equals,
+    not_deleted,
+)
 from conductor.db.session import Row, Session
 from conductor.handlers import api
 from schemas import exceptions
@@ -26,36 +30,28 @@ usages = QuotaUsage.__table__
 reservations = Reservation.__table__
 
 
-def _project_rows(context: RequestContext, model: Any, project_id: Any) -> Select[Any]:
+def project_rows(session: Session, context: RequestContext, model: Any,
+                 project_id: Any) -> Select[Any]:
+    """The project's live rows of ``model`` in id order (quotas, usages, reservations)."""
     table = model.__table__
-    return (model_query(context, model, read_deleted="no")
+    return (session.query(context, model, read_deleted="no")
             .where(equals(table.c.project_id, project_id)).order_by(table.c.id))
 
 
-def _pair(context: RequestContext, model: Any, key: str, key_value: Any,
+def _pair(session: Session, context: RequestContext, model: Any, key: str, key_value: Any,
           resource: Any) -> Select[Any]:
     table = model.__table__
-    return (model_query(context, model, read_deleted="no")
+    return (session.query(context, model, read_deleted="no")
             .where(equals(table.c[key], key_value), equals(table.c.resource, resource))
             .order_by(table.c.id).limit(1))
-
-
-async def row_soft_delete_where(session: Session, model: Any, *where: Any) -> None:
-    """Soft delete of every matching row as Nova's per-row ``delete()`` does it: one
-    statement, but ``updated_at`` moves (unlike ``Session.soft_delete_where``)."""
-    table = model.__table__
-    await session.execute(update(table).where(*where)
-                          .values(deleted=True, deleted_at=utcnow()))
 
 
 # --- quotas -------------------------------------------------------------------------------
 
 async def _quota(session: Session, context: RequestContext, project_id: Any,
                  resource: Any) -> Row:
-    row = await session.row(_pair(context, Quota, "project_id", project_id, resource))
-    if row is None:
-        raise exceptions.ProjectQuotaNotFound(project_id=project_id)
-    return row
+    return await session.one(_pair(session, context, Quota, "project_id", project_id, resource),
+                             lambda: exceptions.ProjectQuotaNotFound(project_id=project_id))
 
 
 @api
@@ -76,7 +72,7 @@ async def quota_get_all_by_project(session: Session, context: RequestContext,
                                    project_id: Any) -> dict[str, Any]:
     authorize_project(context, project_id)
     result: dict[str, Any] = {"project_id": project_id}
-    for row in await session.rows(_project_rows(context, Quota, project_id)):
+    for row in await session.rows(project_rows(session, context, Quota, project_id)):
         result[row["resource"]] = row["hard_limit"]
     return result
 
@@ -99,21 +95,20 @@ async def quota_destroy(session: Session, context: RequestContext, project_id: A
 async def quota_destroy_all_by_project(session: Session, context: RequestContext,
                                        project_id: Any) -> None:
     # Usages are locked before reservations, the order every quota call keeps (§4.3).
-    await session.execute(_project_rows(context, QuotaUsage, project_id).with_for_update())
+    await session.execute(project_rows(session, context, QuotaUsage, project_id).with_for_update())
     for model in (Quota, QuotaUsage, Reservation):
         table = model.__table__
-        await row_soft_delete_where(session, model, table.c.deleted == false(),
-                                    equals(table.c.project_id, project_id))
+        await session.soft_delete_where(model, not_deleted(table),
+                                        equals(table.c.project_id, project_id), touch=True)
 
 
 # --- quota classes ------------------------------------------------------------------------
 
 async def _quota_class(session: Session, context: RequestContext, class_name: Any,
                        resource: Any) -> Row:
-    row = await session.row(_pair(context, QuotaClass, "class_name", class_name, resource))
-    if row is None:
-        raise exceptions.QuotaClassNotFound(class_name=class_name)
-    return row
+    return await session.one(_pair(session, context, QuotaClass, "class_name", class_name,
+                                   resource),
+                             lambda: exceptions.QuotaClassNotFound(class_name=class_name))
 
 
 @api
@@ -133,7 +128,7 @@ async def quota_class_get(session: Session, context: RequestContext, class_name:
 async def quota_class_get_all_by_name(session: Session, context: RequestContext,
                                       class_name: Any) -> dict[str, Any]:
     authorize_quota_class(context, class_name)
-    rows = await session.rows(model_query(context, QuotaClass, read_deleted="no")
+    rows = await session.rows(session.query(context, QuotaClass, read_deleted="no")
                               .where(equals(classes.c.class_name, class_name))
                               .order_by(classes.c.id))
     result: dict[str, Any] = {"class_name": class_name}
@@ -159,23 +154,22 @@ async def quota_class_destroy(session: Session, context: RequestContext, class_n
 @api
 async def quota_class_destroy_all_by_name(session: Session, context: RequestContext,
                                           class_name: Any) -> None:
-    await row_soft_delete_where(session, QuotaClass, classes.c.deleted == false(),
-                                equals(classes.c.class_name, class_name))
+    await session.soft_delete_where(QuotaClass, not_deleted(classes),
+                                    equals(classes.c.class_name, class_name), touch=True)
 
 
 # --- quota usages -------------------------------------------------------------------------
 
 async def _usage(session: Session, context: RequestContext, project_id: Any,
                  resource: Any) -> Row:
-    row = await session.row(_pair(context, QuotaUsage, "project_id", project_id, resource))
-    if row is None:
-        raise exceptions.QuotaUsageNotFound(project_id=project_id)
-    return row
+    return await session.one(_pair(session, context, QuotaUsage, "project_id", project_id,
+                                   resource),
+                             lambda: exceptions.QuotaUsageNotFound(project_id=project_id))
 
 
 async def with_total(session: Session, row: Row) -> Row:
     """The usage row with its computed ``total`` (models.md §1.2), after a write."""
-    await session.finish(usages, [row])
+    await session.load(usages, [row])
     return row
 
 
@@ -200,7 +194,7 @@ async def quota_usage_get_all_by_project(session: Session, context: RequestConte
                                          project_id: Any) -> dict[str, Any]:
     authorize_project(context, project_id)
     result: dict[str, Any] = {"project_id": project_id}
-    for row in await session.rows(_project_rows(context, QuotaUsage, project_id)):
+    for row in await session.rows(project_rows(session, context, QuotaUsage, project_id)):
         result[row["resource"]] = {"in_use": row["in_use"], "reserved": row["reserved"]}
     return result
 

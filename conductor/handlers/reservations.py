@@ -21,18 +21,18 @@ from sqlalchemy import false, func, insert, select
 from conductor.db.base import utcnow
 from conductor.db.models import (
     FloatingIp,
-    Instance,
     Quota,
     QuotaUsage,
     Reservation,
     SecurityGroup,
     Volume,
 )
-from conductor.db.query import authorize_project, equals, model_query, one_of
+from conductor.db.query import authorize_project, equals, not_deleted, one_of
 from conductor.db.session import Row, Session
 from conductor.db.values import convert, lookup_int
 from conductor.handlers import api
-from conductor.handlers.quotas import row_soft_delete_where
+from conductor.handlers.instances import project_totals
+from conductor.handlers.quotas import project_rows
 from schemas import exceptions
 from schemas.context import RequestContext
 
@@ -48,25 +48,22 @@ Counts = dict[str, int]
 # --- usage sync groups (§4.2) ------------------------------------------------------------
 
 async def _sync_instances(session: Session, project_id: Any) -> Counts:
-    t = Instance.__table__
-    count, cores, ram = (await session.execute(
-        select(func.count(t.c.id), func.sum(t.c.vcpus), func.sum(t.c.memory_mb))
-        .where(t.c.deleted == false(), equals(t.c.project_id, project_id)))).one()
-    return {"instances": int(count or 0), "cores": int(cores or 0), "ram": int(ram or 0)}
+    count, cores, ram = await project_totals(session, project_id)
+    return {"instances": count, "cores": cores, "ram": ram}
 
 
 async def _sync_volumes(session: Session, project_id: Any) -> Counts:
     t = Volume.__table__
     count, size = (await session.execute(
         select(func.count(t.c.id), func.sum(t.c.size))
-        .where(t.c.deleted == false(), equals(t.c.project_id, project_id)))).one()
+        .where(not_deleted(t), equals(t.c.project_id, project_id)))).one()
     return {"volumes": int(count or 0), "gigabytes": int(size or 0)}
 
 
 async def _sync_floating_ips(session: Session, project_id: Any) -> Counts:
     t = FloatingIp.__table__
     count = await session.scalar(
-        select(func.count(t.c.id)).where(t.c.deleted == false(), t.c.auto_assigned == false(),
+        select(func.count(t.c.id)).where(not_deleted(t), t.c.auto_assigned == false(),
                                          equals(t.c.project_id, project_id)))
     return {"floating_ips": int(count or 0)}
 
@@ -74,7 +71,7 @@ async def _sync_floating_ips(session: Session, project_id: Any) -> Counts:
 async def _sync_security_groups(session: Session, project_id: Any) -> Counts:
     t = SecurityGroup.__table__
     count = await session.scalar(
-        select(func.count(t.c.id)).where(t.c.deleted == false(),
+        select(func.count(t.c.id)).where(not_deleted(t),
                                          equals(t.c.project_id, project_id)))
     return {"security_groups": int(count or 0)}
 
@@ -134,7 +131,7 @@ async def lock_usages(session: Session, project_id: Any) -> dict[str, Row]:
     """The project's live usage rows, locked, by resource (a duplicate's highest id wins,
     as Nova's dict building does)."""
     rows = await session.rows(
-        select(usages).where(usages.c.deleted == false(),
+        select(usages).where(not_deleted(usages),
                              equals(usages.c.project_id, project_id))
         .order_by(usages.c.id).with_for_update())
     return {row["resource"]: row for row in rows}
@@ -276,7 +273,7 @@ async def _finish(session: Session, context: RequestContext, reservations_arg: A
     project_id = context.project_id
     rows = await lock_usages(session, project_id)
     found = await session.rows(
-        select(reservations).where(reservations.c.deleted == false(),
+        select(reservations).where(not_deleted(reservations),
                                    one_of(reservations.c.uuid, wanted))
         .order_by(reservations.c.id).with_for_update()) if wanted else []
     if any(r["resource"] not in rows for r in found):
@@ -291,8 +288,9 @@ async def _finish(session: Session, context: RequestContext, reservations_arg: A
         if commit:
             usage["in_use"] = (usage["in_use"] or 0) + delta
     if found:
-        await row_soft_delete_where(session, Reservation,
-                                    reservations.c.id.in_([r["id"] for r in found]))
+        await session.soft_delete_where(Reservation,
+                                        reservations.c.id.in_([r["id"] for r in found]),
+                                        touch=True)
     for resource, row in rows.items():
         await session.update(QuotaUsage, row, values[resource])
 
@@ -312,7 +310,7 @@ async def reservation_rollback(session: Session, context: RequestContext,
 @api
 async def reservation_expire(session: Session, context: RequestContext) -> None:
     now = utcnow()
-    expired = select(reservations).where(reservations.c.deleted == false(),
+    expired = select(reservations).where(not_deleted(reservations),
                                          reservations.c.expire < now)
     candidates = await session.rows(expired.order_by(reservations.c.id))
     if not candidates:
@@ -321,7 +319,7 @@ async def reservation_expire(session: Session, context: RequestContext) -> None:
     # under the lock) keeps a concurrent commit of the same reservation from counting twice.
     usage_ids = sorted({r["usage_id"] for r in candidates})
     live = await session.rows(
-        select(usages).where(usages.c.id.in_(usage_ids), usages.c.deleted == false())
+        select(usages).where(usages.c.id.in_(usage_ids), not_deleted(usages))
         .order_by(usages.c.id).with_for_update())
     # Only the candidates: one that expired since is swept by the next call.
     found = await session.rows(
@@ -337,8 +335,9 @@ async def reservation_expire(session: Session, context: RequestContext) -> None:
             key = reservation["usage_id"]
             reserved[key] = (reserved[key] or 0) - delta
     if found:
-        await row_soft_delete_where(session, Reservation,
-                                    reservations.c.id.in_([r["id"] for r in found]))
+        await session.soft_delete_where(Reservation,
+                                        reservations.c.id.in_([r["id"] for r in found]),
+                                        touch=True)
     for key, row in by_id.items():
         await session.update(QuotaUsage, row, {"reserved": reserved[key]})
 
@@ -346,12 +345,9 @@ async def reservation_expire(session: Session, context: RequestContext) -> None:
 # --- plain accessors ---------------------------------------------------------------------
 
 async def _reservation(session: Session, context: RequestContext, uuid: Any) -> Row:
-    row = await session.row(model_query(context, Reservation, read_deleted="no")
-                            .where(equals(reservations.c.uuid, uuid))
-                            .order_by(reservations.c.id).limit(1))
-    if row is None:
-        raise exceptions.ReservationNotFound(uuid=uuid)
-    return row
+    return await session.get(context, Reservation, "uuid", uuid,
+                             lambda: exceptions.ReservationNotFound(uuid=uuid),
+                             read_deleted="no")
 
 
 @api
@@ -374,9 +370,7 @@ async def reservation_get(session: Session, context: RequestContext, uuid: Any) 
 async def reservation_get_all_by_project(session: Session, context: RequestContext,
                                          project_id: Any) -> dict[str, Any]:
     authorize_project(context, project_id)
-    rows = await session.rows(model_query(context, Reservation, read_deleted="no")
-                              .where(equals(reservations.c.project_id, project_id))
-                              .order_by(reservations.c.id))
+    rows = await session.rows(project_rows(session, context, Reservation, project_id))
     result: dict[str, Any] = {"project_id": project_id}
     for row in rows:
         result.setdefault(row["resource"], {})[row["uuid"]] = row["delta"]

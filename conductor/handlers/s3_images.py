@@ -8,9 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 from conductor.db.models import S3Image
-from conductor.db.query import model_query
 from conductor.db.session import Row, Session
-from conductor.db.values import lookup_int, lookup_text
 from conductor.handlers import api
 from schemas import exceptions
 from schemas.context import RequestContext
@@ -20,28 +18,17 @@ s3_images = S3Image.__table__
 
 @api
 async def s3_image_get(session: Session, context: RequestContext, image_id: Any) -> Row:
-    key = lookup_int(image_id)
-    row = None
-    if key is not None:
-        row = await session.row(model_query(context, S3Image, read_deleted="yes")
-                                .where(s3_images.c.id == key))
-    if row is None:
-        raise exceptions.ImageNotFound(image_id=image_id)
-    return row
+    return await session.get(context, S3Image, "id", image_id,
+                             lambda: exceptions.ImageNotFound(image_id=image_id),
+                             read_deleted="yes")
 
 
 @api
 async def s3_image_get_by_uuid(session: Session, context: RequestContext,
                                image_uuid: Any) -> Row:
-    key = lookup_text(image_uuid)
-    row = None
-    if key is not None:
-        row = await session.row(model_query(context, S3Image, read_deleted="yes")
-                                .where(s3_images.c.uuid == key)
-                                .order_by(s3_images.c.id).limit(1))
-    if row is None:
-        raise exceptions.ImageNotFound(image_id=image_uuid)
-    return row
+    return await session.get(context, S3Image, "uuid", image_uuid,
+                             lambda: exceptions.ImageNotFound(image_id=image_uuid),
+                             read_deleted="yes")
 
 
 @api

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import ColumnElement, false, func, select
+from sqlalchemy import ColumnElement, func, select
 
 from conductor.db.models import (
     Instance,
@@ -19,7 +19,7 @@ from conductor.db.models import (
     SecurityGroupIngressRule,
     SecurityGroupInstanceAssociation,
 )
-from conductor.db.query import authorize_project, equals, model_query
+from conductor.db.query import authorize_project, equals, not_deleted
 from conductor.db.session import Row, Session
 from conductor.db.values import lookup_int
 from conductor.handlers import api
@@ -41,75 +41,70 @@ def _linked_instance(*where: ColumnElement[bool]) -> ColumnElement[bool]:
     """A live association row to a live instance, matching ``where``."""
     return (select(links.c.id)
             .select_from(links.join(instances, instances.c.uuid == links.c.instance_uuid))
-            .where(links.c.deleted == false(), instances.c.deleted == false(), *where)
+            .where(not_deleted(links), not_deleted(instances), *where)
             .exists())
 
 
-def _by_name(project_id: Any, group_name: Any) -> Any:
+def _by_name(session: Session, context: RequestContext, project_id: Any,
+             group_name: Any) -> Any:
     # Non-deleted only, whatever the context says.
-    return (select(groups)
-            .where(groups.c.deleted == false(), equals(groups.c.project_id, project_id),
+    return (session.query(context, SecurityGroup, read_deleted="no")
+            .where(equals(groups.c.project_id, project_id),
                    equals(groups.c.name, group_name))
             .order_by(groups.c.id).limit(1))
 
 
 async def ensure_default_group(session: Session, context: RequestContext) -> tuple[bool, Row]:
     """``security_group_ensure_default`` inside the caller's transaction: ``(True, group)``
-    when the project's default group exists, else ``(False, the group just made)``."""
+    when the project's default group exists, else ``(False, the group just made)``; the
+    group is bare (columns only)."""
     # Serialises the lookup-or-create per project, so two first calls (or two first
     # instance_create calls) make one group.
     await session.lock("security_group_default", context.project_id)
-    found = await session.row(_by_name(context.project_id, "default"))
+    found = await session.row(_by_name(session, context, context.project_id, "default"), bare=True)
     if found is not None:
         return (True, found)
     group = await session.insert(SecurityGroup, {
         "name": "default", "description": "default", "user_id": context.user_id,
         "project_id": context.project_id})
-    group["rules"] = []
     return (False, group)
 
 
 async def _group_count(session: Session, *where: ColumnElement[bool]) -> int:
     return int(await session.scalar(select(func.count(groups.c.id))
-                                    .where(groups.c.deleted == false(), *where)) or 0)
+                                    .where(not_deleted(groups), *where)) or 0)
 
 
 # --- security groups (§5.6) ----------------------------------------------------------------
 
 @api
 async def security_group_get_all(session: Session, context: RequestContext) -> list[Row]:
-    return await session.rows(model_query(context, SecurityGroup).order_by(groups.c.id),
+    return await session.rows(session.query(context, SecurityGroup).order_by(groups.c.id),
                               ("rules",))
 
 
 @api
 async def security_group_get(session: Session, context: RequestContext,
                              security_group_id: Any) -> Row:
-    key = lookup_int(security_group_id)
-    row = None
-    if key is not None:
-        row = await session.row(model_query(context, SecurityGroup, project_only=True)
-                                .where(groups.c.id == key), ("rules", "instances"))
-    if row is None:
-        raise exceptions.SecurityGroupNotFound(security_group_id=security_group_id)
-    return row
+    return await session.get(
+        context, SecurityGroup, "id", security_group_id,
+        lambda: exceptions.SecurityGroupNotFound(security_group_id=security_group_id),
+        project_only=True)
 
 
 @api
 async def security_group_get_by_name(session: Session, context: RequestContext,
                                      project_id: Any, group_name: Any) -> Row:
-    row = await session.row(_by_name(project_id, group_name), ("instances", "rules"))
-    if row is None:
-        raise exceptions.SecurityGroupNotFoundForProject(project_id=project_id,
-                                                         security_group_id=group_name)
-    return row
+    return await session.one(_by_name(session, context, project_id, group_name),
+                             lambda: exceptions.SecurityGroupNotFoundForProject(
+                                 project_id=project_id, security_group_id=group_name))
 
 
 @api
 async def security_group_get_by_project(session: Session, context: RequestContext,
                                         project_id: Any) -> list[Row]:
     return await session.rows(
-        model_query(context, SecurityGroup, read_deleted="no")
+        session.query(context, SecurityGroup, read_deleted="no")
         .where(equals(groups.c.project_id, project_id)).order_by(groups.c.id), ("rules",))
 
 
@@ -122,14 +117,15 @@ async def security_group_get_by_instance(session: Session, context: RequestConte
         return []
     linked = _linked_instance(links.c.security_group_id == groups.c.id,
                               instances.c.id == key)
-    return await session.rows(model_query(context, SecurityGroup, read_deleted="no")
+    return await session.rows(session.query(context, SecurityGroup, read_deleted="no")
                               .where(linked).order_by(groups.c.id), ("rules",))
 
 
 @api
 async def security_group_exists(session: Session, context: RequestContext, project_id: Any,
                                 group_name: Any) -> bool:
-    return await session.row(_by_name(project_id, group_name)) is not None
+    found = await session.row(_by_name(session, context, project_id, group_name), bare=True)
+    return found is not None
 
 
 @api
@@ -138,8 +134,9 @@ async def security_group_in_use(session: Session, context: RequestContext,
     key = lookup_int(group_id)
     if key is None:
         return False
-    return bool(await session.scalar(select(_linked_instance(links.c.security_group_id
-                                                             == key))))
+    linked = _linked_instance(links.c.security_group_id == key,
+                              *session.visible(context, SecurityGroupInstanceAssociation))
+    return bool(await session.scalar(select(linked)))
 
 
 @api
@@ -147,22 +144,26 @@ async def security_group_create(session: Session, context: RequestContext,
                                 values: Any) -> Row:
     # No (project, name) uniqueness: callers ask security_group_exists first.
     row = await session.insert(SecurityGroup, values, echo=values)
-    row["rules"] = []
+    if await session.foreign(context, SecurityGroup, groups.c.id == row["id"]):
+        raise exceptions.NotAuthorized()  # a group in another project
+    await session.load(SecurityGroup, [row])
     return row
 
 
 @api
 async def security_group_ensure_default(session: Session,
                                         context: RequestContext) -> tuple[bool, Row]:
-    return await ensure_default_group(session, context)
+    found, group = await ensure_default_group(session, context)
+    await session.load(SecurityGroup, [group])
+    return (found, group)
 
 
 @api
 async def security_group_destroy(session: Session, context: RequestContext,
                                  security_group_id: Any) -> None:
     key = lookup_int(security_group_id)
-    if key is None:
-        return
+    if key is None or await session.foreign(context, SecurityGroup, groups.c.id == key):
+        return  # another project's group is as absent as a missing one
     await session.soft_delete_where(SecurityGroup, groups.c.id == key)
     await session.soft_delete_where(SecurityGroupInstanceAssociation,
                                     links.c.security_group_id == key)
@@ -179,15 +180,11 @@ async def security_group_count_by_project(session: Session, context: RequestCont
 
 # --- rules (§5.7) ----------------------------------------------------------------------------
 
-async def _rule(session: Session, context: RequestContext, rule_id: Any) -> Row:
-    key = lookup_int(rule_id)
-    row = None
-    if key is not None:
-        row = await session.row(model_query(context, SecurityGroupIngressRule)
-                                .where(rules.c.id == key))
-    if row is None:
-        raise exceptions.SecurityGroupNotFoundForRule(rule_id=rule_id)
-    return row
+async def _rule(session: Session, context: RequestContext, rule_id: Any, *,
+                bare: bool = False) -> Row:
+    return await session.get(context, SecurityGroupIngressRule, "id", rule_id,
+                             lambda: exceptions.SecurityGroupNotFoundForRule(rule_id=rule_id),
+                             bare=bare)
 
 
 async def _rules_by(session: Session, context: RequestContext, column: Any, group_id: Any,
@@ -195,14 +192,19 @@ async def _rules_by(session: Session, context: RequestContext, column: Any, grou
     key = lookup_int(group_id)
     if key is None:
         return []
-    return await session.rows(model_query(context, SecurityGroupIngressRule)
+    return await session.rows(session.query(context, SecurityGroupIngressRule)
                               .where(column == key).order_by(rules.c.id), joins)
 
 
 @api
 async def security_group_rule_create(session: Session, context: RequestContext,
                                      values: Any) -> Row:
-    return await session.insert(SecurityGroupIngressRule, values, echo=values)
+    row = await session.insert(SecurityGroupIngressRule, values, echo=values)
+    if await session.foreign(context, SecurityGroupIngressRule, rules.c.id == row["id"]):
+        # a rule for another project's group: that group is not found, nothing is kept
+        raise exceptions.SecurityGroupNotFound(security_group_id=row["parent_group_id"])
+    await session.load(SecurityGroupIngressRule, [row])
+    return row
 
 
 @api
@@ -230,7 +232,7 @@ async def security_group_rule_get_by_security_group_grantee(session: Session,
 @api
 async def security_group_rule_destroy(session: Session, context: RequestContext,
                                       security_group_rule_id: Any) -> None:
-    rule = await _rule(session, context, security_group_rule_id)
+    rule = await _rule(session, context, security_group_rule_id, bare=True)
     await session.soft_delete(SecurityGroupIngressRule, rule)
 
 
@@ -242,7 +244,8 @@ async def security_group_rule_count_by_group(session: Session, context: RequestC
         return 0
     return int(await session.scalar(
         select(func.count(rules.c.id))
-        .where(rules.c.deleted == false(), rules.c.parent_group_id == key)) or 0)
+        .where(not_deleted(rules), rules.c.parent_group_id == key,
+               *session.visible(context, SecurityGroupIngressRule))) or 0)
 
 
 # --- provider firewall rules (§5.8) ----------------------------------------------------------
@@ -255,7 +258,7 @@ async def provider_fw_rule_create(session: Session, context: RequestContext,
 
 @api
 async def provider_fw_rule_get_all(session: Session, context: RequestContext) -> list[Row]:
-    return await session.rows(model_query(context, ProviderFirewallRule)
+    return await session.rows(session.query(context, ProviderFirewallRule)
                               .order_by(fw_rules.c.id))
 
 

@@ -8,7 +8,7 @@ from sqlalchemy import false, func, select
 
 from conductor.db.base import CONFIG
 from conductor.db.models import ComputeNode, Instance, Service, Volume
-from conductor.db.query import equals, model_query
+from conductor.db.query import equals, not_deleted
 from conductor.db.session import Row, Session
 from conductor.handlers import api
 from schemas import exceptions
@@ -19,10 +19,8 @@ services = Service.__table__
 
 async def _service(session: Session, context: RequestContext, service_id: Any,
                    joins: tuple[str, ...] = ()) -> Row:
-    row = await session.get_by(context, Service, "id", service_id, joins)
-    if row is None:
-        raise exceptions.ServiceNotFound(service_id=service_id)
-    return row
+    return await session.get(context, Service, "id", service_id,
+                             lambda: exceptions.ServiceNotFound(service_id=service_id), joins)
 
 
 @api
@@ -32,7 +30,7 @@ async def service_destroy(session: Session, context: RequestContext, instance_id
     await session.soft_delete(Service, service)
     if service["topic"] == "compute":
         nodes = await session.rows(
-            model_query(context, ComputeNode, read_deleted="no")
+            session.query(context, ComputeNode, read_deleted="no")
             .where(ComputeNode.__table__.c.service_id == service["id"]))
         for node in nodes:
             await session.soft_delete(ComputeNode, node)
@@ -47,7 +45,7 @@ async def service_get(session: Session, context: RequestContext, service_id: Any
 async def service_get_by_host_and_topic(session: Session, context: RequestContext,
                                         host: Any, topic: Any) -> Row | None:
     return await session.row(
-        model_query(context, Service, read_deleted="no")
+        session.query(context, Service, read_deleted="no")
         .where(equals(services.c.host, host), equals(services.c.topic, topic),
                services.c.disabled == false())
         .order_by(services.c.id).limit(1))
@@ -56,7 +54,7 @@ async def service_get_by_host_and_topic(session: Session, context: RequestContex
 @api
 async def service_get_all(session: Session, context: RequestContext,
                           disabled: Any = None) -> list[Row]:
-    stmt = model_query(context, Service)
+    stmt = session.query(context, Service)
     if disabled is not None:
         stmt = stmt.where(services.c.disabled == bool(disabled))
     return await session.rows(stmt.order_by(services.c.id))
@@ -66,7 +64,7 @@ async def service_get_all(session: Session, context: RequestContext,
 async def service_get_all_by_topic(session: Session, context: RequestContext,
                                    topic: Any) -> list[Row]:
     return await session.rows(
-        model_query(context, Service, read_deleted="no")
+        session.query(context, Service, read_deleted="no")
         .where(equals(services.c.topic, topic), services.c.disabled == false())
         .order_by(services.c.id))
 
@@ -75,32 +73,30 @@ async def service_get_all_by_topic(session: Session, context: RequestContext,
 async def service_get_all_by_host(session: Session, context: RequestContext,
                                   host: Any) -> list[Row]:
     return await session.rows(
-        model_query(context, Service, read_deleted="no")
+        session.query(context, Service, read_deleted="no")
         .where(equals(services.c.host, host)).order_by(services.c.id))
 
 
 @api
 async def service_get_all_compute_by_host(session: Session, context: RequestContext,
                                           host: Any) -> list[Row]:
-    rows = await session.rows(
-        model_query(context, Service, read_deleted="no")
+    return await session.rows(
+        session.query(context, Service, read_deleted="no")
         .where(equals(services.c.host, host), services.c.topic == "compute")
-        .order_by(services.c.id), ("compute_node",))
-    if not rows:
-        raise exceptions.ComputeHostNotFound(host=host)
-    return rows
+        .order_by(services.c.id), ("compute_node",),
+        missing=lambda: exceptions.ComputeHostNotFound(host=host))
 
 
 async def _sorted_by_usage(session: Session, context: RequestContext, topic: str,
                            usage_table: Any, usage_column: Any) -> list[tuple[Row, int]]:
     usage = (select(usage_table.c.host.label("host"),
                     func.sum(usage_column).label("total"))
-             .where(usage_table.c.deleted == false())
+             .where(not_deleted(usage_table))
              .group_by(usage_table.c.host).subquery())
     total = func.coalesce(usage.c.total, 0)
     stmt = (select(services, total.label("_total"))
             .select_from(services.outerjoin(usage, usage.c.host == services.c.host))
-            .where(services.c.deleted == false(), services.c.disabled == false(),
+            .where(not_deleted(services), services.c.disabled == false(),
                    services.c.topic == topic)
             .order_by(total, services.c.id))
     result = await session.execute(stmt)
@@ -128,13 +124,11 @@ async def service_get_all_volume_sorted(session: Session,
 @api
 async def service_get_by_args(session: Session, context: RequestContext, host: Any,
                               binary: Any) -> Row:
-    row = await session.row(
-        model_query(context, Service)
+    return await session.one(
+        session.query(context, Service)
         .where(equals(services.c.host, host), equals(services.c.binary, binary))
-        .order_by(services.c.id).limit(1))
-    if row is None:
-        raise exceptions.HostBinaryNotFound(host=host, binary=binary)
-    return row
+        .order_by(services.c.id).limit(1),
+        lambda: exceptions.HostBinaryNotFound(host=host, binary=binary))
 
 
 @api

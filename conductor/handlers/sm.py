@@ -12,7 +12,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, Table
 
 from conductor.db.models import SMBackendConf, SMFlavors, SMVolume
-from conductor.db.query import equals, model_query
+from conductor.db.query import equals
 from conductor.db.session import Row, Session
 from conductor.handlers import api
 from schemas import exceptions
@@ -26,11 +26,9 @@ sm_volumes = SMVolume.__table__
 
 async def _first(session: Session, context: RequestContext, table: Table,
                  where: ColumnElement[bool], missing: str) -> Row:
-    row = await session.row(model_query(context, table, read_deleted="yes").where(where)
-                            .order_by(next(iter(table.primary_key.columns))).limit(1))
-    if row is None:
-        raise exceptions.NotFound(missing)
-    return row
+    return await session.one(session.query(context, table, read_deleted="yes").where(where)
+                             .order_by(next(iter(table.primary_key.columns))).limit(1),
+                             lambda: exceptions.NotFound(missing))
 
 
 async def _create_unique(session: Session, context: RequestContext, table: Table,
@@ -41,7 +39,7 @@ async def _create_unique(session: Session, context: RequestContext, table: Table
                                       f"containing {column!r}")
     cols = session.check(table, values)
     await session.lock(table.name, "create")  # closes the check-then-insert race
-    found = await session.row(model_query(context, table, read_deleted="yes")
+    found = await session.row(session.query(context, table, read_deleted="yes")
                               .where(equals(table.c[column], cols[column])).limit(1))
     if found is not None:
         raise exceptions.Duplicate(duplicate.format(values[column]))
@@ -93,7 +91,7 @@ async def sm_backend_conf_get_by_sr(session: Session, context: RequestContext,
 
 @api
 async def sm_backend_conf_get_all(session: Session, context: RequestContext) -> list[Row]:
-    return await session.rows(model_query(context, backends, read_deleted="yes")
+    return await session.rows(session.query(context, backends, read_deleted="yes")
                               .order_by(backends.c.id))
 
 
@@ -132,7 +130,7 @@ async def sm_flavor_get(session: Session, context: RequestContext, sm_flavor_id:
 
 @api
 async def sm_flavor_get_all(session: Session, context: RequestContext) -> list[Row]:
-    return await session.rows(model_query(context, flavors, read_deleted="yes")
+    return await session.rows(session.query(context, flavors, read_deleted="yes")
                               .order_by(flavors.c.id))
 
 
@@ -177,5 +175,5 @@ async def sm_volume_get(session: Session, context: RequestContext, volume_id: An
 
 @api
 async def sm_volume_get_all(session: Session, context: RequestContext) -> list[Row]:
-    return await session.rows(model_query(context, sm_volumes, read_deleted="yes")
+    return await session.rows(session.query(context, sm_volumes, read_deleted="yes")
                               .order_by(sm_volumes.c.id))

@@ -6,7 +6,7 @@ import uuid as uuid_module
 from typing import Any
 
 from conductor.db.models import Snapshot
-from conductor.db.query import authorize_project, equals, model_query
+from conductor.db.query import authorize_project, equals
 from conductor.db.session import Row, Session
 from conductor.handlers import api
 from schemas import exceptions
@@ -17,12 +17,9 @@ snapshots = Snapshot.__table__
 
 async def _snapshot(session: Session, context: RequestContext, snapshot_id: Any, *,
                     lock: bool = False) -> Row:
-    stmt = (model_query(context, Snapshot, project_only=True)
-            .where(equals(snapshots.c.id, snapshot_id)))
-    row = await session.row(stmt.with_for_update() if lock else stmt)
-    if row is None:
-        raise exceptions.SnapshotNotFound(snapshot_id=snapshot_id)
-    return row
+    return await session.get(context, Snapshot, "id", snapshot_id,
+                             lambda: exceptions.SnapshotNotFound(snapshot_id=snapshot_id),
+                             project_only=True, lock=lock)
 
 
 @api
@@ -51,14 +48,14 @@ async def snapshot_get(session: Session, context: RequestContext, snapshot_id: A
 
 @api
 async def snapshot_get_all(session: Session, context: RequestContext) -> list[Row]:
-    return await session.rows(model_query(context, Snapshot).order_by(snapshots.c.id))
+    return await session.rows(session.query(context, Snapshot).order_by(snapshots.c.id))
 
 
 @api
 async def snapshot_get_all_by_project(session: Session, context: RequestContext,
                                       project_id: Any) -> list[Row]:
     authorize_project(context, project_id)
-    return await session.rows(model_query(context, Snapshot)
+    return await session.rows(session.query(context, Snapshot)
                               .where(equals(snapshots.c.project_id, project_id))
                               .order_by(snapshots.c.id))
 
@@ -66,7 +63,7 @@ async def snapshot_get_all_by_project(session: Session, context: RequestContext,
 @api
 async def snapshot_get_all_for_volume(session: Session, context: RequestContext,
                                       volume_id: Any) -> list[Row]:
-    return await session.rows(model_query(context, Snapshot, read_deleted="no",
+    return await session.rows(session.query(context, Snapshot, read_deleted="no",
                                           project_only=True)
                               .where(equals(snapshots.c.volume_id, volume_id))
                               .order_by(snapshots.c.id))

@@ -13,7 +13,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, Select
 
 from conductor.db.models import TaskLog
-from conductor.db.query import equals, model_query
+from conductor.db.query import equals
 from conductor.db.session import Row, Session
 from conductor.handlers import api
 from schemas import exceptions
@@ -31,9 +31,9 @@ def _period(value: Any) -> Any:
     return value
 
 
-def _task(context: RequestContext, task_name: Any, period_beginning: Any,
+def _task(session: Session, context: RequestContext, task_name: Any, period_beginning: Any,
           period_ending: Any, *more: ColumnElement[bool]) -> Select[Any]:
-    return (model_query(context, TaskLog)
+    return (session.query(context, TaskLog)
             .where(equals(task_log.c.task_name, task_name),
                    equals(task_log.c.period_beginning, _period(period_beginning)),
                    equals(task_log.c.period_ending, _period(period_ending)), *more)
@@ -57,7 +57,7 @@ async def task_log_get(session: Session, context: RequestContext, task_name: Any
     more = [equals(task_log.c.host, host)]
     if state is not None:
         more.append(equals(task_log.c.state, state))
-    return await session.row(_task(context, task_name, period_beginning, period_ending,
+    return await session.row(_task(session, context, task_name, period_beginning, period_ending,
                                    *more).limit(1))
 
 
@@ -70,7 +70,7 @@ async def task_log_get_all(session: Session, context: RequestContext, task_name:
         more.append(equals(task_log.c.host, host))
     if state is not None:
         more.append(equals(task_log.c.state, state))
-    return await session.rows(_task(context, task_name, period_beginning, period_ending,
+    return await session.rows(_task(session, context, task_name, period_beginning, period_ending,
                                     *more))
 
 
@@ -82,7 +82,7 @@ async def task_log_begin_task(session: Session, context: RequestContext, task_na
     # Two callers must not both begin one task: the check and the insert are one step
     # under the lock.
     await session.lock("task_log", task_name, beginning, ending, host)
-    found = await session.row(_task(context, task_name, beginning, ending,
+    found = await session.row(_task(session, context, task_name, beginning, ending,
                                     equals(task_log.c.host, host)).limit(1))
     if found is not None:
         raise exceptions.TaskAlreadyRunning(task_name=task_name, host=host)
@@ -99,7 +99,7 @@ async def task_log_begin_task(session: Session, context: RequestContext, task_na
 async def task_log_end_task(session: Session, context: RequestContext, task_name: Any,
                             period_beginning: Any, period_ending: Any, host: Any,
                             errors: Any, message: Any = None) -> Row:
-    found = await session.row(_task(context, task_name, period_beginning, period_ending,
+    found = await session.row(_task(session, context, task_name, period_beginning, period_ending,
                                     equals(task_log.c.host, host)).limit(1))
     if found is None:
         raise exceptions.TaskNotRunning(task_name=task_name, host=host)

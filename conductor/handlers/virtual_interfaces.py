@@ -11,7 +11,7 @@ from sqlalchemy import Select
 from sqlalchemy import exc as sa_exc
 
 from conductor.db.models import VirtualInterface
-from conductor.db.query import equals, model_query
+from conductor.db.query import equals
 from conductor.db.session import Row, Session
 from conductor.db.values import lookup_int
 from conductor.handlers import api
@@ -22,8 +22,8 @@ from schemas.context import RequestContext
 vifs = VirtualInterface.__table__
 
 
-def _all(context: RequestContext) -> Select[Any]:
-    return model_query(context, VirtualInterface, read_deleted="yes")
+def _all(session: Session, context: RequestContext) -> Select[Any]:
+    return session.query(context, VirtualInterface, read_deleted="yes")
 
 
 async def _first(session: Session, stmt: Select[Any]) -> Row | None:
@@ -32,7 +32,7 @@ async def _first(session: Session, stmt: Select[Any]) -> Row | None:
 
 async def _instance_uuid(session: Session, context: RequestContext, instance_id: Any) -> Any:
     # The existence check of instance_get_by_uuid (read_deleted, project scoping).
-    instance = await load_by_uuid(session, context, instance_id, ())
+    instance = await load_by_uuid(session, context, instance_id, (), bare=True)
     return instance["uuid"]
 
 
@@ -58,26 +58,26 @@ async def virtual_interface_get(session: Session, context: RequestContext,
     key = lookup_int(vif_id)
     if key is None:
         return None
-    return await session.row(_all(context).where(vifs.c.id == key))
+    return await session.row(_all(session, context).where(vifs.c.id == key))
 
 
 @api
 async def virtual_interface_get_by_address(session: Session, context: RequestContext,
                                            address: Any) -> Row | None:
-    return await _first(session, _all(context).where(equals(vifs.c.address, address)))
+    return await _first(session, _all(session, context).where(equals(vifs.c.address, address)))
 
 
 @api
 async def virtual_interface_get_by_uuid(session: Session, context: RequestContext,
                                         vif_uuid: Any) -> Row | None:
-    return await _first(session, _all(context).where(equals(vifs.c.uuid, vif_uuid)))
+    return await _first(session, _all(session, context).where(equals(vifs.c.uuid, vif_uuid)))
 
 
 @api
 async def virtual_interface_get_by_instance(session: Session, context: RequestContext,
                                             instance_id: Any) -> list[Row]:
     uuid = await _instance_uuid(session, context, instance_id)
-    return await session.rows(_all(context).where(vifs.c.instance_uuid == uuid)
+    return await session.rows(_all(session, context).where(vifs.c.instance_uuid == uuid)
                               .order_by(vifs.c.id))
 
 
@@ -86,7 +86,7 @@ async def virtual_interface_get_by_instance_and_network(session: Session,
                                                         context: RequestContext,
                                                         instance_id: Any,
                                                         network_id: Any) -> Row | None:
-    return await _first(session, _all(context).where(equals(vifs.c.instance_uuid,
+    return await _first(session, _all(session, context).where(equals(vifs.c.instance_uuid,
                                                             instance_id),
                                                      equals(vifs.c.network_id, network_id)))
 
@@ -108,4 +108,4 @@ async def virtual_interface_delete_by_instance(session: Session, context: Reques
 
 @api
 async def virtual_interface_get_all(session: Session, context: RequestContext) -> list[Row]:
-    return await session.rows(_all(context).order_by(vifs.c.id))
+    return await session.rows(_all(session, context).order_by(vifs.c.id))

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Select, false
+from sqlalchemy import Select
 
+from conductor.db.keyvalue import with_specs_dict
 from conductor.db.models import VolumeTypeExtraSpecs, VolumeTypes
-from conductor.db.query import equals, model_query
+from conductor.db.query import equals, not_deleted
 from conductor.db.session import Row, Session, rows_as_dict
-from conductor.db.values import lookup_int
 from conductor.handlers import api
 from schemas import exceptions
 from schemas.context import RequestContext
@@ -19,26 +19,14 @@ specs = VolumeTypeExtraSpecs.__table__
 
 
 
-def _type_dict(row: Row) -> Row:
-    row["extra_specs"] = rows_as_dict(row["extra_specs"])
-    return row
-
-
-async def _first_type(session: Session, stmt: Select[Any]) -> Row | None:
-    row = await session.row(stmt.order_by(types.c.id).limit(1), ("extra_specs",))
-    return None if row is None else _type_dict(row)
-
-
 async def _by_name(session: Session, context: RequestContext, name: Any) -> Row:
-    row = await _first_type(session, model_query(context, VolumeTypes)
-                            .where(equals(types.c.name, name)))
-    if row is None:
-        raise exceptions.VolumeTypeNotFoundByName(volume_type_name=name)
-    return row
+    return with_specs_dict(await session.get(
+        context, VolumeTypes, "name", name,
+        lambda: exceptions.VolumeTypeNotFoundByName(volume_type_name=name), ("extra_specs",)))
 
 
-def _live_specs(context: RequestContext, volume_type_id: Any) -> Select[Any]:
-    return (model_query(context, VolumeTypeExtraSpecs, read_deleted="no")
+def _live_specs(session: Session, context: RequestContext, volume_type_id: Any) -> Select[Any]:
+    return (session.query(context, VolumeTypeExtraSpecs, read_deleted="no")
             .where(equals(specs.c.volume_type_id, volume_type_id)))
 
 
@@ -52,7 +40,7 @@ async def volume_type_create(session: Session, context: RequestContext, values: 
     name = values["name"]
     # Closes the check-then-insert race between two creates of the same name.
     await session.lock("volume_type_create")
-    visible = model_query(context, VolumeTypes).where(equals(types.c.name, name)).limit(1)
+    visible = session.query(context, VolumeTypes).where(equals(types.c.name, name)).limit(1)
     if await session.row(visible) is not None:
         raise exceptions.VolumeTypeExists(name=name)
     given_specs = values.get("extra_specs") or {}
@@ -78,22 +66,17 @@ async def volume_type_create(session: Session, context: RequestContext, values: 
 async def volume_type_get_all(session: Session, context: RequestContext,
                               inactive: Any = False) -> dict[Any, Row]:
     rows = await session.rows(
-        model_query(context, VolumeTypes, read_deleted="yes" if inactive else "no")
+        session.query(context, VolumeTypes, read_deleted="yes" if inactive else "no")
         .order_by(types.c.name, types.c.id), ("extra_specs",))
     # name order: with duplicate names the last row read wins
-    return {row["name"]: _type_dict(row) for row in rows}
+    return {row["name"]: with_specs_dict(row) for row in rows}
 
 
 @api
 async def volume_type_get(session: Session, context: RequestContext, id: Any) -> Row:
-    key = lookup_int(id)
-    row = None
-    if key is not None:
-        row = await _first_type(session, model_query(context, VolumeTypes)
-                                .where(types.c.id == key))
-    if row is None:
-        raise exceptions.VolumeTypeNotFound(volume_type_id=id)
-    return row
+    return with_specs_dict(await session.get(
+        context, VolumeTypes, "id", id,
+        lambda: exceptions.VolumeTypeNotFound(volume_type_id=id), ("extra_specs",)))
 
 
 @api
@@ -115,14 +98,14 @@ async def volume_type_destroy(session: Session, context: RequestContext, name: A
 async def volume_type_extra_specs_get(session: Session, context: RequestContext,
                                       volume_type_id: Any) -> dict[Any, Any]:
     # id order: if a key has several rows, the newest one wins
-    rows = await session.rows(_live_specs(context, volume_type_id).order_by(specs.c.id))
+    rows = await session.rows(_live_specs(session, context, volume_type_id).order_by(specs.c.id))
     return rows_as_dict(rows)
 
 
 @api
 async def volume_type_extra_specs_delete(session: Session, context: RequestContext,
                                          volume_type_id: Any, key: Any) -> None:
-    await session.soft_delete_where(VolumeTypeExtraSpecs, specs.c.deleted == false(),
+    await session.soft_delete_where(VolumeTypeExtraSpecs, not_deleted(specs),
                                     equals(specs.c.volume_type_id, volume_type_id),
                                     equals(specs.c.key, key))
 
@@ -141,7 +124,7 @@ async def volume_type_extra_specs_update_or_create(session: Session,
                              "deleted": False})
               for k, v in extra_specs.items()]
     for cols in wanted:
-        existing = await session.rows(_live_specs(context, cols["volume_type_id"])
+        existing = await session.rows(_live_specs(session, context, cols["volume_type_id"])
                                       .where(equals(specs.c.key, cols["key"]))
                                       .order_by(specs.c.id))
         if not existing:

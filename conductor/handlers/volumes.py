@@ -10,12 +10,12 @@ import datetime as dt
 import uuid as uuid_module
 from typing import Any
 
-from sqlalchemy import false, func, or_, select, update
+from sqlalchemy import func, or_, select, update
 
 from conductor.db import keyvalue
 from conductor.db.base import utcnow
 from conductor.db.models import IscsiTarget, Volume, VolumeMetadata
-from conductor.db.query import authorize_project, equals, model_query, require_uuid
+from conductor.db.query import authorize_project, equals, not_deleted, require_uuid
 from conductor.db.session import Row, Session, rows_as_dict
 from conductor.db.values import convert
 from conductor.handlers import api
@@ -43,12 +43,9 @@ async def load_volume(session: Session, context: RequestContext, volume_id: Any,
                       joins: tuple[str, ...] = JOINS, *, lock: bool = False) -> Row:
     """The volume as ``volume_get`` sees it (context read_deleted, strict project scope for
     user contexts) or ``VolumeNotFound``; ``lock`` takes its row lock."""
-    stmt = (model_query(context, Volume, project_only=True)
-            .where(equals(volumes.c.id, volume_id)))
-    row = await session.row(stmt.with_for_update() if lock else stmt, joins)
-    if row is None:
-        raise exceptions.VolumeNotFound(volume_id=volume_id)
-    return row
+    return await session.get(context, Volume, "id", volume_id,
+                             lambda: exceptions.VolumeNotFound(volume_id=volume_id), joins,
+                             project_only=True, lock=lock)
 
 
 async def _replace_metadata(session: Session, context: RequestContext, volume: Row,
@@ -58,7 +55,7 @@ async def _replace_metadata(session: Session, context: RequestContext, volume: R
     wanted = [session.check(VolumeMetadata, {"key": k, "value": v, "volume_id": volume["id"]})
               for k, v in given.items()]
     items = await session.rows(
-        model_query(context, VolumeMetadata, read_deleted="no")
+        session.query(context, VolumeMetadata, read_deleted="no")
         .where(volume_meta.c.volume_id == volume["id"]).order_by(volume_meta.c.id))
     await keyvalue.merge(session, VolumeMetadata.__table__, items, wanted, bool(delete))
 
@@ -88,13 +85,13 @@ async def volume_get(session: Session, context: RequestContext, volume_id: Any) 
 
 @api
 async def volume_get_all(session: Session, context: RequestContext) -> list[Row]:
-    return await session.rows(model_query(context, Volume).order_by(volumes.c.id), JOINS)
+    return await session.rows(session.query(context, Volume).order_by(volumes.c.id), JOINS)
 
 
 @api
 async def volume_get_all_by_host(session: Session, context: RequestContext,
                                  host: Any) -> list[Row]:
-    return await session.rows(model_query(context, Volume)
+    return await session.rows(session.query(context, Volume)
                               .where(equals(volumes.c.host, host))
                               .order_by(volumes.c.id), JOINS)
 
@@ -102,7 +99,7 @@ async def volume_get_all_by_host(session: Session, context: RequestContext,
 @api
 async def volume_get_all_by_instance_uuid(session: Session, context: RequestContext,
                                           instance_uuid: Any) -> list[Row]:
-    return await session.rows(model_query(context, Volume, read_deleted="no")
+    return await session.rows(session.query(context, Volume, read_deleted="no")
                               .where(equals(volumes.c.instance_uuid, instance_uuid))
                               .order_by(volumes.c.id), JOINS)
 
@@ -111,7 +108,7 @@ async def volume_get_all_by_instance_uuid(session: Session, context: RequestCont
 async def volume_get_all_by_project(session: Session, context: RequestContext,
                                     project_id: Any) -> list[Row]:
     authorize_project(context, project_id)
-    return await session.rows(model_query(context, Volume)
+    return await session.rows(session.query(context, Volume)
                               .where(equals(volumes.c.project_id, project_id))
                               .order_by(volumes.c.id), JOINS)
 
@@ -177,7 +174,7 @@ async def volume_data_get_for_project(session: Session, context: RequestContext,
                                       project_id: Any) -> tuple[int, int]:
     result = await session.execute(
         select(func.count(volumes.c.id), func.sum(volumes.c.size))
-        .where(volumes.c.deleted == false(), equals(volumes.c.project_id, project_id)))
+        .where(not_deleted(volumes), equals(volumes.c.project_id, project_id)))
     count, gigabytes = result.one()
     return (int(count or 0), int(gigabytes or 0))
 
@@ -215,7 +212,7 @@ async def volume_metadata_get(session: Session, context: RequestContext,
     volume = await load_volume(session, context, volume_id, ())
     # id order: with duplicate keys the newest row wins
     return rows_as_dict(await session.rows(
-        model_query(context, VolumeMetadata, read_deleted="no")
+        session.query(context, VolumeMetadata, read_deleted="no")
         .where(volume_meta.c.volume_id == volume["id"]).order_by(volume_meta.c.id)))
 
 
@@ -224,7 +221,7 @@ async def volume_metadata_delete(session: Session, context: RequestContext, volu
                                  key: Any) -> None:
     volume = await load_volume(session, context, volume_id, (), lock=True)
     await session.soft_delete_where(VolumeMetadata, volume_meta.c.volume_id == volume["id"],
-                                    volume_meta.c.deleted == false(),
+                                    not_deleted(volume_meta),
                                     equals(volume_meta.c.key, key))
 
 

@@ -27,7 +27,9 @@ async def test_create_echoes_values_and_stats_and_ignores_unknown_keys(db, admin
     assert node["free_ram_mb"] == 1024 and node["free_disk_gb"] == 2048
     assert node["running_vms"] == 0 and node["current_workload"] == 0
     assert {s["key"]: s["value"] for s in node["stats"]} == stats
-    assert "host" not in node and "host_ignored" not in node
+    # an unknown key is echoed as given (api-compute.md §1.5), never stored
+    assert "host" not in node and node["host_ignored"] == "x"
+    assert "host_ignored" not in await db.compute_node_get(admin, node["id"])
 
 
 async def test_get_all_reads_stats_back_as_text(db, admin):

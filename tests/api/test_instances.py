@@ -7,6 +7,7 @@ import uuid
 import pytest
 from sqlalchemy import func, insert, select
 
+from conductor.db.base import CONFIG
 from conductor.db.models import (
     FixedIp,
     FloatingIp,
@@ -65,7 +66,9 @@ async def test_create_returns_the_row_with_its_relationships(db, user):
     assert inst["created_at"] is not None and inst["updated_at"] is None
     assert inst["deleted"] is False and inst["deleted_at"] is None
     assert inst["shutdown_terminate"] is False and inst["locked"] is None
-    assert "not_a_column" not in inst
+    # echoed as Nova's object kept it (api-compute.md §1.5), never stored
+    assert inst["not_a_column"] == "ignored"
+    assert "not_a_column" not in await db.instance_get_by_uuid(user, inst["uuid"])
     assert {m["key"]: m["value"] for m in inst["metadata"]} == {"a": "1", "n": 5}
     assert [(m["key"], m["value"]) for m in inst["system_metadata"]] == \
         [("original_image_ref", "blah")]
@@ -73,12 +76,14 @@ async def test_create_returns_the_row_with_its_relationships(db, user):
     assert inst["info_cache"]["instance_uuid"] == inst["uuid"]
     assert [(g["name"], g["project_id"]) for g in inst["security_groups"]] == \
         [("default", "project1")]
-    assert "rules" not in inst["security_groups"][0]
+    # nested groups keep their entry's shape: no rules here, never instances
+    assert not {"rules", "instances"} & set(inst["security_groups"][0])
     assert inst["instance_type"] is None
-    # a later read shows the stored text, and no system metadata
+    # a later read shows the stored text, and the system metadata (api-compute.md §1.6)
     got = await db.instance_get_by_uuid(user, inst["uuid"])
     assert {m["key"]: m["value"] for m in got["metadata"]} == {"a": "1", "n": "5"}
-    assert "system_metadata" not in got
+    assert [(m["key"], m["value"]) for m in got["system_metadata"]] == \
+        [("original_image_ref", "blah")]
 
 
 async def test_create_makes_the_default_group_even_when_not_named(db, raw, user):
@@ -191,7 +196,8 @@ async def test_get_by_uuid_and_get_include_groups_with_rules(db, raw, user):
         assert [r["from_port"] for r in got["security_groups"][0]["rules"]] == [0, 1]
         assert got["info_cache"]["instance_uuid"] == inst["uuid"]
         assert [m["key"] for m in got["metadata"]] == ["k"]
-        assert got["instance_type"] is None and "system_metadata" not in got
+        assert got["instance_type"] is None and got["system_metadata"] == []
+        assert "instances" not in got["security_groups"][0]
 
 
 async def test_get_errors_carry_the_argument(db, user):
@@ -251,9 +257,10 @@ async def test_get_all_is_admin_only_and_joins_what_is_asked(db, user, admin):
         await db.instance_get_all(user)
     [row] = await db.instance_get_all(admin)
     assert {"info_cache", "security_groups", "metadata", "instance_type"} <= set(row)
-    assert "system_metadata" not in row
+    assert row["system_metadata"] == []  # every instance result carries it
     [bare] = await db.instance_get_all(admin, [])
     assert not {"info_cache", "security_groups", "metadata", "instance_type"} & set(bare)
+    assert bare["system_metadata"] == []
     assert bare["name"] == row["name"]
     [some] = await db.instance_get_all(admin, columns_to_join=["system_metadata"])
     assert some["system_metadata"] == [] and "metadata" not in some
@@ -318,7 +325,9 @@ async def test_hung_in_rebooting(db, admin):
         await db.instance_get_all_hung_in_rebooting(admin, "soon")
 
 
-async def test_active_by_window(db, user, admin):
+async def test_active_by_window(db, user, admin, monkeypatch):
+    # reads across projects as 2012.2 answers them (strict isolation: test_isolation.py)
+    monkeypatch.setattr(CONFIG, "isolation", "nova")
     t = dt.datetime(2012, 6, 1)
     day = dt.timedelta(days=1)
     running = await db.instance_create(admin, {"launched_at": t - day, "host": "h1",

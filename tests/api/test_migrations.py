@@ -31,8 +31,9 @@ async def test_create_get_and_update(db, admin, raw):
                                           "status": "migrating", "old_instance_type_id": "3",
                                           "updated_at": OLD, "ignored": True})
     assert m["id"] > 0 and m["updated_at"] == OLD and m["deleted"] is False
-    assert m["old_instance_type_id"] == "3" and "ignored" not in m  # echoed as given
+    assert m["old_instance_type_id"] == "3" and m["ignored"] is True  # echoed as given
     got = await db.migration_get(admin, m["id"])
+    assert "ignored" not in got
     assert got["old_instance_type_id"] == 3 and got["updated_at"] == OLD
     assert got["instance_uuid"] == "not-an-instance"  # no foreign key (models.md §3)
     await _delete(raw, m["id"])

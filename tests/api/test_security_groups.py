@@ -6,6 +6,7 @@ import asyncio
 import pytest
 from sqlalchemy import update
 
+from conductor.db.base import CONFIG
 from conductor.db.models import SecurityGroup
 from schemas import exceptions
 from schemas.context import RequestContext, get_admin_context
@@ -44,7 +45,7 @@ async def test_create_get_and_scoping(db, admin, user, other_user):
     group = await _group(db, user)
     assert group["rules"] == [] and group["name"] == "web" and group["id"] > 0
     assert group["deleted"] is False and group["created_at"] is not None
-    assert "instances" not in group
+    assert group["instances"] == []
     rule = await _rule(db, user, group["id"])
     inst = await _instance(db, user, groups=("web",))
     got = await db.security_group_get(user, group["id"])
@@ -65,7 +66,9 @@ async def test_create_get_and_scoping(db, admin, user, other_user):
         await _group(db, ANON)
 
 
-async def test_get_all_by_project_and_count(db, admin, user, other_user):
+async def test_get_all_by_project_and_count(db, admin, user, other_user, monkeypatch):
+    # reads across projects as 2012.2 answers them (strict isolation: test_isolation.py)
+    monkeypatch.setattr(CONFIG, "isolation", "nova")
     g1 = await _group(db, user, "a")
     g2 = await _group(db, other_user, "b", project_id="project2", user_id="user2")
     g3 = await _group(db, user, "c")
@@ -74,7 +77,7 @@ async def test_get_all_by_project_and_count(db, admin, user, other_user):
     everything = await db.security_group_get_all(other_user)  # no project scoping
     assert [g["id"] for g in everything] == [g1["id"], g2["id"]]
     assert [r["id"] for r in everything[0]["rules"]] == [rule["id"]]
-    assert "instances" not in everything[0]
+    assert everything[0]["instances"] == []
     assert [g["id"] for g in await db.security_group_get_all(YES)] == \
         [g1["id"], g2["id"], g3["id"]]
     mine = await db.security_group_get_by_project(other_user, "project1")
@@ -88,7 +91,9 @@ async def test_get_all_by_project_and_count(db, admin, user, other_user):
         await db.security_group_count_by_project(user, "project2")
 
 
-async def test_get_by_name_and_exists(db, user, other_user):
+async def test_get_by_name_and_exists(db, user, other_user, monkeypatch):
+    # reads across projects as 2012.2 answers them (strict isolation: test_isolation.py)
+    monkeypatch.setattr(CONFIG, "isolation", "nova")
     group = await _group(db, user)
     inst = await _instance(db, user, groups=("web",))
     await _rule(db, user, group["id"])
@@ -117,7 +122,10 @@ async def test_by_instance_and_in_use(db, user):
     other = await _instance(db, user, groups=("web",))
     found = await db.security_group_get_by_instance(user, inst["id"])
     assert [g["name"] for g in found] == ["web", "default"]  # ascending id
-    assert len(found[0]["rules"]) == 1 and "instances" not in found[0]
+    assert len(found[0]["rules"]) == 1
+    # every group result carries its instances, which carry nothing nested
+    assert [i["uuid"] for i in found[0]["instances"]] == [inst["uuid"], other["uuid"]]
+    assert "system_metadata" not in found[0]["instances"][0]
     # a second link to the same group does not list it twice
     await db.instance_add_security_group(user, inst["uuid"], web["id"])
     assert len(await db.security_group_get_by_instance(user, inst["id"])) == 2
@@ -145,7 +153,8 @@ async def test_ensure_default(db, user, other_user):
     assert group["rules"] == []
     result = await db.security_group_ensure_default(user)
     assert isinstance(result, tuple) and result[0] is True
-    assert result[1]["id"] == group["id"] and "rules" not in result[1]
+    assert result[1]["id"] == group["id"]
+    assert result[1]["rules"] == [] and result[1]["instances"] == []
     # per project; instance_create reuses the same group
     again = await db.security_group_ensure_default(other_user)
     assert again[0] is False and again[1]["id"] != group["id"]
@@ -165,7 +174,9 @@ async def test_concurrent_ensure_default_makes_one_group(db, user):
     assert await db.security_group_count_by_project(user, "project1") == 1
 
 
-async def test_destroy(db, admin, user):
+async def test_destroy(db, admin, user, monkeypatch):
+    # reads across projects as 2012.2 answers them (strict isolation: test_isolation.py)
+    monkeypatch.setattr(CONFIG, "isolation", "nova")
     target = await _group(db, user, "target")
     granting = await _group(db, user, "granting")
     own = await _rule(db, user, target["id"])
@@ -201,7 +212,7 @@ async def test_rules(db, admin, user):
     granted = await _rule(db, user, parent["id"], grantee=grantee["id"], port=80)
     assert set(open_rule) >= {"id", "parent_group_id", "protocol", "from_port", "to_port",
                               "cidr", "group_id", "created_at", "deleted"}
-    assert "grantee_group" not in open_rule and "parent_group" not in open_rule
+    assert open_rule["grantee_group"] is None and "parent_group" not in open_rule
     assert await db.security_group_rule_get(user, open_rule["id"]) == open_rule
 
     listed = await db.security_group_rule_get_by_security_group(user, parent["id"])
@@ -214,7 +225,10 @@ async def test_rules(db, admin, user):
     by_grantee = await db.security_group_rule_get_by_security_group_grantee(
         user, grantee["id"])
     assert [r["id"] for r in by_grantee] == [granted["id"]]
-    assert "grantee_group" not in by_grantee[0]
+    # every rule result carries its grantee group with the group's instances
+    assert [i["uuid"] for i in by_grantee[0]["grantee_group"]["instances"]] == \
+        [inst["uuid"]]
+    assert "instance_type" not in by_grantee[0]["grantee_group"]["instances"][0]
     assert await db.security_group_rule_count_by_group(user, parent["id"]) == 2
     assert await db.security_group_rule_get_by_security_group(user, "x") == []
 

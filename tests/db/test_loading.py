@@ -1,8 +1,15 @@
-"""Relationship loading: the one-statement PostgreSQL path equals the per-relationship one."""
+"""Relationship loading: the one-statement loader equals the per-relationship one."""
 
 from sqlalchemy import select
 
-from conductor.db.models import Aggregate, ComputeNode, Instance, SecurityGroupIngressRule
+from conductor.db.loading import PER_RELATION
+from conductor.db.models import (
+    Aggregate,
+    ComputeNode,
+    Instance,
+    SecurityGroup,
+    SecurityGroupIngressRule,
+)
 from conductor.db.session import Session
 from conductor.dispatch import Dispatcher
 from conductor.handlers.instances import FULL, LISTED
@@ -13,9 +20,9 @@ ADMIN = get_admin_context()
 
 
 async def _both_ways(conn, stmt, joins):
-    inline = Session(conn, "test")
-    batched = Session(conn, "test")
-    batched.dialect = "batched"  # forces one query per relationship
+    inline = Session(conn, "test")  # PostgreSQL's own loader: inline arrays
+    batched = Session(conn, "test", loader=PER_RELATION)
+    assert inline.loader is not batched.loader
     return await inline.rows(stmt, joins), await batched.rows(stmt, joins)
 
 
@@ -48,6 +55,8 @@ async def test_inline_loading_equals_batched_loading(pg_engine, handlers):
                              (SecurityGroupIngressRule,
                               ("grantee_group", "grantee_group.instances",
                                "grantee_group.instances.instance_type")),
+                             # three instances in "default", linked by uuid: id order
+                             (SecurityGroup, ("instances", "rules")),
                              (Aggregate, ("_hosts", "_metadata"))):
             table = model.__table__
             inline, batched = await _both_ways(conn, select(table).order_by(table.c.id),
