@@ -79,6 +79,10 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--policy", metavar="FILE", default=None,
                        help="TOML policy: per broker user, admin contexts, functions and "
                             "projects allowed (env CONDUCTOR_POLICY; reloaded on SIGHUP)")
+    serve.add_argument("--isolation", choices=["strict", "nova"], default=DEFAULTS.isolation,
+                       help="strict (default): a user context never reaches another "
+                            "project's rows; nova: 2012.2's scoping, for callers that "
+                            "check ownership themselves")
     serve.add_argument("--metrics-port", type=int, default=None,
                        help="serve Prometheus /metrics, /healthz and /readyz on this port "
                             "(env CONDUCTOR_METRICS_PORT; worker i of --workers uses +i)")
@@ -169,7 +173,8 @@ def serve_settings(args: argparse.Namespace) -> Settings:
         "max_deliveries": args.max_deliveries, "strict_values": args.strict_values,
         "sqlite_synchronous": not args.sqlite_no_sync, "db_wait": args.db_wait,
         "reply_retention": args.reply_retention, "max_call_seconds": args.max_call_seconds,
-        "policy_file": args.policy, "metrics_port": _worker_port(args.metrics_port),
+        "policy_file": args.policy, "isolation": args.isolation,
+        "metrics_port": _worker_port(args.metrics_port),
         "metrics_host": args.metrics_host, "log_format": args.log_format,
         "slow_call_ms": args.slow_call_ms, "debug": args.debug})
 

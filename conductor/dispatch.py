@@ -106,7 +106,8 @@ class Dispatcher:
         self.engine = engine
         self.settings = settings = settings or Settings()
         # What changes results (models.md §1.2), handed to every call's Session.
-        self.config = Config(strict_values=settings.strict_values)
+        self.config = Config(strict_values=settings.strict_values,
+                             isolation="nova" if settings.isolation == "nova" else "strict")
         # Who may call what (--policy); reloaded on SIGHUP through ``policy.reload()``.
         self.policy = PolicyHolder(settings.policy_file)
         self.handlers = HANDLERS if handlers is None else handlers

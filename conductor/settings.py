@@ -59,6 +59,9 @@ class Settings:
     db_retries: int = 5  # deadlocks and serialization failures retried this often
     db_retry_delay: float = 0.05  # first backoff, doubled each retry
     policy_file: str | None = None  # TOML: who may call what (conductor/policy.py)
+    # "strict": a user context never reaches another project's rows (the default);
+    # "nova": 2012.2's scoping exactly, for callers whose API layer checks ownership.
+    isolation: str = "strict"
     metrics_port: int | None = None  # Prometheus /metrics, /healthz, /readyz
     metrics_host: str = "127.0.0.1"
     log_format: str = "text"  # or "json": one object per line

@@ -19,6 +19,7 @@ from sqlalchemy import text
 
 from conductor.app import Conductor
 from conductor.db import models
+from conductor.db.base import Config
 from conductor.db.engine import make_engine
 from conductor.db.migrate import upgrade
 from conductor.dispatch import Dispatcher
@@ -223,23 +224,33 @@ async def rpc_client(amqp_url: str, conductor: Conductor) -> AsyncIterator[Any]:
 
 
 @pytest.fixture(params=["rpc", "sqlite"])
-def _api_backend(request: pytest.FixtureRequest) -> tuple[Any, Any]:
+def _api_backend(request: pytest.FixtureRequest) -> tuple[Any, Any, Config]:
     if request.param == "rpc":
-        return request.getfixturevalue("pg_engine"), request.getfixturevalue("rpc_client")
+        conductor = request.getfixturevalue("conductor")
+        return (request.getfixturevalue("pg_engine"), request.getfixturevalue("rpc_client"),
+                conductor.dispatcher.config)
     engine = request.getfixturevalue("sqlite_engine")
     request.getfixturevalue("handlers")
-    return engine, LocalClient(Dispatcher(engine))
+    dispatcher = Dispatcher(engine)
+    return engine, LocalClient(dispatcher), dispatcher.config
 
 
 @pytest.fixture
-async def db(_api_backend: tuple[Any, Any]) -> Any:
+async def db(_api_backend: tuple[Any, Any, Config]) -> Any:
     """The API, through the real broker to PostgreSQL, and in-process on SQLite.
 
     Every test using it runs twice; the database is emptied before each run.
     """
-    engine, client = _api_backend
+    engine, client, _ = _api_backend
     await _wipe(engine)
     return client
+
+
+@pytest.fixture
+def db_config(_api_backend: tuple[Any, Any, Config]) -> Config:
+    """The Config the ``db`` fixture's conductor runs with: a test may change it with
+    monkeypatch (``monkeypatch.setattr(db_config, "isolation", "nova")``)."""
+    return _api_backend[2]
 
 
 @pytest.fixture(params=["postgresql", "sqlite"])

@@ -26,7 +26,6 @@ from typing import Any
 
 from sqlalchemy import Boolean, Column, Date, DateTime, Float, Integer, String, Table, Text
 
-from conductor.db.base import CONFIG
 from schemas import exceptions
 
 log = logging.getLogger(__name__)
@@ -189,9 +188,6 @@ def _unknown_key(table: Table, key: str, function: str, strict: bool = False) ->
     shown = _clip(key)
     if strict:
         raise exceptions.InvalidInput(reason=f"{table.name} has no column {shown}")
-    if CONFIG.strict_values:
-        raise exceptions.InvalidInput(reason=f"{table.name} has no column {shown} "
-                                      f"(conductor runs with --strict-values)")
     marker = (function, table.name, key)
     if marker in _warned:
         _warned.move_to_end(marker)

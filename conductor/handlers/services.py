@@ -6,7 +6,6 @@ from typing import Any
 
 from sqlalchemy import false, func, select
 
-from conductor.db.base import CONFIG
 from conductor.db.models import ComputeNode, Instance, Service, Volume
 from conductor.db.query import equals, not_deleted
 from conductor.db.session import Row, Session
@@ -134,11 +133,11 @@ async def service_get_by_args(session: Session, context: RequestContext, host: A
 @api
 async def service_create(session: Session, context: RequestContext, values: Any) -> Row:
     cols = session.check(Service, values)
-    if not CONFIG.enable_new_services:
+    if not session.config.enable_new_services:
         cols["disabled"] = True
     return await session.insert(Service, cols, checked=True,
                                 echo={k: v for k, v in (values or {}).items()
-                                      if k != "disabled" or CONFIG.enable_new_services})
+                                      if k != "disabled" or session.config.enable_new_services})
 
 
 @api

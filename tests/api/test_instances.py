@@ -7,7 +7,6 @@ import uuid
 import pytest
 from sqlalchemy import func, insert, select
 
-from conductor.db.base import CONFIG
 from conductor.db.models import (
     FixedIp,
     FloatingIp,
@@ -325,9 +324,9 @@ async def test_hung_in_rebooting(db, admin):
         await db.instance_get_all_hung_in_rebooting(admin, "soon")
 
 
-async def test_active_by_window(db, user, admin, monkeypatch):
+async def test_active_by_window(db_config, db, user, admin, monkeypatch):
     # reads across projects as 2012.2 answers them (strict isolation: test_isolation.py)
-    monkeypatch.setattr(CONFIG, "isolation", "nova")
+    monkeypatch.setattr(db_config, "isolation", "nova")
     t = dt.datetime(2012, 6, 1)
     day = dt.timedelta(days=1)
     running = await db.instance_create(admin, {"launched_at": t - day, "host": "h1",

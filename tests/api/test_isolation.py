@@ -5,15 +5,14 @@ PostgreSQL) and on SQLite."""
 
 import pytest
 
-from conductor.db.base import CONFIG
 from schemas import exceptions
 
 MINE = {"project_id": "project1", "user_id": "user1"}
 
 
 @pytest.fixture(params=["strict", "nova"])
-def isolation(request, monkeypatch):
-    monkeypatch.setattr(CONFIG, "isolation", request.param)
+def isolation(db_config, request, monkeypatch):
+    monkeypatch.setattr(db_config, "isolation", request.param)
     return request.param
 
 

@@ -8,7 +8,6 @@ import uuid
 import pytest
 from sqlalchemy import insert, select
 
-from conductor.db.base import CONFIG
 from conductor.db.models import Network, VirtualInterface
 from schemas import exceptions
 from schemas.context import RequestContext, get_admin_context
@@ -70,9 +69,9 @@ async def test_create_safe(db, admin, user):
         await db.network_create_safe(admin, {"vlan": "many"})
 
 
-async def test_get_and_scoping(db, admin, user, monkeypatch):
+async def test_get_and_scoping(db_config, db, admin, user, monkeypatch):
     # reads across projects as 2012.2 answers them (strict isolation: test_isolation.py)
-    monkeypatch.setattr(CONFIG, "isolation", "nova")
+    monkeypatch.setattr(db_config, "isolation", "nova")
     mine, theirs, free = await _networks(db, admin, "project1", "project2", None)
     deleted = await db.network_create_safe(admin, {"project_id": "project1", "deleted": True})
     cases = [((), [mine, free]), (("allow_none",), [mine, free]), ((True,), [mine]),
@@ -110,9 +109,9 @@ async def test_get_all_when_empty_and_declared_only_functions(db, admin):
         assert info.value.kwargs["exc_type"] == "NotImplementedError"
 
 
-async def test_get_all_by_uuids(db, admin, user, monkeypatch):
+async def test_get_all_by_uuids(db_config, db, admin, user, monkeypatch):
     # reads across projects as 2012.2 answers them (strict isolation: test_isolation.py)
-    monkeypatch.setattr(CONFIG, "isolation", "nova")
+    monkeypatch.setattr(db_config, "isolation", "nova")
     mine, theirs, free = await _networks(db, admin, "project1", "project2", None)
     gone = await db.network_create_safe(admin, {"deleted": True})
     both = [free["uuid"], mine["uuid"]]

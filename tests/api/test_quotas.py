@@ -6,7 +6,6 @@ import datetime as dt
 import pytest
 from sqlalchemy import select
 
-from conductor.db.base import CONFIG
 from conductor.db.models import Quota, QuotaUsage, Reservation
 from schemas import exceptions
 from schemas.context import RequestContext, get_admin_context
@@ -56,9 +55,9 @@ async def test_quota_create_get_all_update_destroy(db, admin, user):
         assert info.value.kwargs == {"project_id": "project1", "code": 404}
 
 
-async def test_quota_access(db, admin, user, monkeypatch):
+async def test_quota_access(db_config, db, admin, user, monkeypatch):
     # reads across projects as 2012.2 answers them (strict isolation: test_isolation.py)
-    monkeypatch.setattr(CONFIG, "isolation", "nova")
+    monkeypatch.setattr(db_config, "isolation", "nova")
     await db.quota_create(admin, "project2", "instances", 3)
     # quota_get has no project check; the dict reader has one
     assert (await db.quota_get(user, "project2", "instances"))["hard_limit"] == 3
@@ -118,9 +117,9 @@ async def test_quota_classes(db, admin, user):
             await call
 
 
-async def test_quota_usages(db, admin, user, monkeypatch):
+async def test_quota_usages(db_config, db, admin, user, monkeypatch):
     # reads across projects as 2012.2 answers them (strict isolation: test_isolation.py)
-    monkeypatch.setattr(CONFIG, "isolation", "nova")
+    monkeypatch.setattr(db_config, "isolation", "nova")
     u = await db.quota_usage_create(admin, "project1", "instances", 2, 1, None)
     assert u["in_use"] == 2 and u["reserved"] == 1 and u["until_refresh"] is None
     assert u["total"] == 3 and u["deleted"] is False

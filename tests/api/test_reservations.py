@@ -9,7 +9,7 @@ import uuid
 import pytest
 from sqlalchemy import insert, select, update
 
-from conductor.db.base import CONFIG, utcnow
+from conductor.db.base import utcnow
 from conductor.db.models import FloatingIp, QuotaUsage, Reservation, Volume
 from schemas import exceptions
 from schemas.context import RequestContext, get_admin_context
@@ -59,9 +59,9 @@ async def _reserve(db, ctx, deltas=DELTAS, limits=LIMITS, until_refresh=0, max_a
 
 # --- plain reservation accessors ----------------------------------------------------------
 
-async def test_reservation_create_get_get_all_destroy(db, admin, user, monkeypatch):
+async def test_reservation_create_get_get_all_destroy(db_config, db, admin, user, monkeypatch):
     # reads across projects as 2012.2 answers them (strict isolation: test_isolation.py)
-    monkeypatch.setattr(CONFIG, "isolation", "nova")
+    monkeypatch.setattr(db_config, "isolation", "nova")
     usage = await db.quota_usage_create(admin, "project1", "instances", 0, 3, None)
     r = await db.reservation_create(admin, "uuid-1", usage, "project1", "instances", 3, FUTURE)
     assert (r["uuid"], r["usage_id"], r["delta"], r["expire"]) == ("uuid-1", usage["id"], 3,
@@ -307,9 +307,9 @@ async def test_reserve_validation(db, user, raw):
 
 # --- commit, rollback, expire -------------------------------------------------------------
 
-async def test_commit_and_rollback(db, admin, user, raw, monkeypatch):
+async def test_commit_and_rollback(db_config, db, admin, user, raw, monkeypatch):
     # reads across projects as 2012.2 answers them (strict isolation: test_isolation.py)
-    monkeypatch.setattr(CONFIG, "isolation", "nova")
+    monkeypatch.setattr(db_config, "isolation", "nova")
     await _seed(db, admin, (1, 1, 1))
     kept = await _reserve(db, user, deltas={"instances": 2, "cores": -1})
     dropped = await _reserve(db, user, deltas={"instances": 1, "ram": 5})

@@ -6,7 +6,6 @@ import asyncio
 import pytest
 from sqlalchemy import update
 
-from conductor.db.base import CONFIG
 from conductor.db.models import SecurityGroup
 from schemas import exceptions
 from schemas.context import RequestContext, get_admin_context
@@ -66,9 +65,9 @@ async def test_create_get_and_scoping(db, admin, user, other_user):
         await _group(db, ANON)
 
 
-async def test_get_all_by_project_and_count(db, admin, user, other_user, monkeypatch):
+async def test_get_all_by_project_and_count(db_config, db, admin, user, other_user, monkeypatch):
     # reads across projects as 2012.2 answers them (strict isolation: test_isolation.py)
-    monkeypatch.setattr(CONFIG, "isolation", "nova")
+    monkeypatch.setattr(db_config, "isolation", "nova")
     g1 = await _group(db, user, "a")
     g2 = await _group(db, other_user, "b", project_id="project2", user_id="user2")
     g3 = await _group(db, user, "c")
@@ -91,9 +90,9 @@ async def test_get_all_by_project_and_count(db, admin, user, other_user, monkeyp
         await db.security_group_count_by_project(user, "project2")
 
 
-async def test_get_by_name_and_exists(db, user, other_user, monkeypatch):
+async def test_get_by_name_and_exists(db_config, db, user, other_user, monkeypatch):
     # reads across projects as 2012.2 answers them (strict isolation: test_isolation.py)
-    monkeypatch.setattr(CONFIG, "isolation", "nova")
+    monkeypatch.setattr(db_config, "isolation", "nova")
     group = await _group(db, user)
     inst = await _instance(db, user, groups=("web",))
     await _rule(db, user, group["id"])
@@ -174,9 +173,9 @@ async def test_concurrent_ensure_default_makes_one_group(db, user):
     assert await db.security_group_count_by_project(user, "project1") == 1
 
 
-async def test_destroy(db, admin, user, monkeypatch):
+async def test_destroy(db_config, db, admin, user, monkeypatch):
     # reads across projects as 2012.2 answers them (strict isolation: test_isolation.py)
-    monkeypatch.setattr(CONFIG, "isolation", "nova")
+    monkeypatch.setattr(db_config, "isolation", "nova")
     target = await _group(db, user, "target")
     granting = await _group(db, user, "granting")
     own = await _rule(db, user, target["id"])

@@ -5,7 +5,6 @@ import uuid
 
 import pytest
 
-from conductor.db.base import CONFIG
 from schemas import exceptions
 from schemas.context import RequestContext, get_admin_context
 
@@ -67,9 +66,10 @@ async def test_create_failures_are_virtual_interface_create_exception(db, user):
     assert (await _vif(db, user, inst, "aa:06"))["id"] > first["id"]
 
 
-async def test_by_instance_checks_the_instance_and_deletes_are_hard(db, admin, user, monkeypatch):
+async def test_by_instance_checks_the_instance_and_deletes_are_hard(db_config, db, admin, user,
+                                                                   monkeypatch):
     # reads across projects as 2012.2 answers them (strict isolation: test_isolation.py)
-    monkeypatch.setattr(CONFIG, "isolation", "nova")
+    monkeypatch.setattr(db_config, "isolation", "nova")
     mine = await db.instance_create(admin, {"project_id": "project1"})
     theirs = await db.instance_create(admin, {"project_id": "project2"})
     a = await _vif(db, user, mine["uuid"], "aa:00", network_id=1)

@@ -7,7 +7,6 @@ import pytest
 from sqlalchemy import text
 
 from conductor.db import values
-from conductor.db.base import CONFIG
 from conductor.db.models import ComputeNode, Service
 from conductor.db.session import Session
 from schemas import exceptions
@@ -46,14 +45,10 @@ def test_unknown_keys_are_logged_once_or_refused_when_strict(caplog):
             {"host": "h"}
     assert [r.getMessage() for r in caplog.records].count(
         "fn_a: ignoring key 'colour', which is not a column of services") == 1
-    CONFIG.strict_values = True
-    try:
-        with pytest.raises(exceptions.InvalidInput, match="no column 'colour'"):
-            values.check_values(services, {"colour": "red"}, "fn_a")
-        assert values.check_values(ComputeNode.__table__, {"stats": {}}, "fn_b",
-                                   allowed_extra=("stats",)) == {}
-    finally:
-        CONFIG.strict_values = False
+    with pytest.raises(exceptions.InvalidInput, match="no column 'colour'"):
+        values.check_values(services, {"colour": "red"}, "fn_a", strict=True)
+    assert values.check_values(ComputeNode.__table__, {"stats": {}}, "fn_b",
+                               allowed_extra=("stats",), strict=True) == {}
 
 
 async def test_stored_values_read_back_converted(engine):
