@@ -13,6 +13,7 @@ import datetime as dt
 import decimal
 import json
 import logging
+import os
 import sys
 import uuid
 from collections.abc import Callable
@@ -138,8 +139,21 @@ async def database_state(db_url: str) -> dict[str, Any]:
     return {"schema": revision, "schema_head": head_revision(), "outbox_backlog": backlog}
 
 
+def _policy_in_force() -> str | None:
+    """The policy file CONDUCTOR_POLICY names, as the conductor would load it."""
+    path = os.environ.get("CONDUCTOR_POLICY")
+    if not path:
+        return None
+    from conductor.policy import PolicyError, load
+
+    try:
+        return load(path).describe()
+    except PolicyError as exc:
+        return f"unreadable: {exc}"
+
+
 async def _status(args: argparse.Namespace) -> int:
-    report: dict[str, Any] = {"topic": args.topic, "policy": None}
+    report: dict[str, Any] = {"topic": args.topic, "policy": _policy_in_force()}
     failed = False
     for part, probe in (("broker", lambda: queue_counts(args.amqp_url, args.topic)),
                         ("database", lambda: database_state(args.db_url))):
