@@ -914,6 +914,8 @@ class FloatingIp(NovaBase, Base):
     pool: Mapped[str | None] = mapped_column(String(255))
     interface: Mapped[str | None] = mapped_column(String(255))
 
+    __carries__: ClassVar[Carries] = Carries(owner=OWN_PROJECT)
+
 
 class DNSDomain(NovaBase, Base):
     __tablename__ = "dns_domains"
