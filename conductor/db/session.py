@@ -35,6 +35,7 @@ from conductor.db.base import CONFIG, Config, utcnow
 from conductor.db.loading import Loader, complete, loader_for, primary_key, tree_of
 from conductor.db.query import (
     ProjectOnly,
+    authorize_project,
     deleted_filter,
     isolated,
     isolation_condition,
@@ -136,6 +137,15 @@ class Session:
             return ()
         cond = isolation_condition(table_of(model), context.project_id)
         return () if cond is None else (cond,)
+
+    def own_project(self, context: RequestContext, project_id: Any) -> None:
+        """Under strict isolation a ``project_id`` argument naming another project than a
+        user context's is refused with ``NotAuthorized()`` (api-compute.md §1.1
+        "Isolation": the project check on every function that takes one); under
+        ``nova`` only the functions whose entry says so check it.  None names the rows
+        of no project, which stay visible to everyone."""
+        if project_id is not None and isolated(context, self.config):
+            authorize_project(context, project_id)
 
     async def foreign(self, context: RequestContext, model: Any, *where: Any) -> bool:
         """Whether a row of ``model`` matching ``where`` belongs to another project than

@@ -211,6 +211,7 @@ def _active_by_window(session: Session, context: RequestContext, begin: Any, end
     if stop is not None:
         stmt = stmt.where(instances.c.launched_at < stop)
     if project_id:
+        session.own_project(context, project_id)
         stmt = stmt.where(equals(instances.c.project_id, project_id))
     if host:
         stmt = stmt.where(equals(instances.c.host, host))

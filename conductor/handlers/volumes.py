@@ -192,6 +192,8 @@ def _datetime_arg(name: str, value: Any) -> dt.datetime | None:
 @api
 async def volume_get_active_by_window(session: Session, context: RequestContext, begin: Any,
                                       end: Any = None, project_id: Any = None) -> list[Row]:
+    if project_id:
+        session.own_project(context, project_id)
     start, stop = _datetime_arg("begin", begin), _datetime_arg("end", end)
     deleted_at = volumes.c.deleted_at
     # No deleted filter and no project scoping (§5.1); ``> NULL`` holds for no row.
