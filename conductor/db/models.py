@@ -894,6 +894,9 @@ class FixedIp(NovaBase, Base):
                                                   server_default=false())
     host: Mapped[str | None] = mapped_column(String(255))
 
+    __carries__: ClassVar[Carries] = Carries(owner=Owner(
+        "instances", lambda: Instance.uuid == FixedIp.instance_uuid))
+
 
 class FloatingIp(NovaBase, Base):
     __tablename__ = "floating_ips"

@@ -96,7 +96,9 @@ async def virtual_interface_delete(session: Session, context: RequestContext,
                                    vif_id: Any) -> None:
     key = lookup_int(vif_id)
     if key is not None:  # an unknown id is a no-op (DEFECT→ 8)
-        await session.hard_delete_where(VirtualInterface, vifs.c.id == key)
+        # another project's interface is left alone, as if missing
+        await session.hard_delete_where(VirtualInterface, vifs.c.id == key,
+                                        *session.visible(context, VirtualInterface))
 
 
 @api
