@@ -159,7 +159,7 @@ async def floating_ip_create(session: Session, context: RequestContext, values: 
         if existing is not None and existing["id"] != cols.get("id"):
             # Nova reports the row it was about to save: unset columns are None there.
             raise exceptions.FloatingIpExists(**{c: cols.get(c) for c in floating.c.keys()})
-    row = await session.insert(FloatingIp, cols, checked=True, echo=values)
+    row = await session.insert(FloatingIp, cols, checked=True, echo=values, creator=context)
     return row["address"]
 
 

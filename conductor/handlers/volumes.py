@@ -71,7 +71,7 @@ async def volume_create(session: Session, context: RequestContext, values: Any) 
     meta = [session.check(VolumeMetadata, {"key": k, "value": v, "volume_id": cols["id"]})
             for k, v in _dict_arg(values.get("metadata"), "volumes.metadata",
                                   none_ok=True).items()]
-    await session.insert(Volume, cols, checked=True)
+    await session.insert(Volume, cols, checked=True, creator=context)
     for item in meta:
         await session.insert(VolumeMetadata, item, checked=True)
     # Read back as volume_get: a row the caller may not see raises and rolls back (§5.1).

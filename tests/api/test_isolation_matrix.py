@@ -328,3 +328,28 @@ async def test_strict_bulk_destroy_leaves_another_projects_address(db, admin, us
     await db.floating_ip_bulk_destroy(other_user, [{"address": free}])
     with pytest.raises(exceptions.FloatingIpNotFoundForAddress):
         await db.floating_ip_get_by_address(admin, free)
+
+
+async def test_strict_user_cannot_create_rows_in_another_project(db, admin, other_user):
+    creates = {
+        "instance_create": (A, exceptions.NotAuthorized),
+        "volume_create": (A, exceptions.NotAuthorized),
+        "snapshot_create": (A, exceptions.NotAuthorized),
+        "floating_ip_create": ({"address": "192.0.2.9", "project_id": "project1"},
+                               exceptions.NotAuthorized),
+        "security_group_create": ({**A, "name": "planted"}, exceptions.NotAuthorized),
+    }
+    for name, (values, error) in creates.items():
+        with pytest.raises(error):
+            await getattr(db, name)(other_user, dict(values))
+    # nothing was created
+    assert await db.instance_get_all(admin) == []
+    assert await db.volume_get_all(admin) == []
+    assert await db.snapshot_get_all(admin) == []
+    with pytest.raises(exceptions.FloatingIpNotFoundForAddress):
+        await db.floating_ip_get_by_address(admin, "192.0.2.9")
+    assert await db.security_group_get_all(admin) == []
+    # in its own project, or in none, the same creates work
+    mine = {"project_id": "project2", "user_id": "user2"}
+    assert (await db.volume_create(other_user, mine))["project_id"] == "project2"
+    assert (await db.instance_create(other_user, {}))["project_id"] is None
