@@ -260,12 +260,15 @@ class Session:
                                  strict=strict or self.config.strict_values)
 
     async def insert(self, model: Any, values: Row, *, checked: bool = False,
-                     echo: Row | None = None, creator: RequestContext | None = None) -> Row:
+                     echo: Row | None = None, creator: RequestContext | None = None,
+                     refused: Callable[[], Exception] = exceptions.NotAuthorized) -> Row:
         """Insert a row; returns it with defaults and generated keys filled in.
 
         With ``creator``, a row its project would not own under strict isolation (a
         ``project_id`` of another project) is refused with ``NotAuthorized()``
-        (api-compute.md §1.1 "Isolation"); the call's transaction undoes the insert.
+        (api-compute.md §1.1 "Isolation"), or ``refused()`` for a row owned through a
+        parent of another project (the parent's not-found error); the call's transaction
+        undoes the insert.
 
         ``echo`` overlays the caller's own values on the result, every key of them, stored
         or not (api-compute.md §1.5: Nova's object kept every key it was given, with the
@@ -281,7 +284,7 @@ class Session:
         row = dict(result.mappings().one())
         pk = primary_key(table)
         if creator is not None and await self.foreign(creator, table, pk == row[pk.name]):
-            raise exceptions.NotAuthorized()
+            raise refused()
         if pk.name in cols and self._postgres and pk.autoincrement is not False \
                 and isinstance(row[pk.name], int) and row[pk.name] >= 1:
             await self._advance_sequence(table, pk.name, row[pk.name])

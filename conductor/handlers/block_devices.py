@@ -47,7 +47,8 @@ def _require_keys(function: str, values: Any, *keys: str) -> None:
 @api
 async def block_device_mapping_create(session: Session, context: RequestContext,
                                       values: Any) -> None:
-    await session.insert(BlockDeviceMapping, values)
+    await session.insert(BlockDeviceMapping, values, creator=context, refused=lambda:
+                         exceptions.InstanceNotFound(instance_id=values.get("instance_uuid")))
 
 
 @api
@@ -82,7 +83,9 @@ async def block_device_mapping_update_or_create(session: Session, context: Reque
                equals(bdms.c.device_name, device_name))
         .order_by(bdms.c.id).limit(1))
     if found is None:
-        await session.insert(BlockDeviceMapping, cols, checked=True)
+        await session.insert(BlockDeviceMapping, cols, checked=True, creator=context,
+                             refused=lambda: exceptions.InstanceNotFound(
+                                 instance_id=instance_uuid))
     else:
         await session.update(BlockDeviceMapping, found, cols, checked=True)
     # A missing virtual_name counts as None (the contract's fix of Nova's KeyError).

@@ -126,7 +126,9 @@ async def fixed_ip_associate_pool(session: Session, context: RequestContext, net
 
 @api
 async def fixed_ip_create(session: Session, context: RequestContext, values: Any) -> Any:
-    row = await session.insert(FixedIp, values, echo=values)
+    row = await session.insert(FixedIp, values, echo=values, creator=context,
+                               refused=lambda: exceptions.InstanceNotFound(
+                                   instance_id=values.get("instance_uuid")))
     return row["address"]
 
 

@@ -361,3 +361,25 @@ async def test_strict_user_cannot_create_rows_in_another_project(db, admin, othe
     mine = {"project_id": "project2", "user_id": "user2"}
     assert (await db.volume_create(other_user, mine))["project_id"] == "project2"
     assert (await db.instance_create(other_user, {}))["project_id"] is None
+
+
+async def test_strict_user_cannot_create_rows_under_another_projects_instance(
+        db, admin, user, other_user):
+    keys = await _seed(db, admin, user)
+    before = await _snapshot(db, admin, keys)
+    uuid_a = keys["uuid"]
+    creates = {
+        "block_device_mapping_create": {"instance_uuid": uuid_a, "device_name": "/dev/vdz"},
+        "block_device_mapping_update_or_create": {"instance_uuid": uuid_a,
+                                                  "device_name": "/dev/vdz"},
+        "virtual_interface_create": {"instance_uuid": uuid_a, "address": "fa:16:3e:0:0:9"},
+        "instance_fault_create": {"instance_uuid": uuid_a, "code": 500, "message": "x"},
+        "fixed_ip_create": {"address": "10.0.0.99", "instance_uuid": uuid_a},
+    }
+    for name, values in creates.items():
+        with pytest.raises(exceptions.InstanceNotFound):
+            await getattr(db, name)(other_user, values)
+    assert await _snapshot(db, admin, keys) == before
+    assert await db.instance_fault_get_by_instance_uuids(admin, [uuid_a]) == {uuid_a: []}
+    with pytest.raises(exceptions.FixedIpNotFoundForAddress):
+        await db.fixed_ip_get_by_address(admin, "10.0.0.99")
