@@ -100,6 +100,9 @@ class Owner:
 
     parent: str | None = None
     on: Callable[[], ColumnElement[bool]] | None = None
+    # for owners no project_id names (a private flavor: the projects of its access
+    # list): the rows a user context of the given project may reach
+    condition: Callable[[Any], ColumnElement[bool]] | None = None
 
 
 OWN_PROJECT = Owner()

@@ -33,6 +33,7 @@ from typing import Any, ClassVar, cast
 from sqlalchemy import (
     BigInteger,
     Boolean,
+    ColumnElement,
     DateTime,
     Float,
     ForeignKey,
@@ -44,7 +45,10 @@ from sqlalchemy import (
     TextClause,
     UniqueConstraint,
     and_,
+    exists,
     false,
+    or_,
+    select,
     text,
     true,
 )
@@ -430,7 +434,8 @@ class InstanceTypes(NovaBase, Base):
     is_public: Mapped[bool | None] = mapped_column(Boolean, default=True,
                                                    server_default=true())
 
-    __carries__: ClassVar[Carries] = Carries(relations={
+    __carries__: ClassVar[Carries] = Carries(
+        owner=Owner(condition=lambda project: _flavor_visible(project)), relations={
         "instances": Rel("instances",  # no delete filter
                          lambda: Instance.instance_type_id == InstanceTypes.id),
         "extra_specs": Rel("instance_type_extra_specs", lambda: and_(
@@ -471,12 +476,27 @@ class InstanceTypeExtraSpecs(NovaBase, Base):
     instance_type_id: Mapped[int] = mapped_column(Integer, ForeignKey("instance_types.id"),
                                                   nullable=False)
 
-    __carries__: ClassVar[Carries] = Carries(relations={
+    __carries__: ClassVar[Carries] = Carries(
+        owner=Owner(condition=lambda project: ~exists(
+            select(InstanceTypes.id).where(
+                InstanceTypes.id == InstanceTypeExtraSpecs.instance_type_id,
+                ~_flavor_visible(project)))), relations={
         "instance_type": Rel("instance_types", lambda: and_(
             InstanceTypeExtraSpecs.instance_type_id == InstanceTypes.id,
             InstanceTypeExtraSpecs.deleted == false()),
             uselist=False),
     })
+
+
+def _flavor_visible(project: Any) -> ColumnElement[bool]:
+    """A flavor a user context of ``project`` may reach (api-compute.md §1.1): a public
+    one, or a private one whose access list names the project (an empty list names no
+    user project)."""
+    return or_(InstanceTypes.is_public.is_not(False),
+               exists(select(InstanceTypeProjects.id).where(
+                   InstanceTypeProjects.instance_type_id == InstanceTypes.id,
+                   InstanceTypeProjects.project_id == project,
+                   InstanceTypeProjects.deleted == false())))
 
 
 # --- volumes and snapshots ------------------------------------------------------------------
@@ -894,6 +914,9 @@ class FixedIp(NovaBase, Base):
                                                   server_default=false())
     host: Mapped[str | None] = mapped_column(String(255))
 
+    __carries__: ClassVar[Carries] = Carries(owner=Owner(
+        "instances", lambda: Instance.uuid == FixedIp.instance_uuid))
+
 
 class FloatingIp(NovaBase, Base):
     __tablename__ = "floating_ips"
@@ -913,6 +936,8 @@ class FloatingIp(NovaBase, Base):
                                                 server_default=false())
     pool: Mapped[str | None] = mapped_column(String(255))
     interface: Mapped[str | None] = mapped_column(String(255))
+
+    __carries__: ClassVar[Carries] = Carries(owner=OWN_PROJECT)
 
 
 class DNSDomain(NovaBase, Base):

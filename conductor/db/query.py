@@ -98,6 +98,8 @@ def isolation_condition(table: Table, project: Any) -> ColumnElement[bool] | Non
     owner = carries(table).owner
     if owner is None:
         return None
+    if owner.condition is not None:
+        return owner.condition(project)
     if owner.parent is None:
         return or_(table.c.project_id == project, table.c.project_id.is_(None))
     assert owner.on is not None

@@ -35,6 +35,7 @@ from conductor.db.base import CONFIG, Config, utcnow
 from conductor.db.loading import Loader, complete, loader_for, primary_key, tree_of
 from conductor.db.query import (
     ProjectOnly,
+    authorize_project,
     deleted_filter,
     isolated,
     isolation_condition,
@@ -43,6 +44,7 @@ from conductor.db.query import (
     scoping,
     table_of,
 )
+from schemas import exceptions
 from schemas.context import RequestContext
 
 log = logging.getLogger(__name__)
@@ -136,6 +138,15 @@ class Session:
             return ()
         cond = isolation_condition(table_of(model), context.project_id)
         return () if cond is None else (cond,)
+
+    def own_project(self, context: RequestContext, project_id: Any) -> None:
+        """Under strict isolation a ``project_id`` argument naming another project than a
+        user context's is refused with ``NotAuthorized()`` (api-compute.md §1.1
+        "Isolation": the project check on every function that takes one); under
+        ``nova`` only the functions whose entry says so check it.  None names the rows
+        of no project, which stay visible to everyone."""
+        if project_id is not None and isolated(context, self.config):
+            authorize_project(context, project_id)
 
     async def foreign(self, context: RequestContext, model: Any, *where: Any) -> bool:
         """Whether a row of ``model`` matching ``where`` belongs to another project than
@@ -249,8 +260,15 @@ class Session:
                                  strict=strict or self.config.strict_values)
 
     async def insert(self, model: Any, values: Row, *, checked: bool = False,
-                     echo: Row | None = None) -> Row:
+                     echo: Row | None = None, creator: RequestContext | None = None,
+                     refused: Callable[[], Exception] = exceptions.NotAuthorized) -> Row:
         """Insert a row; returns it with defaults and generated keys filled in.
+
+        With ``creator``, a row its project would not own under strict isolation (a
+        ``project_id`` of another project) is refused with ``NotAuthorized()``
+        (api-compute.md §1.1 "Isolation"), or ``refused()`` for a row owned through a
+        parent of another project (the parent's not-found error); the call's transaction
+        undoes the insert.
 
         ``echo`` overlays the caller's own values on the result, every key of them, stored
         or not (api-compute.md §1.5: Nova's object kept every key it was given, with the
@@ -265,6 +283,8 @@ class Session:
         result = await self.conn.execute(insert(table).values(cols).returning(*table.c))
         row = dict(result.mappings().one())
         pk = primary_key(table)
+        if creator is not None and await self.foreign(creator, table, pk == row[pk.name]):
+            raise refused()
         if pk.name in cols and self._postgres and pk.autoincrement is not False \
                 and isinstance(row[pk.name], int) and row[pk.name] >= 1:
             await self._advance_sequence(table, pk.name, row[pk.name])

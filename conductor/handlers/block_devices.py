@@ -29,10 +29,11 @@ def _is_swap_or_ephemeral(name: Any) -> bool:
     return isinstance(name, str) and (name == "swap" or _EPHEMERAL.fullmatch(name) is not None)
 
 
-def _visible(context: RequestContext) -> list[ColumnElement[bool]]:
-    """The context's read_deleted as WHERE conditions for a bulk statement."""
+def _visible(session: Session, context: RequestContext) -> list[ColumnElement[bool]]:
+    """The context's read_deleted and isolation as WHERE conditions for a bulk
+    statement (another project's mappings are left alone, as if missing)."""
     cond = deleted_filter(bdms, context.read_deleted)
-    return [] if cond is None else [cond]
+    return [*([] if cond is None else [cond]), *session.visible(context, BlockDeviceMapping)]
 
 
 def _require_keys(function: str, values: Any, *keys: str) -> None:
@@ -46,7 +47,8 @@ def _require_keys(function: str, values: Any, *keys: str) -> None:
 @api
 async def block_device_mapping_create(session: Session, context: RequestContext,
                                       values: Any) -> None:
-    await session.insert(BlockDeviceMapping, values)
+    await session.insert(BlockDeviceMapping, values, creator=context, refused=lambda:
+                         exceptions.InstanceNotFound(instance_id=values.get("instance_uuid")))
 
 
 @api
@@ -64,7 +66,7 @@ async def block_device_mapping_update(session: Session, context: RequestContext,
         return
     # explicit, so that ``values == {}`` is still an UPDATE that moves updated_at
     cols.setdefault("updated_at", utcnow())
-    await session.execute(update(bdms).where(bdms.c.id == key, *_visible(context))
+    await session.execute(update(bdms).where(bdms.c.id == key, *_visible(session, context))
                           .values(cols))
 
 
@@ -81,7 +83,9 @@ async def block_device_mapping_update_or_create(session: Session, context: Reque
                equals(bdms.c.device_name, device_name))
         .order_by(bdms.c.id).limit(1))
     if found is None:
-        await session.insert(BlockDeviceMapping, cols, checked=True)
+        await session.insert(BlockDeviceMapping, cols, checked=True, creator=context,
+                             refused=lambda: exceptions.InstanceNotFound(
+                                 instance_id=instance_uuid))
     else:
         await session.update(BlockDeviceMapping, found, cols, checked=True)
     # A missing virtual_name counts as None (the contract's fix of Nova's KeyError).
@@ -91,7 +95,7 @@ async def block_device_mapping_update_or_create(session: Session, context: Reque
         await session.soft_delete_where(
             BlockDeviceMapping, equals(bdms.c.instance_uuid, instance_uuid),
             bdms.c.virtual_name == virtual_name,
-            bdms.c.device_name != device_name)
+            bdms.c.device_name != device_name, *session.visible(context, BlockDeviceMapping))
 
 
 @api
@@ -108,11 +112,12 @@ async def block_device_mapping_destroy(session: Session, context: RequestContext
     key = lookup_int(bdm_id)
     if key is not None:
         # whatever its deleted state: Nova's query has no read_deleted filter
-        await session.soft_delete_where(BlockDeviceMapping, bdms.c.id == key)
+        await session.soft_delete_where(BlockDeviceMapping, bdms.c.id == key,
+                                        *session.visible(context, BlockDeviceMapping))
 
 
 async def _destroy_visible(session: Session, context: RequestContext, *where: Any) -> None:
-    await session.soft_delete_where(BlockDeviceMapping, *where, *_visible(context))
+    await session.soft_delete_where(BlockDeviceMapping, *where, *_visible(session, context))
 
 
 @api

@@ -7,7 +7,7 @@ from typing import Any
 from sqlalchemy import update
 
 from conductor.db.base import utcnow
-from conductor.db.models import BandwidthUsage
+from conductor.db.models import BandwidthUsage, Instance
 from conductor.db.query import equals, one_of
 from conductor.db.session import Row, Session
 from conductor.handlers import api
@@ -32,6 +32,9 @@ async def bw_usage_get_by_uuids(session: Session, context: RequestContext, uuids
 async def bw_usage_update(session: Session, context: RequestContext, uuid: Any, mac: Any,
                           start_period: Any, bw_in: Any, bw_out: Any,
                           last_refreshed: Any = None) -> None:
+    # another project's instance is missing to this caller: its usage is not written
+    if await session.foreign(context, Instance, equals(Instance.__table__.c.uuid, uuid)):
+        raise exceptions.InstanceNotFound(instance_id=uuid)
     cols = session.check(BandwidthUsage, {
         "uuid": uuid, "mac": mac, "start_period": start_period, "bw_in": bw_in,
         "bw_out": bw_out,

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from conductor.db.models import InstanceIdMapping
+from conductor.db.models import Instance, InstanceIdMapping
+from conductor.db.query import equals
 from conductor.db.session import Row, Session
 from conductor.handlers import api
 from schemas import exceptions
@@ -21,7 +22,11 @@ async def create_instance_mapping(session: Session, instance_uuid: Any) -> Row:
 @api
 async def ec2_instance_create(session: Session, context: RequestContext,
                               instance_ec2_id: Any) -> Row:
-    # The parameter is the instance uuid despite its name (Nova's signature).
+    # The parameter is the instance uuid despite its name (Nova's signature).  No
+    # mapping for another project's instance: it is missing to this caller.
+    if await session.foreign(context, Instance,
+                             equals(Instance.__table__.c.uuid, instance_ec2_id)):
+        raise exceptions.InstanceNotFound(instance_id=instance_ec2_id)
     return await create_instance_mapping(session, instance_ec2_id)
 
 

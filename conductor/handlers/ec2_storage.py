@@ -10,7 +10,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from conductor.db.models import SnapshotIdMapping, VolumeIdMapping
+from conductor.db.models import Snapshot, SnapshotIdMapping, Volume, VolumeIdMapping
+from conductor.db.query import equals
 from conductor.db.session import Row, Session
 from conductor.handlers import api
 from schemas import exceptions
@@ -50,6 +51,9 @@ async def _uuid(session: Session, context: RequestContext, model: Mapping, ec2_i
 @api
 async def ec2_volume_create(session: Session, context: RequestContext, volume_id: Any,
                             forced_id: Any = None) -> Row:
+    # no mapping for another project's volume: it is missing to this caller
+    if await session.foreign(context, Volume, equals(Volume.__table__.c.id, volume_id)):
+        raise _volume_not_found(volume_id)
     return await _create(session, VolumeIdMapping, volume_id, forced_id)
 
 
@@ -68,6 +72,8 @@ async def get_volume_uuid_by_ec2_id(session: Session, context: RequestContext,
 @api
 async def ec2_snapshot_create(session: Session, context: RequestContext, snapshot_id: Any,
                               forced_id: Any = None) -> Row:
+    if await session.foreign(context, Snapshot, equals(Snapshot.__table__.c.id, snapshot_id)):
+        raise _snapshot_not_found(snapshot_id)
     return await _create(session, SnapshotIdMapping, snapshot_id, forced_id)
 
 

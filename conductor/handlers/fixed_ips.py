@@ -7,6 +7,7 @@ own project.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy import and_, false, or_, select, true, update
@@ -18,6 +19,7 @@ from conductor.db.query import (
     equals,
     is_user_context,
     is_uuid_like,
+    model_query,
     not_deleted,
 )
 from conductor.db.session import Row, Session
@@ -52,13 +54,23 @@ async def check_owner(session: Session, context: RequestContext, row: Row) -> No
     authorize_project(context, found.project_id)
 
 
+async def _owner_checked(session: Session, context: RequestContext, column: str, value: Any,
+                         missing: Callable[[], Exception]) -> Row:
+    # The owner check answers NotAuthorized for another project's address: an entry's
+    # own check stands under strict isolation (api-compute.md §1.1 "Isolation"), so this
+    # lookup is the entry's, not isolated (check_owner is stricter than not-found).
+    row = await session.one(model_query(context, FixedIp)
+                            .where(equals(fixed_ips.c[column], value))
+                            .order_by(fixed_ips.c.id).limit(1), missing)
+    await check_owner(session, context, row)
+    return row
+
+
 async def load_by_address(session: Session, context: RequestContext, address: Any) -> Row:
     """The fixed IP as ``fixed_ip_get_by_address`` sees it (context read_deleted, owner
     checked), or ``FixedIpNotFoundForAddress``."""
-    row = await session.get(context, FixedIp, "address", address,
-                            lambda: exceptions.FixedIpNotFoundForAddress(address=address))
-    await check_owner(session, context, row)
-    return row
+    return await _owner_checked(session, context, "address", address,
+                                lambda: exceptions.FixedIpNotFoundForAddress(address=address))
 
 
 def _network_or_none(network_id: Any) -> Any:
@@ -114,7 +126,9 @@ async def fixed_ip_associate_pool(session: Session, context: RequestContext, net
 
 @api
 async def fixed_ip_create(session: Session, context: RequestContext, values: Any) -> Any:
-    row = await session.insert(FixedIp, values, echo=values)
+    row = await session.insert(FixedIp, values, echo=values, creator=context,
+                               refused=lambda: exceptions.InstanceNotFound(
+                                   instance_id=values.get("instance_uuid")))
     return row["address"]
 
 
@@ -161,10 +175,8 @@ async def fixed_ip_disassociate_all_by_timeout(session: Session, context: Reques
 
 async def load_by_id(session: Session, context: RequestContext, id: Any) -> Row:
     """The fixed IP as ``fixed_ip_get`` sees it (owner checked), or ``FixedIpNotFound``."""
-    row = await session.get(context, FixedIp, "id", id,
-                            lambda: exceptions.FixedIpNotFound(id=id))
-    await check_owner(session, context, row)
-    return row
+    return await _owner_checked(session, context, "id", id,
+                                lambda: exceptions.FixedIpNotFound(id=id))
 
 
 @api

@@ -18,6 +18,7 @@ from conductor.db.query import (
     authorize_project,
     deleted_filter,
     equals,
+    model_query,
     one_of,
 )
 from conductor.db.session import Row, Session
@@ -39,7 +40,11 @@ def _first(stmt: Select[Any], table: Any = floating) -> Select[Any]:
 # --- lookups with the owner checks of §1.2.3 ---------------------------------------------
 
 async def _by_address(session: Session, context: RequestContext, address: Any) -> Row:
-    row = await session.get(context, FloatingIp, "address", address,
+    # the entry's owner check answers NotAuthorized for another project's address
+    # (api-compute.md §1.1 "Isolation": an entry's own check stands), so this lookup
+    # is not isolated: the check below is stricter than isolation's not-found
+    row = await session.one(_first(model_query(context, FloatingIp)
+                                   .where(equals(floating.c.address, address))),
                             lambda: exceptions.FloatingIpNotFoundForAddress(address=address))
     if row["project_id"] is not None:  # an unallocated address is anyone's
         authorize_project(context, row["project_id"])
@@ -154,7 +159,7 @@ async def floating_ip_create(session: Session, context: RequestContext, values: 
         if existing is not None and existing["id"] != cols.get("id"):
             # Nova reports the row it was about to save: unset columns are None there.
             raise exceptions.FloatingIpExists(**{c: cols.get(c) for c in floating.c.keys()})
-    row = await session.insert(FloatingIp, cols, checked=True, echo=values)
+    row = await session.insert(FloatingIp, cols, checked=True, echo=values, creator=context)
     return row["address"]
 
 
@@ -213,6 +218,8 @@ async def floating_ip_bulk_destroy(session: Session, context: RequestContext,
             one_of(floating.c.address, addresses[start:start + _DESTROY_CHUNK]))
         if visible is not None:
             stmt = stmt.where(visible)
+        # another project's addresses are left alone, as floating_ip_destroy refuses them
+        stmt = stmt.where(*session.visible(context, FloatingIp))
         # updated_at moves with the UPDATE (spec: "updated_at becomes now")
         await session.execute(stmt.values(deleted=True, deleted_at=now))
 

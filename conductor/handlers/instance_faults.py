@@ -18,7 +18,9 @@ faults = InstanceFault.__table__
 async def instance_fault_create(session: Session, context: RequestContext,
                                 values: Any) -> Row:
     # The instance is deliberately not looked up: faults for unknown uuids are accepted.
-    return await session.insert(InstanceFault, values, echo=values)
+    return await session.insert(InstanceFault, values, echo=values, creator=context,
+                                refused=lambda: exceptions.InstanceNotFound(
+                                    instance_id=values.get("instance_uuid")))
 
 
 @api

@@ -215,7 +215,7 @@ async def instance_type_extra_specs_delete(session: Session, context: RequestCon
     await session.soft_delete_where(
         InstanceTypeExtraSpecs, not_deleted(specs),
         specs.c.instance_type_id.in_(_live_flavor_ids(flavor_id)),
-        equals(specs.c.key, key))
+        equals(specs.c.key, key), *session.visible(context, InstanceTypeExtraSpecs))
 
 
 @api

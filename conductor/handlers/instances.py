@@ -137,7 +137,7 @@ async def instance_create(session: Session, context: RequestContext, values: Any
     cache = session.check(InstanceInfoCache, dict(given_cache, instance_uuid=uuid))
     group_ids = await _group_ids(session, context, values.get("security_groups"))
 
-    row = await session.insert(Instance, cols, checked=True, echo=values)
+    row = await session.insert(Instance, cols, checked=True, echo=values, creator=context)
     row["metadata"] = [await session.insert(InstanceMetadata, checked_row, checked=True,
                                             echo=echo) for checked_row, echo in meta]
     row["system_metadata"] = [
@@ -211,6 +211,7 @@ def _active_by_window(session: Session, context: RequestContext, begin: Any, end
     if stop is not None:
         stmt = stmt.where(instances.c.launched_at < stop)
     if project_id:
+        session.own_project(context, project_id)
         stmt = stmt.where(equals(instances.c.project_id, project_id))
     if host:
         stmt = stmt.where(equals(instances.c.host, host))

@@ -283,6 +283,7 @@ async def network_update(session: Session, context: RequestContext, network_id: 
 @api
 async def project_get_networks(session: Session, context: RequestContext, project_id: Any,
                                associate: Any = True) -> list[Row]:
+    session.own_project(context, project_id)
     rows = await session.rows(_live().where(equals(networks.c.project_id, project_id))
                               .order_by(networks.c.id))
     if rows or not associate:

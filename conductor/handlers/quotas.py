@@ -64,6 +64,7 @@ async def quota_create(session: Session, context: RequestContext, project_id: An
 @api
 async def quota_get(session: Session, context: RequestContext, project_id: Any,
                     resource: Any) -> Row:
+    session.own_project(context, project_id)
     return await _quota(session, context, project_id, resource)
 
 
@@ -186,6 +187,7 @@ async def quota_usage_create(session: Session, context: RequestContext, project_
 @api
 async def quota_usage_get(session: Session, context: RequestContext, project_id: Any,
                           resource: Any) -> Row:
+    session.own_project(context, project_id)
     return await _usage(session, context, project_id, resource)
 
 

@@ -95,6 +95,7 @@ async def security_group_get(session: Session, context: RequestContext,
 @api
 async def security_group_get_by_name(session: Session, context: RequestContext,
                                      project_id: Any, group_name: Any) -> Row:
+    session.own_project(context, project_id)
     return await session.one(_by_name(session, context, project_id, group_name),
                              lambda: exceptions.SecurityGroupNotFoundForProject(
                                  project_id=project_id, security_group_id=group_name))
@@ -103,6 +104,7 @@ async def security_group_get_by_name(session: Session, context: RequestContext,
 @api
 async def security_group_get_by_project(session: Session, context: RequestContext,
                                         project_id: Any) -> list[Row]:
+    session.own_project(context, project_id)
     return await session.rows(
         session.query(context, SecurityGroup, read_deleted="no")
         .where(equals(groups.c.project_id, project_id)).order_by(groups.c.id), ("rules",))

@@ -30,7 +30,7 @@ async def snapshot_create(session: Session, context: RequestContext, values: Any
     values = dict(values or {})
     if not values.get("id"):
         values["id"] = str(uuid_module.uuid4())
-    row = await session.insert(Snapshot, values, echo=values)
+    row = await session.insert(Snapshot, values, echo=values, creator=context)
     await session.load(Snapshot, [row], ())  # the computed name and volume_name
     return row
 

@@ -45,7 +45,9 @@ async def virtual_interface_create(session: Session, context: RequestContext,
         raise exceptions.VirtualInterfaceCreateException()
     cols = session.check(VirtualInterface, values)
     try:
-        return await session.insert(VirtualInterface, cols, checked=True, echo=values)
+        return await session.insert(VirtualInterface, cols, checked=True, echo=values,
+                                    creator=context, refused=lambda: exceptions.InstanceNotFound(
+                                        instance_id=cols.get("instance_uuid")))
     except sa_exc.IntegrityError:
         # Callers catch this and retry with a new MAC (duplicate address), on every
         # backend; the failed statement's transaction is rolled back by the dispatcher.
@@ -96,7 +98,9 @@ async def virtual_interface_delete(session: Session, context: RequestContext,
                                    vif_id: Any) -> None:
     key = lookup_int(vif_id)
     if key is not None:  # an unknown id is a no-op (DEFECT→ 8)
-        await session.hard_delete_where(VirtualInterface, vifs.c.id == key)
+        # another project's interface is left alone, as if missing
+        await session.hard_delete_where(VirtualInterface, vifs.c.id == key,
+                                        *session.visible(context, VirtualInterface))
 
 
 @api

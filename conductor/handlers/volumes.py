@@ -71,7 +71,7 @@ async def volume_create(session: Session, context: RequestContext, values: Any) 
     meta = [session.check(VolumeMetadata, {"key": k, "value": v, "volume_id": cols["id"]})
             for k, v in _dict_arg(values.get("metadata"), "volumes.metadata",
                                   none_ok=True).items()]
-    await session.insert(Volume, cols, checked=True)
+    await session.insert(Volume, cols, checked=True, creator=context)
     for item in meta:
         await session.insert(VolumeMetadata, item, checked=True)
     # Read back as volume_get: a row the caller may not see raises and rolls back (§5.1).
@@ -192,6 +192,8 @@ def _datetime_arg(name: str, value: Any) -> dt.datetime | None:
 @api
 async def volume_get_active_by_window(session: Session, context: RequestContext, begin: Any,
                                       end: Any = None, project_id: Any = None) -> list[Row]:
+    if project_id:
+        session.own_project(context, project_id)
     start, stop = _datetime_arg("begin", begin), _datetime_arg("end", end)
     deleted_at = volumes.c.deleted_at
     # No deleted filter and no project scoping (§5.1); ``> NULL`` holds for no row.
