@@ -21,6 +21,7 @@ import json
 import logging
 import signal
 import sys
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -28,13 +29,15 @@ import aio_pika
 import asyncpg
 from aio_pika.abc import AbstractIncomingMessage
 
+from conductor.settings import DEFAULT_MAX_DELIVERIES
 from schemas import codec, exceptions
 
 log = logging.getLogger("bench.floor")
 
 CONTENT_TYPE = "application/msgpack"
 TABLES = ("instances", "security_groups", "security_group_rules", "instance_info_caches",
-          "instance_metadata", "instance_types", "services", "compute_nodes")
+          "instance_metadata", "instance_system_metadata", "instance_types", "services",
+          "compute_nodes")
 
 Converter = Callable[[Any], Any]
 
@@ -108,6 +111,8 @@ SELECT i.*,
     WHERE c.instance_uuid = i.uuid ORDER BY c.id LIMIT 1) AS "_ic",
   (SELECT coalesce(json_agg(m ORDER BY m.id), '[]'::json) FROM instance_metadata m
     WHERE m.instance_uuid = i.uuid AND m.deleted = false) AS "_md",
+  (SELECT coalesce(json_agg(m ORDER BY m.id), '[]'::json) FROM instance_system_metadata m
+    WHERE m.instance_uuid = i.uuid AND m.deleted = false) AS "_smd",
   (SELECT row_to_json(t) FROM instance_types t
     WHERE t.id = i.instance_type_id ORDER BY t.id LIMIT 1) AS "_it"
 FROM instances i
@@ -154,6 +159,8 @@ class Floor:
         info = row.pop("_ic")
         row["info_cache"] = fix("instance_info_caches", json.loads(info)) if info else None
         row["metadata"] = [fix("instance_metadata", m) for m in json.loads(row.pop("_md"))]
+        row["system_metadata"] = [fix("instance_system_metadata", m)
+                                  for m in json.loads(row.pop("_smd"))]
         flavor = row.pop("_it")
         row["instance_type"] = fix("instance_types", json.loads(flavor)) if flavor else None
         row["name"] = f"instance-{row['id']:08x}"
@@ -176,9 +183,12 @@ class Floor:
                                for n in json.loads(row.pop("_cn"))]
         return row
 
-    async def answer(self, body: bytes) -> bytes:
+    async def answer(self, body: bytes) -> bytes | None:
         try:
             request = codec.unpackb(body)
+            deadline = request.get("deadline")
+            if deadline is not None and deadline < time.time():
+                return None  # the caller gave up: the conductor drops it unexecuted too
             handler = self.handlers.get(request["method"])
             if handler is None:
                 raise exceptions.NotImplementedInConductor(method=request["method"])
@@ -190,6 +200,15 @@ class Floor:
             log.exception("floor call failed")
             return codec.packb({"error": exceptions.RemoteError(
                 exc_type=type(exc).__name__, value=str(exc)).to_wire()})
+
+
+def queue_arguments(topic: str) -> dict[str, Any]:
+    """The conductor's default topic queue: quorum, bounded redeliveries, dead-lettered.
+
+    A quorum queue costs more per message than a classic one, so the floor pays it too.
+    """
+    return {"x-queue-type": "quorum", "x-delivery-limit": DEFAULT_MAX_DELIVERIES,
+            "x-dead-letter-exchange": f"{topic}.dlx"}
 
 
 async def _no_reset(_conn: asyncpg.Connection) -> None:
@@ -208,12 +227,13 @@ async def serve(args: argparse.Namespace) -> int:
     connection = await aio_pika.connect(args.amqp_url)
     channel = await connection.channel(publisher_confirms=False)
     await channel.set_qos(prefetch_count=args.prefetch)
-    queue = await channel.declare_queue(args.topic, durable=True)
+    queue = await channel.declare_queue(args.topic, durable=True,
+                                        arguments=queue_arguments(args.topic))
     exchange = channel.default_exchange
 
     async def on_message(message: AbstractIncomingMessage) -> None:
         reply = await floor.answer(message.body)
-        if message.reply_to:
+        if reply is not None and message.reply_to:
             await exchange.publish(
                 aio_pika.Message(reply, content_type=CONTENT_TYPE,
                                  correlation_id=message.correlation_id,

@@ -202,7 +202,8 @@ class Bench:
         once its processes consume."""
         assert self.channel is not None
         topic = f"bench-{self.run_id}-{kind}-{len(self.queues)}"
-        await self.channel.declare_queue(topic, durable=True)
+        # Each server declares its own topic queue (a quorum queue by default; a --source
+        # conductor may declare another type), so the bench only waits for its consumers.
         self.queues.add(topic)
         common = ["--db-url", self.url.render_as_string(hide_password=False),
                   "--amqp-url", self.args.amqp_url, "--topic", topic, "--log-level", "WARNING"]
@@ -218,9 +219,7 @@ class Bench:
         server = Server(f"{kind}-{len(self.queues)}", argv, self.logs, cwd=cwd)
         deadline = time.monotonic() + READY_TIMEOUT
         while True:
-            queue = await self.channel.declare_queue(topic, durable=True)
-            consumers = queue.declaration_result.consumer_count
-            if consumers >= workers:
+            if await self.consumers(topic) >= workers:
                 break
             if not server.alive():
                 raise BenchError(f"the {kind} exited with code {server.popen.returncode} "
@@ -233,6 +232,21 @@ class Bench:
             await asyncio.sleep(0.2)
         progress(f"{kind} ready: pid {server.pid}, {workers} worker(s), topic {topic}")
         return server, topic
+
+    async def consumers(self, topic: str) -> int:
+        """Consumers of ``topic``, 0 while it does not exist (a passive declare of a missing
+        queue closes its channel, hence a channel per look)."""
+        assert self.amqp is not None
+        try:
+            channel = await self.amqp.channel()
+            try:
+                queue = await channel.declare_queue(topic, passive=True)
+                return int(queue.declaration_result.consumer_count or 0)
+            finally:
+                if not channel.is_closed:
+                    await channel.close()
+        except aio_pika.exceptions.ChannelClosed:
+            return 0
 
     async def wait_quiet(self) -> None:
         limit = self.args.wait_quiet
@@ -254,19 +268,28 @@ class Bench:
     async def cleanup(self) -> None:
         procs.stop_all()
         if self.amqp is not None:
-            # the conductor also declares <topic>.dead, its dead-letter queue
+            # the conductor also declares <topic>.dead and the exchange <topic>.dlx
             for name in sorted(self.queues | {f"{q}.dead" for q in self.queues}):
-                try:
-                    channel = await asyncio.wait_for(self.amqp.channel(), 5)
-                    await asyncio.wait_for(channel.queue_delete(name), 5)
-                    await channel.close()
-                except Exception as exc:
-                    print(f"[bench] could not delete queue {name}: {exc}", file=sys.stderr)
+                await self._delete(name, "queue")
+            for name in sorted(f"{q}.dlx" for q in self.queues):
+                await self._delete(name, "exchange")
         if self.amqp is not None:
             try:
                 await asyncio.wait_for(self.amqp.close(), 5)
             except Exception:
                 pass
+
+    async def _delete(self, name: str, kind: str) -> None:
+        assert self.amqp is not None
+        try:
+            channel = await asyncio.wait_for(self.amqp.channel(), 5)
+            if kind == "queue":
+                await asyncio.wait_for(channel.queue_delete(name), 5)
+            else:
+                await asyncio.wait_for(channel.exchange_delete(name), 5)
+            await channel.close()
+        except Exception as exc:
+            print(f"[bench] could not delete {kind} {name}: {exc}", file=sys.stderr)
 
     # -- calls ---------------------------------------------------------------------------
 
