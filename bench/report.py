@@ -12,7 +12,7 @@ from bench.load import Result
 
 _COLUMNS = [  # header, width, getter
     ("target", 9, lambda r: r.target),
-    ("function", 28, lambda r: r.function),
+    ("function", 34, lambda r: r.function),
     ("label", 22, lambda r: r.label),
     ("conc", 4, lambda r: r.concurrency),
     ("calls/s", 8, lambda r: f"{r.calls_per_s:,.0f}"),
@@ -89,7 +89,7 @@ def _spread(name: str, fmt: str) -> Any:
 
 _MEDIAN_COLUMNS = [
     ("target", 9, lambda r: r.target),
-    ("function", 28, lambda r: r.function),
+    ("function", 34, lambda r: r.function),
     ("conc", 4, lambda r: r.concurrency),
     ("calls/s", 8, lambda r: f"{r.calls_per_s:,.0f}"),
     ("min-max", 11, _spread("calls_per_s", "{:,.0f}")),

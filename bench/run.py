@@ -36,13 +36,14 @@ from bench.procs import BenchError, Server
 from bench.seed import PROBE_HOST, PROBE_INSTANCES, PROBE_PROJECT, Seeder, progress
 from client import ConductorClient
 from schemas import exceptions
-from schemas.context import get_admin_context
+from schemas.context import RequestContext, get_admin_context
 
 DEFAULT_DB_URL = "postgresql+asyncpg://postgres@127.0.0.1:5432/conductor_bench"
 DEFAULT_AMQP_URL = "amqp://guest:guest@127.0.0.1:5672/"
 FUNCTIONS = ("service_get", "instance_get_by_uuid", "instance_update",
              "instance_get_all_by_filters")
-FLOOR_FUNCTIONS = ("service_get", "instance_get_by_uuid")
+USER_FUNCTIONS = ("instance_get_by_uuid", "instance_update", "instance_get_all_by_filters")
+FLOOR_FUNCTIONS = ("service_get", "instance_get_by_uuid", "instance_get_by_uuid (user)")
 CALL_TIMEOUT = 30.0
 READY_TIMEOUT = 60.0
 
@@ -63,6 +64,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--rounds", type=int, default=3,
                    help="interleaved rounds (conductor, floor, conductor, floor ...); the "
                         "table gives the median and min-max of each figure (default 3)")
+    p.add_argument("--contexts", default="admin,user",
+                   help="whose calls: an admin's, a user's in the instance's own project "
+                        "(strict isolation's ownership check), or both (default %(default)s)")
     p.add_argument("--workers", type=int, default=1, help="conductor serve --workers")
     p.add_argument("--json", metavar="FILE", help="also write the JSON lines to FILE")
     p.add_argument("--seed", type=int, default=42, help="random seed of data and calls")
@@ -106,6 +110,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     unknown = sorted(set(args.function_list) - set(FUNCTIONS))
     if unknown:
         p.error(f"--functions: unknown {unknown}; choose from {', '.join(FUNCTIONS)}")
+    contexts = {c.strip() for c in args.contexts.split(",") if c.strip()}
+    if not contexts or contexts - {"admin", "user"}:
+        p.error("--contexts: admin, user or admin,user")
+    args.function_list = [
+        *(f for f in args.function_list if "admin" in contexts),
+        *(f"{f} (user)" for f in args.function_list if "user" in contexts
+          and f in USER_FUNCTIONS)]
     return args
 
 
@@ -135,6 +146,7 @@ class Bench:
         self.channel: aio_pika.abc.AbstractChannel | None = None
         self.run_id = secrets.token_hex(4)
         self.cpus = os.cpu_count() or 1
+        self.contexts: dict[tuple[str, str], RequestContext] = {}
 
     # -- servers and services ----------------------------------------------------------
 
@@ -299,11 +311,37 @@ class Bench:
 
     # -- calls ---------------------------------------------------------------------------
 
+    def user_context(self, uuid: str) -> RequestContext:
+        """The context of the user owning ``uuid``: strict isolation checks ownership."""
+        owner = self.seeder.owners[uuid]
+        if owner not in self.contexts:
+            self.contexts[owner] = RequestContext(*owner, is_admin=False, roles=["member"])
+        return self.contexts[owner]
+
     def calls(self, db: ConductorClient) -> dict[str, Call]:
         rng, admin, seeder = self.rng, self.admin, self.seeder
         uuids, services = seeder.live_uuids, seeder.service_ids
         projects = sorted({f"project-{i:02d}" for i in range(10)})
+        user = self.user_context
+
+        def own_list() -> Any:
+            ctx = user(rng.choice(uuids))
+            return db.instance_get_all_by_filters(ctx, {"project_id": ctx.project_id},
+                                                  limit=100)
+
+        def own_update() -> Any:
+            uuid = rng.choice(uuids)
+            return db.instance_update(user(uuid), uuid, {"progress": rng.randrange(101)})
+
+        def own_get() -> Any:
+            uuid = rng.choice(uuids)
+            return db.instance_get_by_uuid(user(uuid), uuid)
+
         return {
+            # a user's calls (service_get is an admin's only): the ownership check's cost
+            "instance_get_by_uuid (user)": own_get,
+            "instance_update (user)": own_update,
+            "instance_get_all_by_filters (user)": own_list,
             "service_get": lambda: db.service_get(admin, rng.choice(services)),
             "instance_get_by_uuid": lambda: db.instance_get_by_uuid(admin, rng.choice(uuids)),
             "instance_update": lambda: db.instance_update(
@@ -408,6 +446,8 @@ class Bench:
         samples += [("instance_get_by_uuid", u)
                     for u in self.rng.sample(self.seeder.live_uuids, 5)]
         samples += [("instance_get_by_uuid", "00000000-0000-4000-8000-000000000000")]
+        samples += [("instance_get_by_uuid (user)", u)
+                    for u in self.rng.sample(self.seeder.live_uuids, 3)]
         skipped: set[str] = set()
         for name, arg in samples:
             if status.get(name, "ok") != "ok" or floor_status.get(name) != "ok":
@@ -417,10 +457,12 @@ class Bench:
                     self.note(f"equality check {name}: skipped ({why})")
                     skipped.add(name)
                 continue
+            method = name.removesuffix(" (user)")
+            context = self.admin if method == name else self.user_context(arg)
             replies = []
             for client in (db, fl):
                 try:
-                    replies.append(("result", await client.call(name, self.admin, arg)))
+                    replies.append(("result", await client.call(method, context, arg)))
                 except exceptions.NovaException as exc:
                     replies.append(("error", f"{type(exc).__name__}: {exc}"))
             (kind_a, a), (kind_b, b) = replies
