@@ -4,7 +4,10 @@ It consumes its own topic and answers ``instance_get_by_uuid`` and ``service_get
 conductor's wire format (``schemas.codec``; reply ``{"result": ...}``) with ONE SQL round
 trip per call: a single SELECT whose correlated subqueries aggregate each relationship as
 JSON, converted back to the types the conductor returns (naive datetimes, floats, ...).
-Acked after the reply is published, as the conductor does.  What it skips is what the
+Acked after the reply is published, as the conductor does.  Like the conductor's default
+path it consumes a quorum topic queue (delivery limit, dead-letter exchange ``<topic>.dlx``),
+drops a call whose caller's deadline has passed, and restricts a user (not an admin) to
+their own project's instances.  What it skips is what the
 benchmark measures the cost of: context objects, signature binding, an explicit
 transaction, one statement per relationship, SQLAlchemy result processing.
 
