@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import datetime as dt
+import hashlib
 import json
 import logging
 import signal
@@ -132,6 +133,16 @@ FROM services s
 WHERE s.id = $1 AND ($2::text = 'yes' OR s.deleted = ($2::text = 'only'))"""
 
 
+REPLY_SQL = """
+INSERT INTO rpc_replies (message_id, method, digest, user_id, project_id, broker_user, reply,
+                         created_at)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"""
+
+
+def utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.UTC).replace(tzinfo=None)
+
+
 class Floor:
     def __init__(self, pool: asyncpg.Pool, schema: Schema) -> None:
         self.pool = pool
@@ -141,16 +152,26 @@ class Floor:
             "instance_get_by_uuid": self.instance_get_by_uuid,
             "service_get": self.service_get,
         }
+        # the writes' SQL, by the sorted column names a call sets (checked against the
+        # table's columns, never taken from the caller as text)
+        self.update_sql: dict[tuple[str, ...], str] = {}
+
+    @staticmethod
+    def scope(context: dict[str, Any]) -> str | None:
+        """The project a user's call is restricted to (strict isolation); None: an admin."""
+        scoped = (not context.get("is_admin") and context.get("user_id")
+                  and context.get("project_id"))
+        return context["project_id"] if scoped else None
 
     async def instance_get_by_uuid(self, context: dict[str, Any], args: list[Any]) -> Any:
         (uuid,) = args
-        scoped = (not context.get("is_admin") and context.get("user_id")
-                  and context.get("project_id"))
-        record = await self.pool.fetchrow(self.instance_sql, uuid,
-                                          context["project_id"] if scoped else None,
+        record = await self.pool.fetchrow(self.instance_sql, uuid, self.scope(context),
                                           context.get("read_deleted", "no"))
         if record is None:
             raise exceptions.InstanceNotFound(instance_id=uuid)
+        return self.instance_row(record)
+
+    def instance_row(self, record: asyncpg.Record) -> dict[str, Any]:
         row = dict(record)
         fix = self.schema.fix
         groups = json.loads(row.pop("_sg"))
@@ -169,6 +190,27 @@ class Floor:
         row["name"] = f"instance-{row['id']:08x}"
         return row
 
+    async def instance_update(self, conn: asyncpg.Connection, context: dict[str, Any],
+                              args: list[Any]) -> Any:
+        """One statement: the UPDATE in a CTE, the joined row selected from it."""
+        uuid, values = args
+        names = tuple(sorted(values))
+        sql = self.update_sql.get(names)
+        if sql is None:
+            if not set(names) <= set(self.schema.columns["instances"]) - {"id", "uuid"}:
+                raise exceptions.InvalidRequest(reason="the floor updates plain columns only")
+            sets = "".join(f', "{n}" = ${k + 5}' for k, n in enumerate(names))
+            update = (f"WITH u AS (UPDATE instances SET updated_at = $4{sets} "
+                      "WHERE uuid = $1 AND deleted = false "
+                      "AND ($2::text IS NULL OR project_id = $2) RETURNING *) ")
+            sql = self.update_sql[names] = update + self.instance_sql.replace(
+                "FROM instances i", "FROM u i", 1)
+        record = await conn.fetchrow(sql, uuid, self.scope(context), "no", utcnow(),
+                                     *(values[n] for n in names))
+        if record is None:
+            raise exceptions.InstanceNotFound(instance_id=uuid)
+        return self.instance_row(record)
+
     async def service_get(self, context: dict[str, Any], args: list[Any]) -> Any:
         (service_id,) = args
         if not context.get("is_admin"):
@@ -186,12 +228,31 @@ class Floor:
                                for n in json.loads(row.pop("_cn"))]
         return row
 
-    async def answer(self, body: bytes) -> bytes | None:
+    async def write(self, request: dict[str, Any], message_id: str | None,
+                    broker_user: str | None) -> bytes:
+        """A write and its stored reply (exactly once) in one transaction."""
+        context = request["context"]
+        async with self.pool.acquire() as conn, conn.transaction():
+            result = await self.instance_update(conn, context, request["args"])
+            reply = codec.packb({"result": result})
+            if message_id:
+                digest = hashlib.blake2b(codec.packb(
+                    [request["method"], request["args"], request.get("kwargs", {})]),
+                    digest_size=16).digest()
+                await conn.execute(REPLY_SQL, message_id, request["method"], digest,
+                                   context.get("user_id"), context.get("project_id"),
+                                   broker_user, reply, utcnow())
+        return reply
+
+    async def answer(self, body: bytes, message_id: str | None = None,
+                     broker_user: str | None = None) -> bytes | None:
         try:
             request = codec.unpackb(body)
             deadline = request.get("deadline")
             if deadline is not None and deadline < time.time():
                 return None  # the caller gave up: the conductor drops it unexecuted too
+            if request["method"] == "instance_update":
+                return await self.write(request, message_id, broker_user)
             handler = self.handlers.get(request["method"])
             if handler is None:
                 raise exceptions.NotImplementedInConductor(method=request["method"])
@@ -235,7 +296,9 @@ async def serve(args: argparse.Namespace) -> int:
     exchange = channel.default_exchange
 
     async def on_message(message: AbstractIncomingMessage) -> None:
-        reply = await floor.answer(message.body)
+        user = message.user_id  # the broker checks it is the connection's user
+        reply = await floor.answer(message.body, message.message_id,
+                                   user if isinstance(user, str) and user else None)
         if reply is not None and message.reply_to:
             await exchange.publish(
                 aio_pika.Message(reply, content_type=CONTENT_TYPE,
