@@ -100,11 +100,14 @@ class Schema:
         return f"json_build_object({', '.join(parts)}{extra})"
 
 
-def instance_sql(schema: Schema) -> str:
-    rules = ("(SELECT coalesce(json_agg(r ORDER BY r.id), '[]'::json) "
-             "FROM security_group_rules r "
-             "WHERE r.parent_group_id = sg.id AND r.deleted = false)")
-    group = schema.json_object("security_groups", "sg", f", 'rules', {rules}")
+def instance_sql(schema: Schema, rules: bool = True) -> str:
+    """One instance with its joins; ``rules=False``: its groups without their rules, as
+    the conductor lists instances."""
+    nested = ("(SELECT coalesce(json_agg(r ORDER BY r.id), '[]'::json) "
+              "FROM security_group_rules r "
+              "WHERE r.parent_group_id = sg.id AND r.deleted = false)")
+    group = schema.json_object("security_groups", "sg",
+                               f", 'rules', {nested}" if rules else "")
     return f"""
 SELECT i.*,
   (SELECT coalesce(json_agg({group} ORDER BY sg.id), '[]'::json)
@@ -148,6 +151,11 @@ class Floor:
         self.pool = pool
         self.schema = schema
         self.instance_sql = instance_sql(schema)
+        # the conductor's order: sort key created_at desc, then created_at, id (NULLs last)
+        listed = instance_sql(schema, rules=False)
+        self.list_sql = listed[:listed.index("FROM instances i")] + (
+            "FROM instances i WHERE i.project_id = $1 "
+            "ORDER BY i.created_at DESC NULLS LAST, i.id DESC NULLS LAST LIMIT $2")
         self.handlers: dict[str, Callable[[dict[str, Any], list[Any]], Awaitable[Any]]] = {
             "instance_get_by_uuid": self.instance_get_by_uuid,
             "service_get": self.service_get,
@@ -177,7 +185,7 @@ class Floor:
         groups = json.loads(row.pop("_sg"))
         for group in groups:
             fix("security_groups", group)
-            for rule in group["rules"]:
+            for rule in group.get("rules", ()):
                 fix("security_group_rules", rule)
         row["security_groups"] = groups
         info = row.pop("_ic")
@@ -210,6 +218,17 @@ class Floor:
         if record is None:
             raise exceptions.InstanceNotFound(instance_id=uuid)
         return self.instance_row(record)
+
+    async def instance_list(self, context: dict[str, Any], args: list[Any],
+                            kwargs: dict[str, Any]) -> Any:
+        """The bench's list: one project's instances, newest first, at most ``limit``."""
+        filters, limit = args[0], kwargs.get("limit", args[3] if len(args) > 3 else None)
+        project = self.scope(context) or filters.get("project_id")
+        if set(filters) - {"project_id"} or not isinstance(project, str) or \
+                set(kwargs) - {"limit"} or len(args) > 1 and args[1:3] != ["created_at", "desc"]:
+            raise exceptions.InvalidRequest(reason="the floor lists by project_id only")
+        records = await self.pool.fetch(self.list_sql, project, limit)
+        return [self.instance_row(r) for r in records]
 
     async def service_get(self, context: dict[str, Any], args: list[Any]) -> Any:
         (service_id,) = args
@@ -253,6 +272,9 @@ class Floor:
                 return None  # the caller gave up: the conductor drops it unexecuted too
             if request["method"] == "instance_update":
                 return await self.write(request, message_id, broker_user)
+            if request["method"] == "instance_get_all_by_filters":
+                return codec.packb({"result": await self.instance_list(
+                    request["context"], request["args"], request.get("kwargs") or {})})
             handler = self.handlers.get(request["method"])
             if handler is None:
                 raise exceptions.NotImplementedInConductor(method=request["method"])

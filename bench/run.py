@@ -44,7 +44,8 @@ FUNCTIONS = ("service_get", "instance_get_by_uuid", "instance_update",
              "instance_get_all_by_filters")
 USER_FUNCTIONS = ("instance_get_by_uuid", "instance_update", "instance_get_all_by_filters")
 FLOOR_FUNCTIONS = ("service_get", "instance_get_by_uuid", "instance_get_by_uuid (user)",
-                   "instance_update", "instance_update (user)")
+                   "instance_update", "instance_update (user)",
+                   "instance_get_all_by_filters", "instance_get_all_by_filters (user)")
 CALL_TIMEOUT = 30.0
 READY_TIMEOUT = 60.0
 
@@ -451,6 +452,8 @@ class Bench:
                     for u in self.rng.sample(self.seeder.live_uuids, 3)]
         samples += [(f"instance_update{who}", u) for who in ("", " (user)")
                     for u in self.rng.sample(self.seeder.live_uuids, 2)]
+        samples += [(f"instance_get_all_by_filters{who}", u) for who in ("", " (user)")
+                    for u in self.rng.sample(self.seeder.live_uuids, 2)]
         skipped: set[str] = set()
         for name, arg in samples:
             if status.get(name, "ok") != "ok" or floor_status.get(name) != "ok":
@@ -470,6 +473,10 @@ class Bench:
                         # the new updated_at is each side's own clock: not compared
                         row.pop("updated_at", None)
                         replies.append(("result", row))
+                    elif method == "instance_get_all_by_filters":  # arg: one of its rows
+                        project = self.seeder.owners[arg][1]
+                        replies.append(("result", await client.call(
+                            method, context, {"project_id": project}, limit=100)))
                     else:
                         replies.append(("result", await client.call(method, context, arg)))
                 except exceptions.NovaException as exc:
