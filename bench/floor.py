@@ -4,7 +4,10 @@ It consumes its own topic and answers ``instance_get_by_uuid`` and ``service_get
 conductor's wire format (``schemas.codec``; reply ``{"result": ...}``) with ONE SQL round
 trip per call: a single SELECT whose correlated subqueries aggregate each relationship as
 JSON, converted back to the types the conductor returns (naive datetimes, floats, ...).
-Acked after the reply is published, as the conductor does.  What it skips is what the
+Acked after the reply is published, as the conductor does.  Like the conductor's default
+path it consumes a quorum topic queue (delivery limit, dead-letter exchange ``<topic>.dlx``),
+drops a call whose caller's deadline has passed, and restricts a user (not an admin) to
+their own project's instances.  What it skips is what the
 benchmark measures the cost of: context objects, signature binding, an explicit
 transaction, one statement per relationship, SQLAlchemy result processing.
 
@@ -17,10 +20,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import datetime as dt
+import hashlib
 import json
 import logging
 import signal
 import sys
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -28,13 +33,15 @@ import aio_pika
 import asyncpg
 from aio_pika.abc import AbstractIncomingMessage
 
+from conductor.settings import DEFAULT_MAX_DELIVERIES
 from schemas import codec, exceptions
 
 log = logging.getLogger("bench.floor")
 
 CONTENT_TYPE = "application/msgpack"
 TABLES = ("instances", "security_groups", "security_group_rules", "instance_info_caches",
-          "instance_metadata", "instance_types", "services", "compute_nodes")
+          "instance_metadata", "instance_system_metadata", "instance_types", "services",
+          "compute_nodes")
 
 Converter = Callable[[Any], Any]
 
@@ -93,11 +100,14 @@ class Schema:
         return f"json_build_object({', '.join(parts)}{extra})"
 
 
-def instance_sql(schema: Schema) -> str:
-    rules = ("(SELECT coalesce(json_agg(r ORDER BY r.id), '[]'::json) "
-             "FROM security_group_rules r "
-             "WHERE r.parent_group_id = sg.id AND r.deleted = false)")
-    group = schema.json_object("security_groups", "sg", f", 'rules', {rules}")
+def instance_sql(schema: Schema, rules: bool = True) -> str:
+    """One instance with its joins; ``rules=False``: its groups without their rules, as
+    the conductor lists instances."""
+    nested = ("(SELECT coalesce(json_agg(r ORDER BY r.id), '[]'::json) "
+              "FROM security_group_rules r "
+              "WHERE r.parent_group_id = sg.id AND r.deleted = false)")
+    group = schema.json_object("security_groups", "sg",
+                               f", 'rules', {nested}" if rules else "")
     return f"""
 SELECT i.*,
   (SELECT coalesce(json_agg({group} ORDER BY sg.id), '[]'::json)
@@ -108,6 +118,8 @@ SELECT i.*,
     WHERE c.instance_uuid = i.uuid ORDER BY c.id LIMIT 1) AS "_ic",
   (SELECT coalesce(json_agg(m ORDER BY m.id), '[]'::json) FROM instance_metadata m
     WHERE m.instance_uuid = i.uuid AND m.deleted = false) AS "_md",
+  (SELECT coalesce(json_agg(m ORDER BY m.id), '[]'::json) FROM instance_system_metadata m
+    WHERE m.instance_uuid = i.uuid AND m.deleted = false) AS "_smd",
   (SELECT row_to_json(t) FROM instance_types t
     WHERE t.id = i.instance_type_id ORDER BY t.id LIMIT 1) AS "_it"
 FROM instances i
@@ -124,40 +136,99 @@ FROM services s
 WHERE s.id = $1 AND ($2::text = 'yes' OR s.deleted = ($2::text = 'only'))"""
 
 
+REPLY_SQL = """
+INSERT INTO rpc_replies (message_id, method, digest, user_id, project_id, broker_user, reply,
+                         created_at)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"""
+
+
+def utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.UTC).replace(tzinfo=None)
+
+
 class Floor:
     def __init__(self, pool: asyncpg.Pool, schema: Schema) -> None:
         self.pool = pool
         self.schema = schema
         self.instance_sql = instance_sql(schema)
+        # the conductor's order: sort key created_at desc, then created_at, id (NULLs last)
+        listed = instance_sql(schema, rules=False)
+        self.list_sql = listed[:listed.index("FROM instances i")] + (
+            "FROM instances i WHERE i.project_id = $1 "
+            "ORDER BY i.created_at DESC NULLS LAST, i.id DESC NULLS LAST LIMIT $2")
         self.handlers: dict[str, Callable[[dict[str, Any], list[Any]], Awaitable[Any]]] = {
             "instance_get_by_uuid": self.instance_get_by_uuid,
             "service_get": self.service_get,
         }
+        # the writes' SQL, by the sorted column names a call sets (checked against the
+        # table's columns, never taken from the caller as text)
+        self.update_sql: dict[tuple[str, ...], str] = {}
+
+    @staticmethod
+    def scope(context: dict[str, Any]) -> str | None:
+        """The project a user's call is restricted to (strict isolation); None: an admin."""
+        scoped = (not context.get("is_admin") and context.get("user_id")
+                  and context.get("project_id"))
+        return context["project_id"] if scoped else None
 
     async def instance_get_by_uuid(self, context: dict[str, Any], args: list[Any]) -> Any:
         (uuid,) = args
-        scoped = (not context.get("is_admin") and context.get("user_id")
-                  and context.get("project_id"))
-        record = await self.pool.fetchrow(self.instance_sql, uuid,
-                                          context["project_id"] if scoped else None,
+        record = await self.pool.fetchrow(self.instance_sql, uuid, self.scope(context),
                                           context.get("read_deleted", "no"))
         if record is None:
             raise exceptions.InstanceNotFound(instance_id=uuid)
+        return self.instance_row(record)
+
+    def instance_row(self, record: asyncpg.Record) -> dict[str, Any]:
         row = dict(record)
         fix = self.schema.fix
         groups = json.loads(row.pop("_sg"))
         for group in groups:
             fix("security_groups", group)
-            for rule in group["rules"]:
+            for rule in group.get("rules", ()):
                 fix("security_group_rules", rule)
         row["security_groups"] = groups
         info = row.pop("_ic")
         row["info_cache"] = fix("instance_info_caches", json.loads(info)) if info else None
         row["metadata"] = [fix("instance_metadata", m) for m in json.loads(row.pop("_md"))]
+        row["system_metadata"] = [fix("instance_system_metadata", m)
+                                  for m in json.loads(row.pop("_smd"))]
         flavor = row.pop("_it")
         row["instance_type"] = fix("instance_types", json.loads(flavor)) if flavor else None
         row["name"] = f"instance-{row['id']:08x}"
         return row
+
+    async def instance_update(self, conn: asyncpg.Connection, context: dict[str, Any],
+                              args: list[Any]) -> Any:
+        """One statement: the UPDATE in a CTE, the joined row selected from it."""
+        uuid, values = args
+        names = tuple(sorted(values))
+        sql = self.update_sql.get(names)
+        if sql is None:
+            if not set(names) <= set(self.schema.columns["instances"]) - {"id", "uuid"}:
+                raise exceptions.InvalidRequest(reason="the floor updates plain columns only")
+            sets = "".join(f', "{n}" = ${k + 5}' for k, n in enumerate(names))
+            update = (f"WITH u AS (UPDATE instances SET updated_at = $4{sets} "
+                      "WHERE uuid = $1 AND deleted = false "
+                      "AND ($2::text IS NULL OR project_id = $2) RETURNING *) ")
+            sql = self.update_sql[names] = update + self.instance_sql.replace(
+                "FROM instances i", "FROM u i", 1)
+        record = await conn.fetchrow(sql, uuid, self.scope(context), "no", utcnow(),
+                                     *(values[n] for n in names))
+        if record is None:
+            raise exceptions.InstanceNotFound(instance_id=uuid)
+        return self.instance_row(record)
+
+    async def instance_list(self, context: dict[str, Any], args: list[Any],
+                            kwargs: dict[str, Any]) -> Any:
+        """The bench's list: one project's instances, newest first, at most ``limit``."""
+        filters, limit = args[0], kwargs.get("limit", args[3] if len(args) > 3 else None)
+        project = self.scope(context) or filters.get("project_id")
+        if set(filters) - {"project_id"} or not isinstance(project, str) or \
+                set(kwargs) - {"limit"} or len(args) > 1 and args[1:3] != ["created_at", "desc"]:
+            raise exceptions.InvalidRequest(reason="the floor lists by project_id only")
+        records = await self.pool.fetch(self.list_sql, project, limit)
+        return [self.instance_row(r) for r in records]
 
     async def service_get(self, context: dict[str, Any], args: list[Any]) -> Any:
         (service_id,) = args
@@ -176,9 +247,34 @@ class Floor:
                                for n in json.loads(row.pop("_cn"))]
         return row
 
-    async def answer(self, body: bytes) -> bytes:
+    async def write(self, request: dict[str, Any], message_id: str | None,
+                    broker_user: str | None) -> bytes:
+        """A write and its stored reply (exactly once) in one transaction."""
+        context = request["context"]
+        async with self.pool.acquire() as conn, conn.transaction():
+            result = await self.instance_update(conn, context, request["args"])
+            reply = codec.packb({"result": result})
+            if message_id:
+                digest = hashlib.blake2b(codec.packb(
+                    [request["method"], request["args"], request.get("kwargs", {})]),
+                    digest_size=16).digest()
+                await conn.execute(REPLY_SQL, message_id, request["method"], digest,
+                                   context.get("user_id"), context.get("project_id"),
+                                   broker_user, reply, utcnow())
+        return reply
+
+    async def answer(self, body: bytes, message_id: str | None = None,
+                     broker_user: str | None = None) -> bytes | None:
         try:
             request = codec.unpackb(body)
+            deadline = request.get("deadline")
+            if deadline is not None and deadline < time.time():
+                return None  # the caller gave up: the conductor drops it unexecuted too
+            if request["method"] == "instance_update":
+                return await self.write(request, message_id, broker_user)
+            if request["method"] == "instance_get_all_by_filters":
+                return codec.packb({"result": await self.instance_list(
+                    request["context"], request["args"], request.get("kwargs") or {})})
             handler = self.handlers.get(request["method"])
             if handler is None:
                 raise exceptions.NotImplementedInConductor(method=request["method"])
@@ -190,6 +286,15 @@ class Floor:
             log.exception("floor call failed")
             return codec.packb({"error": exceptions.RemoteError(
                 exc_type=type(exc).__name__, value=str(exc)).to_wire()})
+
+
+def queue_arguments(topic: str) -> dict[str, Any]:
+    """The conductor's default topic queue: quorum, bounded redeliveries, dead-lettered.
+
+    A quorum queue costs more per message than a classic one, so the floor pays it too.
+    """
+    return {"x-queue-type": "quorum", "x-delivery-limit": DEFAULT_MAX_DELIVERIES,
+            "x-dead-letter-exchange": f"{topic}.dlx"}
 
 
 async def _no_reset(_conn: asyncpg.Connection) -> None:
@@ -208,12 +313,15 @@ async def serve(args: argparse.Namespace) -> int:
     connection = await aio_pika.connect(args.amqp_url)
     channel = await connection.channel(publisher_confirms=False)
     await channel.set_qos(prefetch_count=args.prefetch)
-    queue = await channel.declare_queue(args.topic, durable=True)
+    queue = await channel.declare_queue(args.topic, durable=True,
+                                        arguments=queue_arguments(args.topic))
     exchange = channel.default_exchange
 
     async def on_message(message: AbstractIncomingMessage) -> None:
-        reply = await floor.answer(message.body)
-        if message.reply_to:
+        user = message.user_id  # the broker checks it is the connection's user
+        reply = await floor.answer(message.body, message.message_id,
+                                   user if isinstance(user, str) and user else None)
+        if reply is not None and message.reply_to:
             await exchange.publish(
                 aio_pika.Message(reply, content_type=CONTENT_TYPE,
                                  correlation_id=message.correlation_id,

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import ipaddress
 import os
 import random
@@ -35,13 +36,16 @@ from bench.procs import BenchError, Server
 from bench.seed import PROBE_HOST, PROBE_INSTANCES, PROBE_PROJECT, Seeder, progress
 from client import ConductorClient
 from schemas import exceptions
-from schemas.context import get_admin_context
+from schemas.context import RequestContext, get_admin_context
 
 DEFAULT_DB_URL = "postgresql+asyncpg://postgres@127.0.0.1:5432/conductor_bench"
 DEFAULT_AMQP_URL = "amqp://guest:guest@127.0.0.1:5672/"
 FUNCTIONS = ("service_get", "instance_get_by_uuid", "instance_update",
              "instance_get_all_by_filters")
-FLOOR_FUNCTIONS = ("service_get", "instance_get_by_uuid")
+USER_FUNCTIONS = ("instance_get_by_uuid", "instance_update", "instance_get_all_by_filters")
+FLOOR_FUNCTIONS = ("service_get", "instance_get_by_uuid", "instance_get_by_uuid (user)",
+                   "instance_update", "instance_update (user)",
+                   "instance_get_all_by_filters", "instance_get_all_by_filters (user)")
 CALL_TIMEOUT = 30.0
 READY_TIMEOUT = 60.0
 
@@ -59,6 +63,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--warmup", type=float, default=1.0, help="seconds before each measurement")
     p.add_argument("--functions", default=",".join(FUNCTIONS),
                    help="conductor functions to measure (default: all four)")
+    p.add_argument("--rounds", type=int, default=3,
+                   help="interleaved rounds (conductor, floor, conductor, floor ...); the "
+                        "table gives the median and min-max of each figure (default 3)")
+    p.add_argument("--contexts", default="admin,user",
+                   help="whose calls: an admin's, a user's in the instance's own project "
+                        "(strict isolation's ownership check), or both (default %(default)s)")
     p.add_argument("--workers", type=int, default=1, help="conductor serve --workers")
     p.add_argument("--json", metavar="FILE", help="also write the JSON lines to FILE")
     p.add_argument("--seed", type=int, default=42, help="random seed of data and calls")
@@ -95,11 +105,20 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="allow servers other than loopback addresses")
     args = p.parse_args(argv)
     args.concurrency_levels = _ints(args.concurrency, "--concurrency")
+    if args.rounds < 1:
+        p.error("--rounds: at least 1")
     args.growth_size_list = _ints(args.growth_sizes, "--growth-sizes")
     args.function_list = [f.strip() for f in args.functions.split(",") if f.strip()]
     unknown = sorted(set(args.function_list) - set(FUNCTIONS))
     if unknown:
         p.error(f"--functions: unknown {unknown}; choose from {', '.join(FUNCTIONS)}")
+    contexts = {c.strip() for c in args.contexts.split(",") if c.strip()}
+    if not contexts or contexts - {"admin", "user"}:
+        p.error("--contexts: admin, user or admin,user")
+    args.function_list = [
+        *(f for f in args.function_list if "admin" in contexts),
+        *(f"{f} (user)" for f in args.function_list if "user" in contexts
+          and f in USER_FUNCTIONS)]
     return args
 
 
@@ -129,6 +148,7 @@ class Bench:
         self.channel: aio_pika.abc.AbstractChannel | None = None
         self.run_id = secrets.token_hex(4)
         self.cpus = os.cpu_count() or 1
+        self.contexts: dict[tuple[str, str], RequestContext] = {}
 
     # -- servers and services ----------------------------------------------------------
 
@@ -202,7 +222,8 @@ class Bench:
         once its processes consume."""
         assert self.channel is not None
         topic = f"bench-{self.run_id}-{kind}-{len(self.queues)}"
-        await self.channel.declare_queue(topic, durable=True)
+        # Each server declares its own topic queue (a quorum queue by default; a --source
+        # conductor may declare another type), so the bench only waits for its consumers.
         self.queues.add(topic)
         common = ["--db-url", self.url.render_as_string(hide_password=False),
                   "--amqp-url", self.args.amqp_url, "--topic", topic, "--log-level", "WARNING"]
@@ -218,9 +239,7 @@ class Bench:
         server = Server(f"{kind}-{len(self.queues)}", argv, self.logs, cwd=cwd)
         deadline = time.monotonic() + READY_TIMEOUT
         while True:
-            queue = await self.channel.declare_queue(topic, durable=True)
-            consumers = queue.declaration_result.consumer_count
-            if consumers >= workers:
+            if await self.consumers(topic) >= workers:
                 break
             if not server.alive():
                 raise BenchError(f"the {kind} exited with code {server.popen.returncode} "
@@ -233,6 +252,21 @@ class Bench:
             await asyncio.sleep(0.2)
         progress(f"{kind} ready: pid {server.pid}, {workers} worker(s), topic {topic}")
         return server, topic
+
+    async def consumers(self, topic: str) -> int:
+        """Consumers of ``topic``, 0 while it does not exist (a passive declare of a missing
+        queue closes its channel, hence a channel per look)."""
+        assert self.amqp is not None
+        try:
+            channel = await self.amqp.channel()
+            try:
+                queue = await channel.declare_queue(topic, passive=True)
+                return int(queue.declaration_result.consumer_count or 0)
+            finally:
+                if not channel.is_closed:
+                    await channel.close()
+        except aio_pika.exceptions.ChannelClosed:
+            return 0
 
     async def wait_quiet(self) -> None:
         limit = self.args.wait_quiet
@@ -254,27 +288,62 @@ class Bench:
     async def cleanup(self) -> None:
         procs.stop_all()
         if self.amqp is not None:
-            # the conductor also declares <topic>.dead, its dead-letter queue
+            # the conductor also declares <topic>.dead and the exchange <topic>.dlx
             for name in sorted(self.queues | {f"{q}.dead" for q in self.queues}):
-                try:
-                    channel = await asyncio.wait_for(self.amqp.channel(), 5)
-                    await asyncio.wait_for(channel.queue_delete(name), 5)
-                    await channel.close()
-                except Exception as exc:
-                    print(f"[bench] could not delete queue {name}: {exc}", file=sys.stderr)
+                await self._delete(name, "queue")
+            for name in sorted(f"{q}.dlx" for q in self.queues):
+                await self._delete(name, "exchange")
         if self.amqp is not None:
             try:
                 await asyncio.wait_for(self.amqp.close(), 5)
             except Exception:
                 pass
 
+    async def _delete(self, name: str, kind: str) -> None:
+        assert self.amqp is not None
+        try:
+            channel = await asyncio.wait_for(self.amqp.channel(), 5)
+            if kind == "queue":
+                await asyncio.wait_for(channel.queue_delete(name), 5)
+            else:
+                await asyncio.wait_for(channel.exchange_delete(name), 5)
+            await channel.close()
+        except Exception as exc:
+            print(f"[bench] could not delete {kind} {name}: {exc}", file=sys.stderr)
+
     # -- calls ---------------------------------------------------------------------------
+
+    def user_context(self, uuid: str) -> RequestContext:
+        """The context of the user owning ``uuid``: strict isolation checks ownership."""
+        owner = self.seeder.owners[uuid]
+        if owner not in self.contexts:
+            self.contexts[owner] = RequestContext(*owner, is_admin=False, roles=["member"])
+        return self.contexts[owner]
 
     def calls(self, db: ConductorClient) -> dict[str, Call]:
         rng, admin, seeder = self.rng, self.admin, self.seeder
         uuids, services = seeder.live_uuids, seeder.service_ids
         projects = sorted({f"project-{i:02d}" for i in range(10)})
+        user = self.user_context
+
+        def own_list() -> Any:
+            ctx = user(rng.choice(uuids))
+            return db.instance_get_all_by_filters(ctx, {"project_id": ctx.project_id},
+                                                  limit=100)
+
+        def own_update() -> Any:
+            uuid = rng.choice(uuids)
+            return db.instance_update(user(uuid), uuid, {"progress": rng.randrange(101)})
+
+        def own_get() -> Any:
+            uuid = rng.choice(uuids)
+            return db.instance_get_by_uuid(user(uuid), uuid)
+
         return {
+            # a user's calls (service_get is an admin's only): the ownership check's cost
+            "instance_get_by_uuid (user)": own_get,
+            "instance_update (user)": own_update,
+            "instance_get_all_by_filters (user)": own_list,
             "service_get": lambda: db.service_get(admin, rng.choice(services)),
             "instance_get_by_uuid": lambda: db.instance_get_by_uuid(admin, rng.choice(uuids)),
             "instance_update": lambda: db.instance_update(
@@ -300,7 +369,8 @@ class Bench:
                       concurrency: int, server: Server, label: str = "",
                       **extra: Any) -> Result:
         result = Result(mode, target, name, concurrency, status=status, label=label,
-                        extra={"instances": self.seeder.instances, "cpus": self.cpus, **extra})
+                        extra={"instances": self.seeder.instances, "cpus": self.cpus,
+                               "loadavg_1m": round(os.getloadavg()[0], 2), **extra})
         if status == "ok":
             await self.wait_quiet()
             recorders: list[profile.Recorder] = []
@@ -341,34 +411,35 @@ class Bench:
             for name, why in status.items():
                 if why != "ok":
                     progress(f"conductor {name}: {why}")
-            measured: list[Result] = []
-            if floor is not None:
-                assert floor_topic is not None
-                async with ConductorClient(args.amqp_url, topic=floor_topic,
-                                           timeout=CALL_TIMEOUT) as fl:
+            floor_calls: dict[str, Call] = {}
+            floor_status: dict[str, str] = {}
+            async with contextlib.AsyncExitStack() as stack:
+                if floor is not None:
+                    assert floor_topic is not None
+                    fl = await stack.enter_async_context(ConductorClient(
+                        args.amqp_url, topic=floor_topic, timeout=CALL_TIMEOUT))
                     floor_calls = self.calls(fl)
                     floor_status = await self.probe(floor_calls, FLOOR_FUNCTIONS)
                     await self.check_equal(db, fl, status, floor_status)
+                for round_no in range(1, args.rounds + 1):
+                    # A, B, A, B: each figure of the conductor is measured next to the
+                    # floor's, so a neighbour's burst on a shared host hits both alike.
+                    label = f"round {round_no}"
+                    self.note(f"{label}: load average at start {_loadavg()}")
                     for c in args.concurrency_levels:
                         for name in args.function_list:
-                            measured.append(await self.measure(
-                                "main", "conductor", name, calls[name], status[name], c,
-                                conductor))
-                    for c in args.concurrency_levels:
-                        for name in FLOOR_FUNCTIONS:
-                            measured.append(await self.measure(
-                                "main", "floor", name, floor_calls[name], floor_status[name],
-                                c, floor))
-            else:
-                for c in args.concurrency_levels:
-                    for name in args.function_list:
-                        measured.append(await self.measure(
-                            "main", "conductor", name, calls[name], status[name], c,
-                            conductor))
+                            await self.measure("main", "conductor", name, calls[name],
+                                               status[name], c, conductor, label=label)
+                            if floor is not None and name in floor_status:
+                                await self.measure("main", "floor", name, floor_calls[name],
+                                                   floor_status[name], c, floor, label=label)
+                    self.note(f"{label}: load average at end {_loadavg()}")
         conductor.stop()
         if floor is not None:
             floor.stop()
-        self.ratios(measured)
+        medians = report.medians([r for r in self.results if r.mode == "main"])
+        self.results += medians
+        self.ratios(medians)
 
     async def check_equal(self, db: ConductorClient, fl: ConductorClient,
                           status: dict[str, str], floor_status: dict[str, str]) -> None:
@@ -377,6 +448,12 @@ class Bench:
         samples += [("instance_get_by_uuid", u)
                     for u in self.rng.sample(self.seeder.live_uuids, 5)]
         samples += [("instance_get_by_uuid", "00000000-0000-4000-8000-000000000000")]
+        samples += [("instance_get_by_uuid (user)", u)
+                    for u in self.rng.sample(self.seeder.live_uuids, 3)]
+        samples += [(f"instance_update{who}", u) for who in ("", " (user)")
+                    for u in self.rng.sample(self.seeder.live_uuids, 2)]
+        samples += [(f"instance_get_all_by_filters{who}", u) for who in ("", " (user)")
+                    for u in self.rng.sample(self.seeder.live_uuids, 2)]
         skipped: set[str] = set()
         for name, arg in samples:
             if status.get(name, "ok") != "ok" or floor_status.get(name) != "ok":
@@ -386,10 +463,22 @@ class Bench:
                     self.note(f"equality check {name}: skipped ({why})")
                     skipped.add(name)
                 continue
+            method = name.removesuffix(" (user)")
+            context = self.admin if method == name else self.user_context(arg)
             replies = []
             for client in (db, fl):
                 try:
-                    replies.append(("result", await client.call(name, self.admin, arg)))
+                    if method == "instance_update":  # the same update, both sides
+                        row = await client.call(method, context, arg, {"progress": 42})
+                        # the new updated_at is each side's own clock: not compared
+                        row.pop("updated_at", None)
+                        replies.append(("result", row))
+                    elif method == "instance_get_all_by_filters":  # arg: one of its rows
+                        project = self.seeder.owners[arg][1]
+                        replies.append(("result", await client.call(
+                            method, context, {"project_id": project}, limit=100)))
+                    else:
+                        replies.append(("result", await client.call(method, context, arg)))
                 except exceptions.NovaException as exc:
                     replies.append(("error", f"{type(exc).__name__}: {exc}"))
             (kind_a, a), (kind_b, b) = replies
@@ -423,19 +512,25 @@ class Bench:
                 if f.server_cpu_ms_per_call else None
         if not floors:
             return
+        # issue 11's targets, at the median of interleaved rounds
         levels = self.args.concurrency_levels
-        goals = [("instance_get_by_uuid", max(levels), "calls/s", 0.7),
-                 ("service_get", max(levels), "calls/s", 0.8)]
-        if 1 in levels:
-            goals += [("instance_get_by_uuid", 1, "p50", 1.5), ("service_get", 1, "p50", 1.5)]
+        top = max(levels)
+        goals: list[tuple[str, int, str, float]] = []
+        for name in ("service_get", "instance_get_by_uuid"):
+            goals += [(name, top, "calls/s", 0.9), (name, top, "cpu", 1.3)]
+            if 1 in levels:
+                goals += [(name, 1, "p50", 1.3), (name, 1, "cpu", 1.6)]
+        goals += [("instance_update", c, "calls/s", 0.7) for c in sorted({1, top} & set(levels))]
+        goals += [("instance_get_all_by_filters", top, "calls/s", 0.7)]
         for name, c, what, goal in goals:
             r = next((r for r in results if r.target == "conductor" and r.function == name
-                      and r.concurrency == c), None)
+                      and r.concurrency == c and r.status == "ok"), None)
             if r is None:
                 continue
-            value = r.ratio_calls_per_s if what == "calls/s" else r.ratio_p50
+            value = {"calls/s": r.ratio_calls_per_s, "p50": r.ratio_p50,
+                     "cpu": r.ratio_cpu_per_call}[what]
             if value is None:
-                self.note(f"target {name} {what} at c={c}: no ratio ({r.status})")
+                self.note(f"target {name} {what} at c={c}: no floor to compare with")
                 continue
             ok = value >= goal if what == "calls/s" else value <= goal
             sign = ">=" if what == "calls/s" else "<="
@@ -586,11 +681,12 @@ class Bench:
               f"{self.cpus} CPUs, {args.duration:g} s per measurement after "
               f"{args.warmup:g} s warm-up; cpu columns: 100% = one core, host = all cores",
               file=out)
-        for mode in ("main", "scaling", "soak", "growth"):
+        for mode in ("main", "median", "scaling", "soak", "growth"):
             rows = [r for r in self.results if r.mode == mode]
             if rows:
                 print(f"\n[{mode}]", file=out)
-                print(report.table(rows), file=out)
+                print(report.median_table(rows) if mode == "median" else report.table(rows),
+                      file=out)
         if self.notes:
             print("\nnotes:", file=out)
             for n in self.notes:
@@ -655,6 +751,10 @@ async def _host_busy(seconds: float) -> float:
     await asyncio.sleep(seconds)
     busy1, total1 = procs.machine_ticks()
     return 100 * (busy1 - busy0) / max(1, total1 - total0)
+
+
+def _loadavg() -> str:
+    return " ".join(f"{x:.2f}" for x in os.getloadavg()) + " (1, 5, 15 min)"
 
 
 def _slug(text: str) -> str:

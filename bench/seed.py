@@ -84,6 +84,7 @@ class Seeder:
         self.next_id: dict[str, int] = {}
         self.groups_by_project: dict[str, list[int]] = {}
         self.live_uuids: list[str] = []
+        self.owners: dict[str, tuple[str, str]] = {}  # live uuid: (user_id, project_id)
         self.probe_uuids: list[str] = []
         self.service_ids: list[int] = []
         self.instances = 0
@@ -252,6 +253,7 @@ class Seeder:
                 self.probe_uuids.append(inst_uuid)
             elif not deleted:
                 self.live_uuids.append(inst_uuid)
+                self.owners[inst_uuid] = (user, project)
             name = f"vm-{iid}"
             out["instances"].append({
                 "id": iid, "user_id": user, "project_id": project, "image_ref": image,
