@@ -1,7 +1,7 @@
 """Tests read nothing beside the repository: a user's clone has nothing beside it.
 
 An audit hook notes every file or directory a test opens or lists in the repository's
-parent directory but outside the repository (a sibling such as ``../shared``); the
+parent directory but outside the repository (a sibling directory next to the clone); the
 autouse fixture fails the test that did it.  Hidden siblings (``~/.docker`` when the clone
 sits in a home directory) are tools' own configuration, not project data, and pass.
 """

@@ -49,7 +49,7 @@ async def test_reads_of_another_projects_rows(db, admin, user, other_user, isola
         assert (await db.security_group_rule_get(other_user, rule["id"]))["id"] == rule["id"]
     # the owner, admins and rows of no project are never restricted
     assert await db.instance_metadata_get(user, inst["uuid"]) == {"k": "v"}
-    shared = await db.security_group_create(admin, {"name": "shared"})
+    shared = await db.security_group_create(admin, {"name": "common"})
     assert shared["id"] in [g["id"] for g in await db.security_group_get_all(other_user)]
     # 2012.2's own scoping holds in both modes
     with pytest.raises(exceptions.InstanceNotFound):

@@ -10,7 +10,7 @@ from tests import outside_reads
 
 
 def test_a_read_beside_the_repository_is_caught() -> None:
-    sibling = os.path.join(outside_reads.BESIDE, "shared", "spec", "models.md")
+    sibling = os.path.join(outside_reads.BESIDE, "sibling-project", "notes.md")
     with pytest.raises(OSError):
         os.listdir(os.path.join(outside_reads.BESIDE, "no-such-sibling-of-the-repo"))
     assert outside_reads.reads, "listing a sibling of the repository went unnoticed"
