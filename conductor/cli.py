@@ -23,8 +23,10 @@ WORKER_INDEX = "CONDUCTOR_WORKER_INDEX"  # set by --workers for each worker it s
 def _common(p: argparse.ArgumentParser, *, amqp: bool = True, db: bool = True) -> None:
     # Defaults None: the environment, then the Settings defaults, fill what is not given.
     if amqp:
-        p.add_argument("--amqp-url", default=None,
-                       help=f"broker URL (env CONDUCTOR_AMQP_URL; default {DEFAULTS.amqp_url})")
+        p.add_argument("--amqp-url", default=None, action="append",
+                       help=f"broker URL (env CONDUCTOR_AMQP_URL; default "
+                            f"{DEFAULTS.amqp_url}); the nodes of a cluster: give it once "
+                            f"per node or as URLs separated by commas, tried in turn")
         p.add_argument("--topic", default=None,
                        help=f"queue the conductor consumes (env CONDUCTOR_TOPIC; default "
                             f"{DEFAULTS.topic})")
@@ -143,6 +145,8 @@ def main(argv: list[str] | None = None) -> int:
 def _resolve_sources(args: argparse.Namespace) -> None:
     """Fill the broker, database and topic flags not given from the environment."""
     names = [n for n in ("amqp_url", "db_url", "topic") if hasattr(args, n)]
+    if getattr(args, "amqp_url", None):
+        args.amqp_url = ",".join(args.amqp_url)  # --amqp-url given once per node
     resolved = from_sources({n: getattr(args, n) for n in names})
     for name in names:
         setattr(args, name, getattr(resolved, name))

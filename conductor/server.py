@@ -375,10 +375,13 @@ async def _ack(message: AbstractIncomingMessage) -> None:
                     message.message_id)
 
 
-def _safe_amqp(url: str) -> str:
+def _safe_amqp(urls: str) -> str:
     from yarl import URL
 
-    try:
-        return str(URL(url).with_password("***")) if URL(url).password else url
-    except Exception:
-        return "<amqp url>"
+    def safe(url: str) -> str:
+        try:
+            return str(URL(url).with_password("***")) if URL(url).password else url
+        except Exception:
+            return "<amqp url>"
+
+    return ", ".join(safe(url) for url in urls.split(","))
