@@ -21,9 +21,9 @@ from conductor import amqp_decoding
 # Installed before any frame is decoded: see the module for why.
 amqp_decoding.install()
 
-# Seconds between reconnection attempts (aio-pika's default is 5): with several nodes an
-# attempt that fails moves on to the next one, and callers wait on every second lost.
-RECONNECT_INTERVAL = 1.0
+# Seconds between reconnection attempts with several nodes (aio-pika's default, 5, with
+# one): each attempt goes to another node, and callers wait on every second lost.
+FAILOVER_INTERVAL = 1.0
 _UNREACHABLE = (*CONNECTION_EXCEPTIONS, TimeoutError)
 
 
@@ -48,13 +48,14 @@ async def connect(url: str | Sequence[str], name: str) -> AbstractRobustConnecti
         try:
             connection = await aio_pika.connect_robust(
                 one, client_properties={"connection_name": name},
-                connection_class=_FailoverConnection, reconnect_interval=RECONNECT_INTERVAL)
+                connection_class=_FailoverConnection)
         except _UNREACHABLE as exc:
             failure = exc
             continue
         if len(urls) > 1:
             # From here on: reconnect to the node after this one, then the next.
             connection.alternates = tuple(URL(u) for u in urls[i:] + urls[:i])
+            connection.reconnect_interval = FAILOVER_INTERVAL
         return connection
     assert failure is not None
     raise failure

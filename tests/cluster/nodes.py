@@ -84,6 +84,24 @@ def _free_ports(count: int) -> list[int]:
                        f"{AMQP_PORTS.stop - 1} (with their distribution ports)")
 
 
+def _descendants(pid: int) -> list[int]:
+    """The processes below ``pid`` (from /proc; none where there is no /proc)."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = entry.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        children.setdefault(int(fields[1]), []).append(int(entry.parent.name))
+    found: list[int] = []
+    todo = [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            found.append(child)
+            todo.append(child)
+    return found
+
+
 @dataclass
 class Node:
     name: str
@@ -233,10 +251,17 @@ class Cluster:
         os.kill(pid, signal.SIGKILL)
 
     def stop(self) -> None:
+        """Kill every node and what it started (its port helpers start sessions of their
+        own, so the process group is not enough: the whole tree is), remove its files."""
         for node in self.nodes:
             proc = node.proc
             if proc is None:
                 continue
+            for pid in [proc.pid, *_descendants(proc.pid)]:
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
             try:
                 os.killpg(proc.pid, signal.SIGKILL)
             except ProcessLookupError:
