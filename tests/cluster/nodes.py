@@ -102,6 +102,15 @@ def _descendants(pid: int) -> list[int]:
     return found
 
 
+def _running(pid: int) -> bool:
+    """``pid`` exists and is not a zombie waiting for its parent."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return False
+    return state != "Z"
+
+
 @dataclass
 class Node:
     name: str
@@ -142,15 +151,16 @@ class Cluster:
     # -- start and stop ---------------------------------------------------------------------
 
     def start(self) -> None:
+        deadline = time.monotonic() + START_TIMEOUT  # for the whole cluster
         try:
             first, *rest = self.nodes
             self._launch(first, seed=None)
-            self.wait_started(first)
+            self.wait_started(first, deadline)
             for node in rest:
                 self._launch(node, seed=first)
             for node in rest:
-                self.wait_started(node)
-            self._wait_members()
+                self.wait_started(node, deadline)
+            self._wait_members(deadline)
         except BaseException:
             self.stop()
             raise
@@ -213,8 +223,7 @@ class Cluster:
                                f"{done.stderr.strip() or done.stdout.strip()}")
         return done.stdout
 
-    def wait_started(self, node: Node, timeout: float = START_TIMEOUT) -> None:
-        deadline = time.monotonic() + timeout
+    def wait_started(self, node: Node, deadline: float) -> None:
         while True:
             if not node.alive():
                 raise RuntimeError(f"{node.name} exited at start-up:\n{self.tail(node)}")
@@ -224,11 +233,10 @@ class Cluster:
                     return
             if time.monotonic() > deadline:
                 raise RuntimeError(f"{node.name} did not listen on {node.port} within "
-                                   f"{timeout:.0f} s:\n{self.tail(node)}")
+                                   f"{START_TIMEOUT:.0f} s:\n{self.tail(node)}")
             time.sleep(0.2)
 
-    def _wait_members(self, timeout: float = 20.0) -> None:
-        deadline = time.monotonic() + timeout
+    def _wait_members(self, deadline: float) -> None:
         names = {n.name for n in self.nodes}
         while True:
             status = self.ctl(self.nodes[0], "eval", "rabbit_nodes:all_running().")
@@ -253,11 +261,13 @@ class Cluster:
     def stop(self) -> None:
         """Kill every node and what it started (its port helpers start sessions of their
         own, so the process group is not enough: the whole tree is), remove its files."""
+        killed: list[int] = []
         for node in self.nodes:
             proc = node.proc
             if proc is None:
                 continue
-            for pid in [proc.pid, *_descendants(proc.pid)]:
+            tree = [proc.pid, *_descendants(proc.pid)]
+            for pid in tree:
                 try:
                     os.kill(pid, signal.SIGKILL)
                 except ProcessLookupError:
@@ -267,6 +277,11 @@ class Cluster:
             except ProcessLookupError:
                 pass
             proc.wait(timeout=10)
+            killed += tree
+        # Gone, not just signalled: the next test run reuses the ports and names.
+        deadline = time.monotonic() + 10
+        while any(_running(pid) for pid in killed) and time.monotonic() < deadline:
+            time.sleep(0.1)
         shutil.rmtree(self.root, ignore_errors=True)
 
     # -- queries ----------------------------------------------------------------------------

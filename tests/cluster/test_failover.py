@@ -76,6 +76,7 @@ async def test_kill_9_of_the_queue_leader_loses_and_duplicates_nothing(
     assert not failures, f"callers failed: {failures!r}\n{cluster_conductor.tail()}"
     assert killed.is_set()
     assert not leader.alive()
+    assert cluster_conductor.proc.poll() is None, "the conductor exited"
 
     async with pg_engine.connect() as conn:
         rows = (await conn.execute(
