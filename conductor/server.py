@@ -46,8 +46,8 @@ log = logging.getLogger(__name__)
 # Dead-lettered messages carry the broker's reason; only these reach <topic>.dead.
 # "expired" (a call nobody waits for any more) routes nowhere and is dropped.
 POISON_REASONS = ("delivery_limit",)
-# Seconds a first reply to a node waits for its confirm: RabbitMQ never confirms a reply
-# to a caller channel that has closed since, and the call must still be acked.
+# Seconds a first reply to a node waits for its confirm: a reply the broker never
+# confirms (its connection lost mid-way) must not keep the call from being acked.
 PROBE_TIMEOUT = 5.0
 # Seconds a reply waits for its channel to be reconnected (aio-pika retries every 5 s, or
 # every second with several broker URLs).
