@@ -63,14 +63,18 @@ async def test_kill_9_of_the_queue_leader_loses_and_duplicates_nothing(
         return i
 
     retries = _Retries()
-    logging.getLogger("client.core").addHandler(retries)
+    client_log = logging.getLogger("client.core")
+    level = client_log.level
+    client_log.addHandler(retries)
+    client_log.setLevel(logging.INFO)  # where the client says it retries
     started = time.monotonic()
     try:
         results = await asyncio.wait_for(
             asyncio.gather(*(caller(i) for i in range(CALLERS)), return_exceptions=True),
             timeout=120)
     finally:
-        logging.getLogger("client.core").removeHandler(retries)
+        client_log.removeHandler(retries)
+        client_log.setLevel(level)
     finished = time.monotonic()
     failures = [r for r in results if isinstance(r, BaseException)]
     assert not failures, f"callers failed: {failures!r}\n{cluster_conductor.tail()}"
