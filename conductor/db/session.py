@@ -30,6 +30,7 @@ from sqlalchemy import exc as sa_exc
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from conductor.db import direct
 from conductor.db import values as vals
 from conductor.db.base import CONFIG, Config, utcnow
 from conductor.db.loading import Loader, complete, loader_for, primary_key, tree_of
@@ -66,6 +67,7 @@ class Session:
         self._postgres = conn.dialect.name == "postgresql"
         self.events_recorded = 0  # outbox rows written (conductor.db.events)
         self.deferred_error: Exception | None = None
+        self._driver: Any = _UNKNOWN  # asyncpg's connection, for reads (conductor.db.direct)
 
     def fail_after_commit(self, error: Exception) -> None:
         """Answer with ``error`` but keep what the call wrote (quota_reserve's refreshes
@@ -116,9 +118,12 @@ class Session:
         else:
             rows = [dict(m) for m in result]
         if rows and table is not None:
-            await self.loader.fetched(self.conn, table, rows, tree, plan)
-            complete(table, rows, tree, self.config)
+            await self._complete(table, rows, tree, plan)
         return rows
+
+    async def _complete(self, table: Table, rows: list[Row], tree: Any, plan: Any) -> None:
+        await self.loader.fetched(self.conn, table, rows, tree, plan)
+        complete(table, rows, tree, self.config)
 
     def query(self, context: RequestContext, model: Any, *, read_deleted: str | None = None,
               project_only: ProjectOnly = False) -> Any:
@@ -186,10 +191,22 @@ class Session:
         if found is None:
             found = _GET_BY[shape] = self._get_by_statement(table, col, wanted is None, mode,
                                                             scope, mine, joins, lock, bare)
-        stmt, tree, plan = found
+        stmt, tree, plan, compiled = found
         params = {"_value": wanted, "_project": context.project_id}
-        rows = await self._run(stmt, params, table, tree, plan, True)
+        driver = await self._reads_driver() if compiled is not None else None
+        if driver is not None:
+            assert compiled is not None
+            rows = await direct.run(compiled, self.conn, driver, params)
+            if rows:
+                await self._complete(table, rows[:1], tree, plan)
+        else:
+            rows = await self._run(stmt, params, table, tree, plan, True)
         return rows[0] if rows else None
+
+    async def _reads_driver(self) -> Any:
+        if self._driver is _UNKNOWN:
+            self._driver = await direct.driver_for_reads(self.conn)
+        return self._driver
 
     async def get(self, context: RequestContext, model: Any, column: str, value: Any,
                   missing: Callable[[], Exception], joins: Joins = (), *,
@@ -231,7 +248,8 @@ class Session:
             stmt = stmt.with_for_update()
         tree = tree_of(table, joins, top=not bare)
         stmt, plan = self.loader.prepare(stmt, table, tree)
-        return stmt, tree, plan
+        return stmt, tree, plan, direct.compile_for(stmt, self.conn.dialect,
+                                                    ("_value", "_project"))
 
     async def lock(self, *key: Any) -> None:
         """Serialise this call with every other one locking the same ``key`` until the
@@ -397,6 +415,7 @@ class Session:
 
 
 _UNIQUE_VIOLATION = "23505"
+_UNKNOWN = object()
 _GET_BY: dict[tuple[Any, ...], tuple[Any, ...]] = {}
 _ADVISORY_LOCK = select(func.pg_advisory_xact_lock(bindparam("key", type_=BigInteger)))
 def _table_of_stmt(stmt: Any) -> Table | None:
