@@ -25,11 +25,12 @@ EVENTS_EXCHANGE = "conductor.events"
 INSTANCE_EVENT_KEYS = ("uuid", "project_id", "user_id", "host", "vm_state", "task_state")
 _SNAPSHOT_ROW = {"type": "object", "required": ["resource_id"],
                  "description": "the database_snapshots row"}
-_INSTANCE = {"type": "object", "required": list(INSTANCE_EVENT_KEYS),
-             "properties": {k: {"type": "string" if k == "uuid" else ["string", "null"]}
-                            for k in INSTANCE_EVENT_KEYS},
-             "additionalProperties": False,
-             "description": "the instance's identifying columns as they are after the change"}
+_INSTANCE: dict[str, Any] = {
+    "type": "object", "required": list(INSTANCE_EVENT_KEYS),
+    "properties": {k: {"type": "string" if k == "uuid" else ["string", "null"]}
+                   for k in INSTANCE_EVENT_KEYS},
+    "additionalProperties": False,
+    "description": "the instance's identifying columns as they are after the change"}
 _CHANGES = {"type": "object", "minProperties": 1, "description": (
     "the columns whose value the call changed, with their new values (only those; "
     "metadata and system_metadata, when changed, as the new dict of key -> value)")}
