@@ -14,6 +14,8 @@ from typing import Any
 
 from sqlalchemy import ColumnElement, Select, and_, func, not_, or_, select
 
+from conductor.contract import INSTANCE_EVENT_KEYS
+from conductor.db import events
 from conductor.db.base import utcnow
 from conductor.db.loading import relation
 from conductor.db.models import (
@@ -27,7 +29,7 @@ from conductor.db.models import (
     SecurityGroupInstanceAssociation,
 )
 from conductor.db.query import equals, not_deleted, one_of, require_uuid
-from conductor.db.session import Row, Session
+from conductor.db.session import Row, Session, rows_as_dict
 from conductor.db.values import convert, lookup_int
 from conductor.handlers import api
 from conductor.handlers.ec2 import create_instance_mapping
@@ -88,6 +90,16 @@ async def _by_id(session: Session, context: RequestContext, instance_id: Any,
     return await session.get(context, Instance, "id", instance_id,
                              lambda: exceptions.InstanceNotFound(instance_id=instance_id),
                              joins, project_only=True, bare=bare)
+
+
+async def _emit(session: Session, context: RequestContext, event: str, row: Row,
+                stored: Row, **extra: Any) -> None:
+    """Record ``instance.<event>`` in the outbox of the call's transaction (published
+    after it commits; nothing if it rolls back).  ``stored``: the values the call wrote,
+    as stored (``row`` echoes the caller's own)."""
+    payload = {k: stored[k] if k in stored else row[k] for k in INSTANCE_EVENT_KEYS}
+    await events.record(session, f"instance.{event}", "instance", row["uuid"],
+                        dict(payload, **extra), context.request_id)
 
 
 # --- create ---------------------------------------------------------------------------
@@ -151,6 +163,7 @@ async def instance_create(session: Session, context: RequestContext, values: Any
                              checked=True)
     await session.load(Instance, [row], ("security_groups", "instance_type"))
     await create_instance_mapping(session, uuid)
+    await _emit(session, context, "created", row, cols)
     return row
 
 
@@ -364,6 +377,7 @@ async def instance_destroy(session: Session, context: RequestContext, instance_u
     fresh = (await session.execute(select(instances.c.deleted, instances.c.deleted_at)
                                    .where(instances.c.id == row["id"]))).one()
     row["deleted"], row["deleted_at"] = fresh.deleted, fresh.deleted_at
+    await _emit(session, context, "destroyed", row, {})
     return row
 
 
@@ -403,6 +417,11 @@ async def _update(session: Session, context: RequestContext, instance_uuid: Any,
     metadata = values.pop("metadata", None)
     system_metadata = values.pop("system_metadata", None)
     cols = session.check(Instance, values, allowed_extra=_UPDATE_KEYS)
+    # The stored values before, for the event: it names only what really changes.
+    before = {k: row[k] for k in cols}
+    before_meta = {k: rows_as_dict(row[k]) for k, given in
+                   (("metadata", metadata), ("system_metadata", system_metadata))
+                   if given is not None}
     if metadata is not None:
         await replace_metadata(session, context, InstanceMetadata.__table__, row["uuid"],
                                metadata, True)
@@ -417,6 +436,11 @@ async def _update(session: Session, context: RequestContext, instance_uuid: Any,
         (("system_metadata",) if system_metadata is not None else ()) + \
         (("instance_type",) if row["instance_type_id"] != flavor else ())
     await session.load(Instance, [row], reload)
+    changes = {k: v for k, v in cols.items() if before[k] != v}
+    changes.update({k: now for k, old in before_meta.items()
+                    if (now := rows_as_dict(row[k])) != old})
+    if changes:  # a call that changes nothing announces nothing
+        await _emit(session, context, "updated", row, cols, changes=changes)
     if metadata is not None:
         _echo_metadata(session, row["metadata"], metadata)
     return original, row
