@@ -7,10 +7,10 @@ per statement): a service with its compute nodes 185 µs through ``conn.execute`
 42 µs through asyncpg's ``fetch``; an instance with its relationships inline 278 µs
 against 107 µs.  That is about a fifth of ``service_get``'s whole CPU per call.
 
-So the statements :meth:`conductor.db.session.Session.get_by` builds once per shape (the
-lookup of nearly every getter) are compiled once here and run by asyncpg, on read
-connections only: those are in autocommit, where no transaction state is SQLAlchemy's to
-keep.  In a write's transaction SQLAlchemy owns BEGIN, so statements there go through it.
+So the statements built once per shape (:meth:`conductor.db.session.Session.get_by`, the
+lookup of nearly every getter, and the stored reply of every write) are compiled once
+here and run by asyncpg.  Transactions stay SQLAlchemy's: :func:`driver_for` hands out
+the driver only in autocommit or inside a transaction SQLAlchemy has begun.
 """
 
 from __future__ import annotations
@@ -33,6 +33,11 @@ class Compiled:
         compiled = stmt.compile(dialect=dialect)
         if compiled.positiontup is None or getattr(compiled, "post_compile_params", None):
             raise ValueError("not a plain positional statement")
+        if getattr(compiled, "insert_prefetch", None) or \
+                getattr(compiled, "update_prefetch", None):
+            # Python-side column defaults (onupdate=utcnow) are computed by SQLAlchemy's
+            # execution context, which a direct run skips.
+            raise ValueError("the statement needs column defaults computed")
         self.sql: str = compiled.string
         placeholder = dict.fromkeys(names)
         # Values bound at compile time (LIMIT 1 and the like) come from here.
@@ -43,7 +48,12 @@ class Compiled:
             bind = compiled.binds[name]
             self._slots.append((name, None) if name in placeholder else (None, fixed[name]))
             self._bind.append(bind.type.dialect_impl(dialect).bind_processor(dialect))
-        self._columns = list(stmt.selected_columns)
+        # A SELECT's columns, or what an INSERT or UPDATE returns (SQLAlchemy adds the
+        # primary key of an INSERT: its "implicit returning").
+        selected = getattr(stmt, "selected_columns", None)
+        if selected is None:
+            selected = compiled.effective_returning or ()
+        self._columns = list(selected)
         self._keys = [column.key for column in self._columns]
         if len(set(self._keys)) != len(self._keys):
             raise ValueError("result columns share a key")
@@ -87,15 +97,51 @@ def compile_for(stmt: Any, dialect: Dialect, names: tuple[str, ...]) -> Compiled
         return None
 
 
-async def driver_for_reads(conn: AsyncConnection) -> asyncpg.Connection | None:
-    """The asyncpg connection under ``conn`` if ``conn`` reads in autocommit, else None."""
+class Statement:
+    """A statement built once with named parameters (``bindparam``), run directly where
+    the database and the connection allow, else through SQLAlchemy."""
+
+    def __init__(self, stmt: Any, names: tuple[str, ...]) -> None:
+        self.stmt = stmt
+        self.names = names
+        self._compiled: dict[str, Compiled | None] = {}  # by dialect
+
+    async def execute(self, conn: AsyncConnection, params: Row) -> list[Row]:
+        """The rows (plain dicts) of ``stmt`` with ``params``: none for a plain write."""
+        name = conn.dialect.name
+        if name not in self._compiled:
+            self._compiled[name] = compile_for(self.stmt, conn.dialect, self.names)
+        compiled = self._compiled[name]
+        driver = await driver_for(conn) if compiled is not None else None
+        if driver is None or compiled is None:
+            result = await conn.execute(self.stmt, params)
+            return [dict(m) for m in result.mappings()] if result.returns_rows else []
+        return await run(compiled, conn, driver, params)
+
+
+async def driver_for(conn: AsyncConnection) -> asyncpg.Connection | None:
+    """The asyncpg connection under ``conn``, ready for a statement of this call: as it is
+    in autocommit (reads); in a write's transaction once BEGIN has been sent, which is
+    sent here as SQLAlchemy would at its first statement, so that COMMIT and ROLLBACK
+    stay SQLAlchemy's.  None where that cannot be done (then SQLAlchemy runs it)."""
     sync = conn.sync_connection
-    if conn.dialect.name != "postgresql" or sync is None or \
-            sync.get_execution_options().get("isolation_level") != "AUTOCOMMIT":
+    if conn.dialect.name != "postgresql" or sync is None:
         return None
     raw = await conn.get_raw_connection()
     driver = raw.driver_connection
-    return driver if isinstance(driver, asyncpg.Connection) else None
+    if not isinstance(driver, asyncpg.Connection):
+        return None
+    if sync.get_execution_options().get("isolation_level") == "AUTOCOMMIT":
+        return driver
+    if not sync.in_transaction():
+        return None
+    if not driver.is_in_transaction():
+        # The adapter's own lazy BEGIN (what its cursor calls before a first statement).
+        start = getattr(raw.dbapi_connection, "_start_transaction", None)
+        if start is None:
+            return None
+        await start()
+    return driver if driver.is_in_transaction() else None
 
 
 async def run(compiled: Compiled, conn: AsyncConnection, driver: asyncpg.Connection,
@@ -103,6 +149,8 @@ async def run(compiled: Compiled, conn: AsyncConnection, driver: asyncpg.Connect
     """Fetch, with failures raised as SQLAlchemy raises them (what callers catch)."""
     try:
         return await compiled.fetch(driver, params)
+    except asyncpg.IntegrityConstraintViolationError as error:
+        raise sa_exc.IntegrityError(compiled.sql, None, error) from error
     except (asyncpg.PostgresError, asyncpg.DataError) as error:
         # The server refused, or a value did not fit its parameter: the connection is fine.
         raise sa_exc.DBAPIError(compiled.sql, None, error) from error  # type: ignore[arg-type]
