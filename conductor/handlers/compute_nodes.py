@@ -24,8 +24,9 @@ STATISTICS = ("vcpus", "memory_mb", "local_gb", "vcpus_used", "memory_mb_used",
               "running_vms", "disk_available_least")
 
 
-async def _node(session: Session, context: RequestContext, compute_id: Any,
-                joins: tuple[str, ...] = FULL) -> Row:
+@api
+async def compute_node_get(session: Session, context: RequestContext, compute_id: Any, *,
+                           joins: tuple[str, ...] = FULL) -> Row:
     return await session.get(context, ComputeNode, "id", compute_id,
                              lambda: exceptions.ComputeHostNotFound(host=compute_id), joins)
 
@@ -43,11 +44,6 @@ def _stats_dict(values: Any) -> dict[str, Any]:
 def _stat_row(session: Session, key: Any, value: Any, node_id: int) -> Row:
     return session.check(ComputeNodeStat, {"key": key, "value": value,
                                            "compute_node_id": node_id})
-
-
-@api
-async def compute_node_get(session: Session, context: RequestContext, compute_id: Any) -> Row:
-    return await _node(session, context, compute_id)
 
 
 @api
@@ -87,7 +83,7 @@ async def compute_node_create(session: Session, context: RequestContext, values:
 async def compute_node_update(session: Session, context: RequestContext, compute_id: Any,
                               values: Any, prune_stats: Any = False) -> Row:
     given = _stats_dict(values)
-    node = await _node(session, context, compute_id, joins=("stats",))
+    node = await compute_node_get(session, context, compute_id, joins=("stats",))
     current = {s["key"]: s for s in node["stats"]}
     for key, value in given.items():
         checked = _stat_row(session, key, value, node["id"])

@@ -59,8 +59,9 @@ def _check(session: Session, values: Any, *, creating: bool) -> Row:
     return cols
 
 
-async def _get(session: Session, context: RequestContext, resource_id: Any, *,
-               live: bool = False) -> Row:
+@api
+async def database_snapshot_get(session: Session, context: RequestContext, resource_id: Any,
+                                *, live: bool = False) -> Row:
     return await session.get(
         context, DatabaseSnapshot, "resource_id", resource_id,
         lambda: exceptions.DatabaseSnapshotNotFound(resource_id=resource_id),
@@ -93,12 +94,6 @@ async def database_snapshot_create(session: Session, context: RequestContext,
         raise _exists(cols)
     await _emit(session, context, "created", row)
     return row
-
-
-@api
-async def database_snapshot_get(session: Session, context: RequestContext,
-                                resource_id: Any) -> Row:
-    return await _get(session, context, resource_id)
 
 
 @api
@@ -177,7 +172,7 @@ async def database_snapshot_get_all(session: Session, context: RequestContext,
     stmt = session.query(context, DatabaseSnapshot).where(*_filters(filters))
     if marker is not None:
         try:
-            found = await _get(session, context, marker)
+            found = await database_snapshot_get(session, context, marker)
         except exceptions.DatabaseSnapshotNotFound:
             raise exceptions.MarkerNotFound(str(marker)) from None
         stmt = stmt.where(_after(column, desc, found))
@@ -209,7 +204,7 @@ async def database_snapshot_get_all_by_instance(session: Session, context: Reque
 async def database_snapshot_update(session: Session, context: RequestContext,
                                    resource_id: Any, values: Any) -> Row:
     cols = _check(session, values, creating=False)
-    row = await _get(session, context, resource_id, live=True)
+    row = await database_snapshot_get(session, context, resource_id, live=True)
     for key in IMMUTABLE:
         if key in cols and cols[key] != row[key]:
             raise _invalid(key, "may not change")
@@ -223,7 +218,7 @@ async def database_snapshot_update(session: Session, context: RequestContext,
 @api
 async def database_snapshot_destroy(session: Session, context: RequestContext,
                                     resource_id: Any) -> None:
-    row = await _get(session, context, resource_id, live=True)
+    row = await database_snapshot_get(session, context, resource_id, live=True)
     await session.soft_delete(DatabaseSnapshot, row)
     await _emit(session, context, "destroyed", row)
 
@@ -231,5 +226,5 @@ async def database_snapshot_destroy(session: Session, context: RequestContext,
 @api
 async def database_snapshot_creation_timestamp(session: Session, context: RequestContext,
                                                resource_id: Any) -> Any:
-    return (await _get(session, context, resource_id))["create_time"]
+    return (await database_snapshot_get(session, context, resource_id))["create_time"]
 

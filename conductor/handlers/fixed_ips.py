@@ -66,9 +66,10 @@ async def _owner_checked(session: Session, context: RequestContext, column: str,
     return row
 
 
-async def load_by_address(session: Session, context: RequestContext, address: Any) -> Row:
-    """The fixed IP as ``fixed_ip_get_by_address`` sees it (context read_deleted, owner
-    checked), or ``FixedIpNotFoundForAddress``."""
+@api
+async def fixed_ip_get_by_address(session: Session, context: RequestContext,
+                                  address: Any) -> Row:
+    """Context read_deleted, owner checked (also for the floating IP functions)."""
     return await _owner_checked(session, context, "address", address,
                                 lambda: exceptions.FixedIpNotFoundForAddress(address=address))
 
@@ -146,7 +147,7 @@ async def fixed_ip_bulk_create(session: Session, context: RequestContext, ips: A
 @api
 async def fixed_ip_disassociate(session: Session, context: RequestContext,
                                 address: Any) -> None:
-    row = await load_by_address(session, context, address)
+    row = await fixed_ip_get_by_address(session, context, address)
     await session.update(FixedIp, row, {"instance_uuid": None})
 
 
@@ -173,27 +174,16 @@ async def fixed_ip_disassociate_all_by_timeout(session: Session, context: Reques
     return int(result.rowcount)
 
 
-async def load_by_id(session: Session, context: RequestContext, id: Any) -> Row:
-    """The fixed IP as ``fixed_ip_get`` sees it (owner checked), or ``FixedIpNotFound``."""
-    return await _owner_checked(session, context, "id", id,
-                                lambda: exceptions.FixedIpNotFound(id=id))
-
-
 @api
 async def fixed_ip_get(session: Session, context: RequestContext, id: Any) -> Row:
-    return await load_by_id(session, context, id)
+    return await _owner_checked(session, context, "id", id,
+                                lambda: exceptions.FixedIpNotFound(id=id))
 
 
 @api
 async def fixed_ip_get_all(session: Session, context: RequestContext) -> list[Row]:
     return await session.rows(session.query(context, FixedIp, read_deleted="yes")
                               .order_by(fixed_ips.c.id), missing=exceptions.NoFixedIpsDefined)
-
-
-@api
-async def fixed_ip_get_by_address(session: Session, context: RequestContext,
-                                  address: Any) -> Row:
-    return await load_by_address(session, context, address)
 
 
 @api
@@ -228,7 +218,7 @@ async def fixed_ips_by_virtual_interface(session: Session, context: RequestConte
 @api
 async def fixed_ip_get_network(session: Session, context: RequestContext,
                                address: Any) -> Row | None:
-    fixed = await load_by_address(session, context, address)
+    fixed = await fixed_ip_get_by_address(session, context, address)
     if fixed["network_id"] is None:
         return None
     return await session.row(select(networks).where(networks.c.id == fixed["network_id"]))
@@ -237,5 +227,5 @@ async def fixed_ip_get_network(session: Session, context: RequestContext,
 @api
 async def fixed_ip_update(session: Session, context: RequestContext, address: Any,
                           values: Any) -> None:
-    row = await load_by_address(session, context, address)
+    row = await fixed_ip_get_by_address(session, context, address)
     await session.update(FixedIp, row, values)

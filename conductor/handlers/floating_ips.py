@@ -39,7 +39,9 @@ def _first(stmt: Select[Any], table: Any = floating) -> Select[Any]:
 
 # --- lookups with the owner checks of §1.2.3 ---------------------------------------------
 
-async def _by_address(session: Session, context: RequestContext, address: Any) -> Row:
+@api
+async def floating_ip_get_by_address(session: Session, context: RequestContext,
+                                     address: Any) -> Row:
     # the entry's owner check answers NotAuthorized for another project's address
     # (api-compute.md §1.1 "Isolation": an entry's own check stands), so this lookup
     # is not isolated: the check below is stricter than isolation's not-found
@@ -107,15 +109,9 @@ async def floating_ip_get_all_by_project(session: Session, context: RequestConte
 
 
 @api
-async def floating_ip_get_by_address(session: Session, context: RequestContext,
-                                     address: Any) -> Row:
-    return await _by_address(session, context, address)
-
-
-@api
 async def floating_ip_get_by_fixed_address(session: Session, context: RequestContext,
                                            fixed_address: Any) -> list[Row]:
-    fixed_ip = await fixed_ips.load_by_address(session, context, fixed_address)
+    fixed_ip = await fixed_ips.fixed_ip_get_by_address(session, context, fixed_address)
     return await session.rows(session.query(context, FloatingIp)
                               .where(floating.c.fixed_ip_id == fixed_ip["id"])
                               .order_by(floating.c.id))
@@ -153,7 +149,7 @@ async def floating_ip_create(session: Session, context: RequestContext, values: 
     cols = session.check(FloatingIp, values)
     if not cols.get("deleted"):
         try:
-            existing = await _by_address(session, context, cols.get("address"))
+            existing = await floating_ip_get_by_address(session, context, cols.get("address"))
         except exceptions.FloatingIpNotFoundForAddress:
             existing = None
         if existing is not None and existing["id"] != cols.get("id"):
@@ -227,7 +223,7 @@ async def floating_ip_bulk_destroy(session: Session, context: RequestContext,
 @api
 async def floating_ip_destroy(session: Session, context: RequestContext,
                               address: Any) -> None:
-    row = await _by_address(session, context, address)
+    row = await floating_ip_get_by_address(session, context, address)
     await session.soft_delete(FloatingIp, row)
 
 
@@ -236,7 +232,7 @@ async def floating_ip_destroy(session: Session, context: RequestContext,
 @api
 async def floating_ip_deallocate(session: Session, context: RequestContext,
                                  address: Any) -> None:
-    row = await _by_address(session, context, address)
+    row = await floating_ip_get_by_address(session, context, address)
     await session.update(FloatingIp, row, {"project_id": None, "host": None,
                                            "auto_assigned": False}, checked=True)
 
@@ -244,8 +240,8 @@ async def floating_ip_deallocate(session: Session, context: RequestContext,
 @api
 async def floating_ip_disassociate(session: Session, context: RequestContext,
                                    address: Any) -> Any:
-    row = await _by_address(session, context, address)
-    fixed_ip = await fixed_ips.load_by_id(session, context, row["fixed_ip_id"])
+    row = await floating_ip_get_by_address(session, context, address)
+    fixed_ip = await fixed_ips.fixed_ip_get(session, context, row["fixed_ip_id"])
     await session.update(FloatingIp, row, {"fixed_ip_id": None, "host": None}, checked=True)
     return fixed_ip["address"]
 
@@ -254,20 +250,20 @@ async def floating_ip_disassociate(session: Session, context: RequestContext,
 async def floating_ip_fixed_ip_associate(session: Session, context: RequestContext,
                                          floating_address: Any, fixed_address: Any,
                                          host: Any) -> None:
-    row = await _by_address(session, context, floating_address)
-    fixed_ip = await fixed_ips.load_by_address(session, context, fixed_address)
+    row = await floating_ip_get_by_address(session, context, floating_address)
+    fixed_ip = await fixed_ips.fixed_ip_get_by_address(session, context, fixed_address)
     await session.update(FloatingIp, row, {"fixed_ip_id": fixed_ip["id"], "host": host})
 
 
 @api
 async def floating_ip_update(session: Session, context: RequestContext, address: Any,
                              values: Any) -> None:
-    row = await _by_address(session, context, address)
+    row = await floating_ip_get_by_address(session, context, address)
     await session.update(FloatingIp, row, values)
 
 
 @api
 async def floating_ip_set_auto_assigned(session: Session, context: RequestContext,
                                         address: Any) -> None:
-    row = await _by_address(session, context, address)
+    row = await floating_ip_get_by_address(session, context, address)
     await session.update(FloatingIp, row, {"auto_assigned": True}, checked=True)

@@ -135,8 +135,9 @@ async def instance_system_metadata_update(session: Session, context: RequestCont
 
 # --- info cache: one row per instance, deleted or not ------------------------------------
 
-async def _cache(session: Session, context: RequestContext, instance_uuid: Any
-                 ) -> Row | None:
+@api
+async def instance_info_cache_get(session: Session, context: RequestContext,
+                                  instance_uuid: Any) -> Row | None:
     key = lookup_text(instance_uuid)
     if key is None:
         return None
@@ -148,8 +149,8 @@ async def _cache(session: Session, context: RequestContext, instance_uuid: Any
 async def _update_cache(session: Session, context: RequestContext, instance_uuid: Any,
                         values: Any, existing: Row | None = None) -> Row:
     await _refuse_foreign(session, context, instance_uuid)
-    cache = existing if existing is not None else await _cache(session, context,
-                                                               instance_uuid)
+    cache = existing if existing is not None else await instance_info_cache_get(
+        session, context, instance_uuid)
     if cache is not None and cache["deleted"]:
         return cache
     if cache is not None:
@@ -175,12 +176,6 @@ async def instance_info_cache_create(session: Session, context: RequestContext,
     if isinstance(values, dict):
         await _refuse_foreign(session, context, values.get("instance_uuid"))
     return await session.insert(InstanceInfoCache, values, echo=values)
-
-
-@api
-async def instance_info_cache_get(session: Session, context: RequestContext,
-                                  instance_uuid: Any) -> Row | None:
-    return await _cache(session, context, instance_uuid)
 
 
 @api

@@ -28,16 +28,20 @@ async def _flavor(session: Session, context: RequestContext, column: str, value:
                                              ("extra_specs",)))
 
 
-async def _by_flavorid(session: Session, context: RequestContext, flavor_id: Any, *,
-                       specs_too: bool = True) -> Row:
+@api
+async def instance_type_get_by_flavor_id(session: Session, context: RequestContext, id: Any,
+                                         *, specs_too: bool = True) -> Row:
+    # ``id`` is the public flavorid, not the internal key (Nova's parameter name).
     def missing() -> Exception:
-        return exceptions.FlavorNotFound(flavor_id=flavor_id)
+        return exceptions.FlavorNotFound(flavor_id=id)
     if specs_too:
-        return await _flavor(session, context, "flavorid", flavor_id, missing)
-    return await session.get(context, InstanceTypes, "flavorid", flavor_id, missing)
+        return await _flavor(session, context, "flavorid", id, missing)
+    return await session.get(context, InstanceTypes, "flavorid", id, missing)
 
 
-async def _by_name(session: Session, context: RequestContext, name: Any) -> Row:
+@api
+async def instance_type_get_by_name(session: Session, context: RequestContext,
+                                    name: Any) -> Row:
     return await _flavor(session, context, "name", name,
                          lambda: exceptions.InstanceTypeNotFoundByName(instance_type_name=name))
 
@@ -132,21 +136,8 @@ async def instance_type_get(session: Session, context: RequestContext, id: Any) 
 
 
 @api
-async def instance_type_get_by_name(session: Session, context: RequestContext,
-                                    name: Any) -> Row:
-    return await _by_name(session, context, name)
-
-
-@api
-async def instance_type_get_by_flavor_id(session: Session, context: RequestContext,
-                                         id: Any) -> Row:
-    # ``id`` is the public flavorid, not the internal key (Nova's parameter name).
-    return await _by_flavorid(session, context, id)
-
-
-@api
 async def instance_type_destroy(session: Session, context: RequestContext, name: Any) -> None:
-    flavor = await _by_name(session, context, name)
+    flavor = await instance_type_get_by_name(session, context, name)
     await session.soft_delete_where(InstanceTypes, flavors.c.id == flavor["id"])
     # every spec row, deleted ones included, as Nova's unfiltered query does
     await session.soft_delete_where(InstanceTypeExtraSpecs,
@@ -174,7 +165,7 @@ def _access_conditions(flavor: Row, project_id: Any) -> tuple[ColumnElement[bool
 @api
 async def instance_type_access_add(session: Session, context: RequestContext,
                                    flavor_id: Any, project_id: Any) -> Row:
-    flavor = await _by_flavorid(session, context, flavor_id, specs_too=False)
+    flavor = await instance_type_get_by_flavor_id(session, context, flavor_id, specs_too=False)
     await _lock(session, flavor)
     found = await session.row(session.query(context, InstanceTypeProjects, read_deleted="yes")
                               .where(*_access_conditions(flavor, project_id))
@@ -193,7 +184,7 @@ async def instance_type_access_add(session: Session, context: RequestContext,
 @api
 async def instance_type_access_remove(session: Session, context: RequestContext,
                                       flavor_id: Any, project_id: Any) -> None:
-    flavor = await _by_flavorid(session, context, flavor_id, specs_too=False)
+    flavor = await instance_type_get_by_flavor_id(session, context, flavor_id, specs_too=False)
     # Deleted rows match too, so removing twice succeeds and restamps deleted_at (Quirk).
     removed = await session.soft_delete_where(InstanceTypeProjects,
                                               *_access_conditions(flavor, project_id))
@@ -223,7 +214,7 @@ async def instance_type_extra_specs_update_or_create(session: Session,
                                                      context: RequestContext,
                                                      flavor_id: Any,
                                                      extra_specs: Any) -> None:
-    flavor = await _by_flavorid(session, context, flavor_id, specs_too=False)
+    flavor = await instance_type_get_by_flavor_id(session, context, flavor_id, specs_too=False)
     if not isinstance(extra_specs, dict):
         raise exceptions.InvalidInput(reason="instance_type_extra_specs_update_or_create: "
                                       "extra_specs must be a dict of key -> value")

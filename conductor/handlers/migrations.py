@@ -18,7 +18,8 @@ from schemas.context import RequestContext
 migrations = Migration.__table__
 
 
-async def _by_id(session: Session, context: RequestContext, migration_id: Any) -> Row:
+@api
+async def migration_get(session: Session, context: RequestContext, migration_id: Any) -> Row:
     return await session.get(context, Migration, "id", migration_id,
                              lambda: exceptions.MigrationNotFound(migration_id=migration_id),
                              read_deleted="yes")
@@ -33,13 +34,8 @@ async def migration_create(session: Session, context: RequestContext, values: An
 @api
 async def migration_update(session: Session, context: RequestContext, id: Any,
                            values: Any) -> Row:
-    row = await _by_id(session, context, id)
+    row = await migration_get(session, context, id)
     return await session.update(Migration, row, values, echo=values)
-
-
-@api
-async def migration_get(session: Session, context: RequestContext, migration_id: Any) -> Row:
-    return await _by_id(session, context, migration_id)
 
 
 @api

@@ -182,11 +182,13 @@ async def security_group_count_by_project(session: Session, context: RequestCont
 
 # --- rules (§5.7) ----------------------------------------------------------------------------
 
-async def _rule(session: Session, context: RequestContext, rule_id: Any, *,
-                bare: bool = False) -> Row:
-    return await session.get(context, SecurityGroupIngressRule, "id", rule_id,
-                             lambda: exceptions.SecurityGroupNotFoundForRule(rule_id=rule_id),
-                             bare=bare)
+@api
+async def security_group_rule_get(session: Session, context: RequestContext,
+                                  security_group_rule_id: Any, *, bare: bool = False) -> Row:
+    return await session.get(
+        context, SecurityGroupIngressRule, "id", security_group_rule_id,
+        lambda: exceptions.SecurityGroupNotFoundForRule(rule_id=security_group_rule_id),
+        bare=bare)
 
 
 async def _rules_by(session: Session, context: RequestContext, column: Any, group_id: Any,
@@ -210,12 +212,6 @@ async def security_group_rule_create(session: Session, context: RequestContext,
 
 
 @api
-async def security_group_rule_get(session: Session, context: RequestContext,
-                                  security_group_rule_id: Any) -> Row:
-    return await _rule(session, context, security_group_rule_id)
-
-
-@api
 async def security_group_rule_get_by_security_group(session: Session,
                                                     context: RequestContext,
                                                     security_group_id: Any) -> list[Row]:
@@ -234,7 +230,7 @@ async def security_group_rule_get_by_security_group_grantee(session: Session,
 @api
 async def security_group_rule_destroy(session: Session, context: RequestContext,
                                       security_group_rule_id: Any) -> None:
-    rule = await _rule(session, context, security_group_rule_id, bare=True)
+    rule = await security_group_rule_get(session, context, security_group_rule_id, bare=True)
     await session.soft_delete(SecurityGroupIngressRule, rule)
 
 

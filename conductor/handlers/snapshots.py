@@ -15,8 +15,9 @@ from schemas.context import RequestContext
 snapshots = Snapshot.__table__
 
 
-async def _snapshot(session: Session, context: RequestContext, snapshot_id: Any, *,
-                    lock: bool = False) -> Row:
+@api
+async def snapshot_get(session: Session, context: RequestContext, snapshot_id: Any, *,
+                       lock: bool = False) -> Row:
     return await session.get(context, Snapshot, "id", snapshot_id,
                              lambda: exceptions.SnapshotNotFound(snapshot_id=snapshot_id),
                              project_only=True, lock=lock)
@@ -39,11 +40,6 @@ async def snapshot_create(session: Session, context: RequestContext, values: Any
 async def snapshot_destroy(session: Session, context: RequestContext,
                            snapshot_id: Any) -> None:
     await session.soft_delete_where(Snapshot, equals(snapshots.c.id, snapshot_id))
-
-
-@api
-async def snapshot_get(session: Session, context: RequestContext, snapshot_id: Any) -> Row:
-    return await _snapshot(session, context, snapshot_id)
 
 
 @api
@@ -73,5 +69,5 @@ async def snapshot_get_all_for_volume(session: Session, context: RequestContext,
 async def snapshot_update(session: Session, context: RequestContext, snapshot_id: Any,
                           values: Any) -> None:
     cols = session.check(Snapshot, values)
-    snapshot = await _snapshot(session, context, snapshot_id, lock=True)
+    snapshot = await snapshot_get(session, context, snapshot_id, lock=True)
     await session.update(Snapshot, snapshot, cols, checked=True)

@@ -19,7 +19,9 @@ specs = VolumeTypeExtraSpecs.__table__
 
 
 
-async def _by_name(session: Session, context: RequestContext, name: Any) -> Row:
+@api
+async def volume_type_get_by_name(session: Session, context: RequestContext,
+                                  name: Any) -> Row:
     return with_specs_dict(await session.get(
         context, VolumeTypes, "name", name,
         lambda: exceptions.VolumeTypeNotFoundByName(volume_type_name=name), ("extra_specs",)))
@@ -80,14 +82,8 @@ async def volume_type_get(session: Session, context: RequestContext, id: Any) ->
 
 
 @api
-async def volume_type_get_by_name(session: Session, context: RequestContext,
-                                  name: Any) -> Row:
-    return await _by_name(session, context, name)
-
-
-@api
 async def volume_type_destroy(session: Session, context: RequestContext, name: Any) -> None:
-    volume_type = await _by_name(session, context, name)
+    volume_type = await volume_type_get_by_name(session, context, name)
     await session.soft_delete_where(VolumeTypes, types.c.id == volume_type["id"])
     # every spec row, deleted ones included, as Nova's unfiltered bulk update does
     await session.soft_delete_where(VolumeTypeExtraSpecs,

@@ -1,7 +1,6 @@
 """Volumes and their metadata (api-network-quota-storage.md §5.1, §5.2).
 
-``volume_allocate_iscsi_target`` belongs to the iSCSI targets module; :func:`load_volume`
-is what any module uses to read a volume as ``volume_get`` does.
+``volume_allocate_iscsi_target`` belongs to the iSCSI targets module.
 """
 
 from __future__ import annotations
@@ -39,10 +38,11 @@ def _dict_arg(value: Any, what: str, *, none_ok: bool) -> dict[Any, Any]:
     return dict(value)
 
 
-async def load_volume(session: Session, context: RequestContext, volume_id: Any,
-                      joins: tuple[str, ...] = JOINS, *, lock: bool = False) -> Row:
-    """The volume as ``volume_get`` sees it (context read_deleted, strict project scope for
-    user contexts) or ``VolumeNotFound``; ``lock`` takes its row lock."""
+@api
+async def volume_get(session: Session, context: RequestContext, volume_id: Any, *,
+                     joins: tuple[str, ...] = JOINS, lock: bool = False) -> Row:
+    """Context read_deleted, strict project scope for user contexts; ``lock`` takes the
+    row lock."""
     return await session.get(context, Volume, "id", volume_id,
                              lambda: exceptions.VolumeNotFound(volume_id=volume_id), joins,
                              project_only=True, lock=lock)
@@ -75,12 +75,7 @@ async def volume_create(session: Session, context: RequestContext, values: Any) 
     for item in meta:
         await session.insert(VolumeMetadata, item, checked=True)
     # Read back as volume_get: a row the caller may not see raises and rolls back (§5.1).
-    return await load_volume(session, context, cols["id"])
-
-
-@api
-async def volume_get(session: Session, context: RequestContext, volume_id: Any) -> Row:
-    return await load_volume(session, context, volume_id)
+    return await volume_get(session, context, cols["id"])
 
 
 @api
@@ -126,7 +121,7 @@ async def volume_update(session: Session, context: RequestContext, volume_id: An
     values = _dict_arg(values, "values", none_ok=True)
     metadata = values.pop("metadata", None)
     cols = session.check(Volume, values)
-    volume = await load_volume(session, context, volume_id, (), lock=True)
+    volume = await volume_get(session, context, volume_id, joins=(), lock=True)
     if metadata is not None:
         await _replace_metadata(session, context, volume, metadata, delete=True)
     await session.update(Volume, volume, cols, checked=True, echo=values)
@@ -137,7 +132,7 @@ async def volume_update(session: Session, context: RequestContext, volume_id: An
 
 @api
 async def volume_destroy(session: Session, context: RequestContext, volume_id: Any) -> Row:
-    volume = await load_volume(session, context, volume_id)
+    volume = await volume_get(session, context, volume_id)
     await session.soft_delete_where(Volume, volumes.c.id == volume["id"])
     # the target goes back to the pool
     await session.execute(update(targets).where(targets.c.volume_id == volume["id"])
@@ -155,7 +150,7 @@ async def volume_attached(session: Session, context: RequestContext, volume_id: 
                           instance_id: Any, mountpoint: Any) -> None:
     # ``instance_id`` carries the instance uuid (Nova's parameter name).
     require_uuid(instance_id)
-    volume = await load_volume(session, context, volume_id, (), lock=True)
+    volume = await volume_get(session, context, volume_id, joins=(), lock=True)
     await session.update(Volume, volume, {
         "status": "in-use", "mountpoint": mountpoint, "attach_status": "attached",
         "instance_uuid": instance_id, "attach_time": utcnow()})
@@ -163,7 +158,7 @@ async def volume_attached(session: Session, context: RequestContext, volume_id: 
 
 @api
 async def volume_detached(session: Session, context: RequestContext, volume_id: Any) -> None:
-    volume = await load_volume(session, context, volume_id, (), lock=True)
+    volume = await volume_get(session, context, volume_id, joins=(), lock=True)
     await session.update(Volume, volume, {
         "status": "available", "mountpoint": None, "attach_status": "detached",
         "instance_uuid": None}, checked=True)
@@ -211,7 +206,7 @@ async def volume_get_active_by_window(session: Session, context: RequestContext,
 @api
 async def volume_metadata_get(session: Session, context: RequestContext,
                               volume_id: Any) -> dict[Any, Any]:
-    volume = await load_volume(session, context, volume_id, ())
+    volume = await volume_get(session, context, volume_id, joins=())
     # id order: with duplicate keys the newest row wins
     return rows_as_dict(await session.rows(
         session.query(context, VolumeMetadata, read_deleted="no")
@@ -221,7 +216,7 @@ async def volume_metadata_get(session: Session, context: RequestContext,
 @api
 async def volume_metadata_delete(session: Session, context: RequestContext, volume_id: Any,
                                  key: Any) -> None:
-    volume = await load_volume(session, context, volume_id, (), lock=True)
+    volume = await volume_get(session, context, volume_id, joins=(), lock=True)
     await session.soft_delete_where(VolumeMetadata, volume_meta.c.volume_id == volume["id"],
                                     not_deleted(volume_meta),
                                     equals(volume_meta.c.key, key))
@@ -232,5 +227,5 @@ async def volume_metadata_update(session: Session, context: RequestContext, volu
                                  metadata: Any, delete: Any) -> None:
     # The volume's row lock serialises metadata writers, so that two updates adding the
     # same key cannot both insert it.
-    volume = await load_volume(session, context, volume_id, (), lock=True)
+    volume = await volume_get(session, context, volume_id, joins=(), lock=True)
     await _replace_metadata(session, context, volume, metadata, delete)
