@@ -10,7 +10,6 @@ from typing import Any
 from conductor.db.models import AgentBuild
 from conductor.db.query import equals
 from conductor.db.session import Row, Session
-from conductor.db.values import lookup_int
 from conductor.handlers import api
 from schemas.context import RequestContext
 
@@ -27,17 +26,14 @@ async def agent_build_create(session: Session, context: RequestContext, values: 
 async def agent_build_get_by_triple(session: Session, context: RequestContext,
                                     hypervisor: Any, os: Any, architecture: Any
                                     ) -> Row | None:
-    return await session.row(session.query(context, AgentBuild, read_deleted="no")
-                             .where(equals(builds.c.hypervisor, hypervisor),
-                                    equals(builds.c.os, os),
-                                    equals(builds.c.architecture, architecture))
-                             .order_by(builds.c.id).limit(1))
+    return await session.first(context, AgentBuild, equals(builds.c.hypervisor, hypervisor),
+                               equals(builds.c.os, os),
+                               equals(builds.c.architecture, architecture), read_deleted="no")
 
 
 @api
 async def agent_build_get_all(session: Session, context: RequestContext) -> list[Row]:
-    return await session.rows(session.query(context, AgentBuild, read_deleted="no")
-                              .order_by(builds.c.id))
+    return await session.all(context, AgentBuild, read_deleted="no")
 
 
 @api
@@ -45,19 +41,13 @@ async def agent_build_destroy(session: Session, context: RequestContext,
                               agent_update_id: Any) -> None:
     # The parameter is the build's id (Nova's name).  A bulk soft delete: a deleted row
     # matches too and gets a new deleted_at, updated_at stays.
-    key = lookup_int(agent_update_id)
-    if key is not None:
-        await session.soft_delete_where(AgentBuild, builds.c.id == key)
+    await session.soft_delete_where(AgentBuild, equals(builds.c.id, agent_update_id))
 
 
 @api
 async def agent_build_update(session: Session, context: RequestContext, agent_build_id: Any,
                              values: Any) -> None:
-    key = lookup_int(agent_build_id)
-    row = None
-    if key is not None:
-        row = await session.row(session.query(context, AgentBuild, read_deleted="yes")
-                                .where(builds.c.id == key))
+    row = await session.get_by(context, AgentBuild, "id", agent_build_id, read_deleted="yes")
     if row is None:
         # Nova crashes here; recommended: nothing happens, as for agent_build_destroy.
         return

@@ -178,8 +178,7 @@ async def aggregate_delete(session: Session, context: RequestContext,
 
 @api
 async def aggregate_get_all(session: Session, context: RequestContext) -> list[Row]:
-    return await session.rows(session.query(context, Aggregate).order_by(aggregates.c.id),
-                              JOINS)
+    return await session.all(context, Aggregate, joins=JOINS)
 
 
 @api
@@ -194,8 +193,7 @@ async def aggregate_metadata_add(session: Session, context: RequestContext,
 async def aggregate_metadata_get(session: Session, context: RequestContext,
                                  aggregate_id: Any) -> dict[Any, Any]:
     row = await _aggregate(session, context, aggregate_id, ())
-    items = await session.rows(session.query(context, AggregateMetadata)
-                               .where(meta.c.aggregate_id == row["id"]).order_by(meta.c.id))
+    items = await session.all(context, AggregateMetadata, meta.c.aggregate_id == row["id"])
     return {item["key"]: item["value"] for item in items}
 
 

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import ColumnElement
-
 from conductor.db.models import Certificate
 from conductor.db.query import equals
 from conductor.db.session import Row, Session
@@ -13,12 +11,6 @@ from conductor.handlers import api
 from schemas.context import RequestContext
 
 certificates = Certificate.__table__
-
-
-async def _live(session: Session, context: RequestContext,
-                *where: ColumnElement[bool]) -> list[Row]:
-    return await session.rows(session.query(context, Certificate, read_deleted="no")
-                              .where(*where).order_by(certificates.c.id))
 
 
 @api
@@ -30,17 +22,19 @@ async def certificate_create(session: Session, context: RequestContext, values: 
 @api
 async def certificate_get_all_by_project(session: Session, context: RequestContext,
                                          project_id: Any) -> list[Row]:
-    return await _live(session, context, equals(certificates.c.project_id, project_id))
+    return await session.all(context, Certificate,
+                             equals(certificates.c.project_id, project_id), read_deleted="no")
 
 
 @api
 async def certificate_get_all_by_user(session: Session, context: RequestContext,
                                       user_id: Any) -> list[Row]:
-    return await _live(session, context, equals(certificates.c.user_id, user_id))
+    return await session.all(context, Certificate, equals(certificates.c.user_id, user_id),
+                             read_deleted="no")
 
 
 @api
 async def certificate_get_all_by_user_and_project(session: Session, context: RequestContext,
                                                   user_id: Any, project_id: Any) -> list[Row]:
-    return await _live(session, context, equals(certificates.c.user_id, user_id),
-                       equals(certificates.c.project_id, project_id))
+    return await session.all(context, Certificate, equals(certificates.c.user_id, user_id),
+                             equals(certificates.c.project_id, project_id), read_deleted="no")

@@ -48,7 +48,7 @@ def _stat_row(session: Session, key: Any, value: Any, node_id: int) -> Row:
 
 @api
 async def compute_node_get_all(session: Session, context: RequestContext) -> list[Row]:
-    return await session.rows(session.query(context, ComputeNode).order_by(nodes.c.id), FULL)
+    return await session.all(context, ComputeNode, joins=FULL)
 
 
 @api
@@ -58,10 +58,8 @@ async def compute_node_search_by_hypervisor(session: Session, context: RequestCo
     if match is None:
         return []  # no hostname can contain it (e.g. NUL) or equal a dict
     pattern = f"%{match}%"
-    return await session.rows(
-        session.query(context, ComputeNode)
-        .where(nodes.c.hypervisor_hostname.like(pattern)).order_by(nodes.c.id),
-        ("service",))
+    return await session.all(context, ComputeNode, nodes.c.hypervisor_hostname.like(pattern),
+                             joins=("service",))
 
 
 @api

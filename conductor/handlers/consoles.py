@@ -30,24 +30,20 @@ async def console_pool_create(session: Session, context: RequestContext, values:
 async def console_pool_get_by_host_type(session: Session, context: RequestContext,
                                         compute_host: Any, proxy_host: Any,
                                         console_type: Any) -> Row:
-    row = await session.one(
-        session.query(context, ConsolePool, read_deleted="no")
-        .where(equals(pools.c.host, proxy_host), equals(pools.c.console_type, console_type),
-               equals(pools.c.compute_host, compute_host))
-        .order_by(pools.c.id).limit(1),
-        lambda: exceptions.ConsolePoolNotFoundForHostType(
-            host=proxy_host, console_type=console_type, compute_host=compute_host),
-        ("consoles",))
-    return row
+    return await session.first(
+        context, ConsolePool, equals(pools.c.host, proxy_host),
+        equals(pools.c.console_type, console_type), equals(pools.c.compute_host, compute_host),
+        joins=("consoles",), read_deleted="no",
+        missing=lambda: exceptions.ConsolePoolNotFoundForHostType(
+            host=proxy_host, console_type=console_type, compute_host=compute_host))
 
 
 @api
 async def console_pool_get_all_by_host_type(session: Session, context: RequestContext,
                                             host: Any, console_type: Any) -> list[Row]:
-    return await session.rows(session.query(context, ConsolePool, read_deleted="no")
-                              .where(equals(pools.c.host, host),
-                                     equals(pools.c.console_type, console_type))
-                              .order_by(pools.c.id), ("consoles",))
+    return await session.all(context, ConsolePool, equals(pools.c.host, host),
+                             equals(pools.c.console_type, console_type),
+                             joins=("consoles",), read_deleted="no")
 
 
 @api
@@ -66,23 +62,18 @@ async def console_delete(session: Session, context: RequestContext, console_id: 
 @api
 async def console_get_by_pool_instance(session: Session, context: RequestContext,
                                        pool_id: Any, instance_uuid: Any) -> Row:
-    row = await session.one(
-        session.query(context, Console, read_deleted="yes")
-        .where(equals(consoles.c.pool_id, pool_id),
-               equals(consoles.c.instance_uuid, instance_uuid))
-        .order_by(consoles.c.id).limit(1),
-        lambda: exceptions.ConsoleNotFoundInPoolForInstance(pool_id=pool_id,
-                                                            instance_uuid=instance_uuid),
-        ("pool",))
-    return row
+    return await session.first(
+        context, Console, equals(consoles.c.pool_id, pool_id),
+        equals(consoles.c.instance_uuid, instance_uuid), joins=("pool",), read_deleted="yes",
+        missing=lambda: exceptions.ConsoleNotFoundInPoolForInstance(
+            pool_id=pool_id, instance_uuid=instance_uuid))
 
 
 @api
 async def console_get_all_by_instance(session: Session, context: RequestContext,
                                       instance_uuid: Any) -> list[Row]:
-    return await session.rows(session.query(context, Console, read_deleted="yes")
-                              .where(equals(consoles.c.instance_uuid, instance_uuid))
-                              .order_by(consoles.c.id))
+    return await session.all(context, Console, equals(consoles.c.instance_uuid, instance_uuid),
+                             read_deleted="yes")
 
 
 @api

@@ -15,9 +15,9 @@ from sqlalchemy import ColumnElement, and_, or_
 
 from conductor.db import events
 from conductor.db.models import DatabaseSnapshot
-from conductor.db.query import one_of
+from conductor.db.query import key_equals, one_of
 from conductor.db.session import Row, Session
-from conductor.db.values import NO_MATCH, lookup_int, lookup_text, lookup_value
+from conductor.db.values import NO_MATCH, lookup_int, lookup_value
 from conductor.handlers import api
 from schemas import exceptions
 from schemas.context import RequestContext
@@ -190,13 +190,10 @@ async def database_snapshot_get_all(session: Session, context: RequestContext,
 @api
 async def database_snapshot_get_all_by_instance(session: Session, context: RequestContext,
                                                 instance_resource_id: Any) -> list[Row]:
-    key = lookup_text(instance_resource_id)
-    if key is None:
-        return []
     create_time = snapshots.c.create_time
     return await session.rows(
         session.query(context, DatabaseSnapshot)
-        .where(snapshots.c.instance_resource_id == key)
+        .where(key_equals(snapshots.c.instance_resource_id, instance_resource_id))
         .order_by(create_time.is_(None), create_time.desc(), snapshots.c.id.desc()))
 
 

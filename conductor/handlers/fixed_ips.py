@@ -85,13 +85,12 @@ async def fixed_ip_associate(session: Session, context: RequestContext, address:
     _require_uuid(instance_uuid)
     # An exact address: the lock blocks (§1.10), so a second caller sees the winner's
     # instance and gets FixedIpAlreadyInUse.
-    row = await session.one(
-        session.query(context, FixedIp, read_deleted="no")
-        .where(equals(fixed_ips.c.address, address),
-               equals(fixed_ips.c.reserved, reserved), _network_or_none(network_id))
-        .order_by(fixed_ips.c.id).limit(1),
-        lambda: exceptions.FixedIpNotFoundForNetwork(address=address, network_id=network_id),
-        lock=True)
+    row = await session.first(
+        context, FixedIp, equals(fixed_ips.c.address, address),
+        equals(fixed_ips.c.reserved, reserved), _network_or_none(network_id),
+        read_deleted="no", lock=True,
+        missing=lambda: exceptions.FixedIpNotFoundForNetwork(address=address,
+                                                              network_id=network_id))
     if row["instance_uuid"]:
         raise exceptions.FixedIpAlreadyInUse(address=address)
     values: dict[str, Any] = {"instance_uuid": instance_uuid}
@@ -182,17 +181,16 @@ async def fixed_ip_get(session: Session, context: RequestContext, id: Any) -> Ro
 
 @api
 async def fixed_ip_get_all(session: Session, context: RequestContext) -> list[Row]:
-    return await session.rows(session.query(context, FixedIp, read_deleted="yes")
-                              .order_by(fixed_ips.c.id), missing=exceptions.NoFixedIpsDefined)
+    return await session.all(context, FixedIp, read_deleted="yes",
+                             missing=exceptions.NoFixedIpsDefined)
 
 
 @api
 async def fixed_ip_get_by_instance(session: Session, context: RequestContext,
                                    instance_uuid: Any) -> list[Row]:
     _require_uuid(instance_uuid)
-    return await session.rows(
-        session.query(context, FixedIp, read_deleted="no")
-        .where(fixed_ips.c.instance_uuid == instance_uuid).order_by(fixed_ips.c.id),
+    return await session.all(
+        context, FixedIp, fixed_ips.c.instance_uuid == instance_uuid, read_deleted="no",
         missing=lambda: exceptions.FixedIpNotFoundForInstance(instance_uuid=instance_uuid))
 
 
@@ -200,19 +198,18 @@ async def fixed_ip_get_by_instance(session: Session, context: RequestContext,
 async def fixed_ip_get_by_network_host(session: Session, context: RequestContext,
                                        network_uuid: Any, host: Any) -> Row:
     # Despite its name the parameter is the integer network id (§3.3).
-    return await session.one(
-        session.query(context, FixedIp, read_deleted="no")
-        .where(equals(fixed_ips.c.network_id, network_uuid), equals(fixed_ips.c.host, host))
-        .order_by(fixed_ips.c.id).limit(1),
-        lambda: exceptions.FixedIpNotFoundForNetworkHost(network_id=network_uuid, host=host))
+    return await session.first(
+        context, FixedIp, equals(fixed_ips.c.network_id, network_uuid),
+        equals(fixed_ips.c.host, host), read_deleted="no",
+        missing=lambda: exceptions.FixedIpNotFoundForNetworkHost(network_id=network_uuid,
+                                                                  host=host))
 
 
 @api
 async def fixed_ips_by_virtual_interface(session: Session, context: RequestContext,
                                          vif_id: Any) -> list[Row]:
-    return await session.rows(session.query(context, FixedIp, read_deleted="no")
-                              .where(equals(fixed_ips.c.virtual_interface_id, vif_id))
-                              .order_by(fixed_ips.c.id))
+    return await session.all(context, FixedIp, equals(fixed_ips.c.virtual_interface_id, vif_id),
+                             read_deleted="no")
 
 
 @api

@@ -86,43 +86,37 @@ async def floating_ip_count_by_project(session: Session, context: RequestContext
 
 @api
 async def floating_ip_get_all(session: Session, context: RequestContext) -> list[Row]:
-    return await session.rows(_live(session, context).order_by(floating.c.id),
-                              missing=exceptions.NoFloatingIpsDefined)
+    return await session.all(context, FloatingIp, read_deleted="no",
+                             missing=exceptions.NoFloatingIpsDefined)
 
 
 @api
 async def floating_ip_get_all_by_host(session: Session, context: RequestContext,
                                       host: Any) -> list[Row]:
-    return await session.rows(_live(session, context).where(equals(floating.c.host, host))
-                              .order_by(floating.c.id),
-                              missing=lambda: exceptions.FloatingIpNotFoundForHost(host=host))
+    return await session.all(context, FloatingIp, equals(floating.c.host, host),
+                             read_deleted="no",
+                             missing=lambda: exceptions.FloatingIpNotFoundForHost(host=host))
 
 
 @api
 async def floating_ip_get_all_by_project(session: Session, context: RequestContext,
                                          project_id: Any) -> list[Row]:
     authorize_project(context, project_id)
-    return await session.rows(_live(session, context)
-                              .where(equals(floating.c.project_id, project_id),
-                                     floating.c.auto_assigned == false())
-                              .order_by(floating.c.id))
+    return await session.all(context, FloatingIp, equals(floating.c.project_id, project_id),
+                             floating.c.auto_assigned == false(), read_deleted="no")
 
 
 @api
 async def floating_ip_get_by_fixed_address(session: Session, context: RequestContext,
                                            fixed_address: Any) -> list[Row]:
     fixed_ip = await fixed_ips.fixed_ip_get_by_address(session, context, fixed_address)
-    return await session.rows(session.query(context, FloatingIp)
-                              .where(floating.c.fixed_ip_id == fixed_ip["id"])
-                              .order_by(floating.c.id))
+    return await session.all(context, FloatingIp, floating.c.fixed_ip_id == fixed_ip["id"])
 
 
 @api
 async def floating_ip_get_by_fixed_ip_id(session: Session, context: RequestContext,
                                          fixed_ip_id: Any) -> list[Row]:
-    return await session.rows(session.query(context, FloatingIp)
-                              .where(equals(floating.c.fixed_ip_id, fixed_ip_id))
-                              .order_by(floating.c.id))
+    return await session.all(context, FloatingIp, equals(floating.c.fixed_ip_id, fixed_ip_id))
 
 
 # --- creation and removal ----------------------------------------------------------------
@@ -181,7 +175,7 @@ def _runs(rows: list[Row]) -> Iterator[list[Row]]:
 async def floating_ip_bulk_create(session: Session, context: RequestContext,
                                   ips: Any) -> None:
     existing: dict[Any, Row] = {}
-    for row in await session.rows(_live(session, context).order_by(floating.c.id)):
+    for row in await session.all(context, FloatingIp, read_deleted="no"):
         existing.setdefault(row["address"], row)
     new_rows = []
     for item in _items("floating_ip_bulk_create", ips):

@@ -20,7 +20,7 @@ from conductor.db.models import (
     InstanceMetadata,
     InstanceSystemMetadata,
 )
-from conductor.db.query import deleted_filter
+from conductor.db.query import deleted_filter, key_equals
 from conductor.db.session import Row, Session
 from conductor.db.values import lookup_text
 from conductor.handlers import api
@@ -51,12 +51,8 @@ def _metadata_dict(values: Any, what: str) -> dict[Any, Any]:
 
 async def _visible_items(session: Session, context: RequestContext, table: Table,
                          instance_uuid: Any, read_deleted: str | None) -> list[Row]:
-    key = lookup_text(instance_uuid)
-    if key is None:
-        return []
-    return await session.rows(
-        session.query(context, table, read_deleted=read_deleted)
-        .where(table.c.instance_uuid == key).order_by(table.c.id))
+    return await session.all(context, table, key_equals(table.c.instance_uuid, instance_uuid),
+                             read_deleted=read_deleted)
 
 
 async def replace_metadata(session: Session, context: RequestContext, table: Table,
@@ -138,12 +134,8 @@ async def instance_system_metadata_update(session: Session, context: RequestCont
 @api
 async def instance_info_cache_get(session: Session, context: RequestContext,
                                   instance_uuid: Any) -> Row | None:
-    key = lookup_text(instance_uuid)
-    if key is None:
-        return None
-    return await session.row(session.query(context, InstanceInfoCache, read_deleted="yes")
-                             .where(caches.c.instance_uuid == key)
-                             .order_by(caches.c.id).limit(1))
+    return await session.get_by(context, InstanceInfoCache, "instance_uuid", instance_uuid,
+                                read_deleted="yes")
 
 
 async def _update_cache(session: Session, context: RequestContext, instance_uuid: Any,

@@ -147,12 +147,10 @@ async def instance_type_destroy(session: Session, context: RequestContext, name:
 @api
 async def instance_type_access_get_by_flavor_id(session: Session, context: RequestContext,
                                                 flavor_id: Any) -> list[Row]:
-    row = await session.row(session.query(context, InstanceTypes)
-                            .where(equals(flavors.c.flavorid, flavor_id))
-                            .order_by(flavors.c.id).limit(1), ("projects",))
-    if row is None:
-        # Nova crashes here; the spec recommends the getter's not-found error.
-        raise exceptions.FlavorNotFound(flavor_id=flavor_id)
+    # Nova crashes for an unknown flavor; the spec recommends the getter's not-found error.
+    row = await session.first(context, InstanceTypes, equals(flavors.c.flavorid, flavor_id),
+                              joins=("projects",),
+                              missing=lambda: exceptions.FlavorNotFound(flavor_id=flavor_id))
     projects: list[Row] = row["projects"]
     return projects
 
@@ -167,9 +165,8 @@ async def instance_type_access_add(session: Session, context: RequestContext,
                                    flavor_id: Any, project_id: Any) -> Row:
     flavor = await instance_type_get_by_flavor_id(session, context, flavor_id, specs_too=False)
     await _lock(session, flavor)
-    found = await session.row(session.query(context, InstanceTypeProjects, read_deleted="yes")
-                              .where(*_access_conditions(flavor, project_id))
-                              .order_by(access.c.id).limit(1))
+    found = await session.first(context, InstanceTypeProjects,
+                                *_access_conditions(flavor, project_id), read_deleted="yes")
     if found is None:
         return await session.insert(InstanceTypeProjects,
                                     {"instance_type_id": flavor["id"],

@@ -187,7 +187,7 @@ def _joins(columns_to_join: Any) -> tuple[str, ...]:
 async def instance_get_all(session: Session, context: RequestContext,
                            columns_to_join: Any = None) -> list[Row]:
     joins = _joins(columns_to_join)
-    return await session.rows(session.query(context, Instance).order_by(instances.c.id), joins)
+    return await session.all(context, Instance, joins=joins)
 
 
 def _datetime_arg(name: str, value: Any) -> dt.datetime | None:
@@ -236,8 +236,7 @@ async def instance_get_active_by_window_joined(session: Session, context: Reques
 
 async def _listed(session: Session, context: RequestContext,
                   *where: ColumnElement[bool]) -> list[Row]:
-    return await session.rows(session.query(context, Instance).where(*where)
-                              .order_by(instances.c.id), LISTED)
+    return await session.all(context, Instance, *where, joins=LISTED)
 
 
 @api
@@ -300,10 +299,8 @@ async def instance_get_all_hung_in_rebooting(session: Session, context: RequestC
         cutoff = utcnow() - dt.timedelta(seconds=seconds)
     except OverflowError:
         raise exceptions.InvalidInput(reason="reboot_window is out of range") from None
-    return await session.rows(
-        session.query(context, Instance, read_deleted="yes")
-        .where(instances.c.task_state == "rebooting", instances.c.updated_at <= cutoff)
-        .order_by(instances.c.id))
+    return await session.all(context, Instance, instances.c.task_state == "rebooting",
+                             instances.c.updated_at <= cutoff, read_deleted="yes")
 
 
 async def project_totals(session: Session, project_id: Any) -> tuple[int, int, int]:

@@ -22,11 +22,9 @@ key_pairs = KeyPair.__table__
 
 
 async def _get(session: Session, context: RequestContext, user_id: Any, name: Any) -> Row:
-    return await session.one(
-        session.query(context, KeyPair)
-        .where(equals(key_pairs.c.user_id, user_id), equals(key_pairs.c.name, name))
-        .order_by(key_pairs.c.id).limit(1),
-        lambda: exceptions.KeypairNotFound(user_id=user_id, name=name))
+    return await session.first(
+        context, KeyPair, equals(key_pairs.c.user_id, user_id), equals(key_pairs.c.name, name),
+        missing=lambda: exceptions.KeypairNotFound(user_id=user_id, name=name))
 
 
 @api
@@ -61,9 +59,8 @@ async def key_pair_get(session: Session, context: RequestContext, user_id: Any,
 async def key_pair_get_all_by_user(session: Session, context: RequestContext,
                                    user_id: Any) -> list[Row]:
     authorize_user(context, user_id)
-    return await session.rows(session.query(context, KeyPair, read_deleted="no")
-                              .where(equals(key_pairs.c.user_id, user_id))
-                              .order_by(key_pairs.c.id))
+    return await session.all(context, KeyPair, equals(key_pairs.c.user_id, user_id),
+                             read_deleted="no")
 
 
 @api

@@ -41,12 +41,11 @@ async def migration_update(session: Session, context: RequestContext, id: Any,
 @api
 async def migration_get_by_instance_and_status(session: Session, context: RequestContext,
                                                instance_uuid: Any, status: Any) -> Row:
-    return await session.one(
-        session.query(context, Migration, read_deleted="yes")
-        .where(equals(migrations.c.instance_uuid, instance_uuid),
-               equals(migrations.c.status, status))
-        .order_by(migrations.c.id).limit(1),
-        lambda: exceptions.MigrationNotFoundByStatus(instance_id=instance_uuid, status=status))
+    return await session.first(
+        context, Migration, equals(migrations.c.instance_uuid, instance_uuid),
+        equals(migrations.c.status, status), read_deleted="yes",
+        missing=lambda: exceptions.MigrationNotFoundByStatus(instance_id=instance_uuid,
+                                                              status=status))
 
 
 def _seconds(confirm_window: Any) -> float:
@@ -77,8 +76,7 @@ async def migration_get_unconfirmed_by_dest_compute(session: Session,
         # a window beyond the calendar: nothing (or everything) is old enough
         cutoff = dt.datetime.min if seconds > 0 else dt.datetime.max
     # ``<=`` never holds for NULL: a migration never updated since creation is not listed.
-    return await session.rows(session.query(context, Migration, read_deleted="yes")
-                              .where(migrations.c.updated_at <= cutoff,
-                                     migrations.c.status == "finished",
-                                     equals(migrations.c.dest_compute, dest_compute))
-                              .order_by(migrations.c.id))
+    return await session.all(context, Migration, migrations.c.updated_at <= cutoff,
+                             migrations.c.status == "finished",
+                             equals(migrations.c.dest_compute, dest_compute),
+                             read_deleted="yes")

@@ -154,10 +154,9 @@ async def network_get_all_by_uuids(session: Session, context: RequestContext,
                                       "must be a list")
     # SQL IN: a None in the list matches no row.
     wanted = [u for u in network_uuids if u is not None]
-    rows = await session.rows(session.query(context, Network, read_deleted="no",
-                                          project_only=project_only)
-                              .where(one_of(networks.c.uuid, wanted))
-                              .order_by(networks.c.id), missing=exceptions.NoNetworksFound)
+    rows = await session.all(context, Network, one_of(networks.c.uuid, wanted),
+                             read_deleted="no", project_only=project_only,
+                             missing=exceptions.NoNetworksFound)
     found = [r["uuid"] for r in rows]
     for network_uuid in network_uuids:
         if network_uuid not in found:

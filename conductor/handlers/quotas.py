@@ -129,9 +129,8 @@ async def quota_class_get(session: Session, context: RequestContext, class_name:
 async def quota_class_get_all_by_name(session: Session, context: RequestContext,
                                       class_name: Any) -> dict[str, Any]:
     authorize_quota_class(context, class_name)
-    rows = await session.rows(session.query(context, QuotaClass, read_deleted="no")
-                              .where(equals(classes.c.class_name, class_name))
-                              .order_by(classes.c.id))
+    rows = await session.all(context, QuotaClass, equals(classes.c.class_name, class_name),
+                             read_deleted="no")
     result: dict[str, Any] = {"class_name": class_name}
     for row in rows:
         result[row["resource"]] = row["hard_limit"]

@@ -19,7 +19,7 @@ from conductor.db.models import (
     SecurityGroupIngressRule,
     SecurityGroupInstanceAssociation,
 )
-from conductor.db.query import authorize_project, equals, not_deleted
+from conductor.db.query import authorize_project, equals, key_equals, not_deleted
 from conductor.db.session import Row, Session
 from conductor.db.values import lookup_int
 from conductor.handlers import api
@@ -79,8 +79,7 @@ async def _group_count(session: Session, *where: ColumnElement[bool]) -> int:
 
 @api
 async def security_group_get_all(session: Session, context: RequestContext) -> list[Row]:
-    return await session.rows(session.query(context, SecurityGroup).order_by(groups.c.id),
-                              ("rules",))
+    return await session.all(context, SecurityGroup, joins=("rules",))
 
 
 @api
@@ -105,22 +104,18 @@ async def security_group_get_by_name(session: Session, context: RequestContext,
 async def security_group_get_by_project(session: Session, context: RequestContext,
                                         project_id: Any) -> list[Row]:
     session.own_project(context, project_id)
-    return await session.rows(
-        session.query(context, SecurityGroup, read_deleted="no")
-        .where(equals(groups.c.project_id, project_id)).order_by(groups.c.id), ("rules",))
+    return await session.all(context, SecurityGroup, equals(groups.c.project_id, project_id),
+                             joins=("rules",), read_deleted="no")
 
 
 @api
 async def security_group_get_by_instance(session: Session, context: RequestContext,
                                          instance_id: Any) -> list[Row]:
     # The integer instance id here, not the uuid.
-    key = lookup_int(instance_id)
-    if key is None:
-        return []
     linked = _linked_instance(links.c.security_group_id == groups.c.id,
-                              instances.c.id == key)
-    return await session.rows(session.query(context, SecurityGroup, read_deleted="no")
-                              .where(linked).order_by(groups.c.id), ("rules",))
+                              key_equals(instances.c.id, instance_id))
+    return await session.all(context, SecurityGroup, linked, joins=("rules",),
+                             read_deleted="no")
 
 
 @api
@@ -193,11 +188,8 @@ async def security_group_rule_get(session: Session, context: RequestContext,
 
 async def _rules_by(session: Session, context: RequestContext, column: Any, group_id: Any,
                     joins: tuple[str, ...] = ()) -> list[Row]:
-    key = lookup_int(group_id)
-    if key is None:
-        return []
-    return await session.rows(session.query(context, SecurityGroupIngressRule)
-                              .where(column == key).order_by(rules.c.id), joins)
+    return await session.all(context, SecurityGroupIngressRule, key_equals(column, group_id),
+                             joins=joins)
 
 
 @api
@@ -256,8 +248,7 @@ async def provider_fw_rule_create(session: Session, context: RequestContext,
 
 @api
 async def provider_fw_rule_get_all(session: Session, context: RequestContext) -> list[Row]:
-    return await session.rows(session.query(context, ProviderFirewallRule)
-                              .order_by(fw_rules.c.id))
+    return await session.all(context, ProviderFirewallRule)
 
 
 @api

@@ -26,9 +26,8 @@ sm_volumes = SMVolume.__table__
 
 async def _first(session: Session, context: RequestContext, table: Table,
                  where: ColumnElement[bool], missing: str) -> Row:
-    return await session.one(session.query(context, table, read_deleted="yes").where(where)
-                             .order_by(next(iter(table.primary_key.columns))).limit(1),
-                             lambda: exceptions.NotFound(missing))
+    return await session.first(context, table, where, read_deleted="yes",
+                               missing=lambda: exceptions.NotFound(missing))
 
 
 async def _create_unique(session: Session, context: RequestContext, table: Table,
@@ -91,8 +90,7 @@ async def sm_backend_conf_get_by_sr(session: Session, context: RequestContext,
 
 @api
 async def sm_backend_conf_get_all(session: Session, context: RequestContext) -> list[Row]:
-    return await session.rows(session.query(context, backends, read_deleted="yes")
-                              .order_by(backends.c.id))
+    return await session.all(context, backends, read_deleted="yes")
 
 
 # --- flavors ------------------------------------------------------------------------
@@ -130,8 +128,7 @@ async def sm_flavor_get(session: Session, context: RequestContext, sm_flavor_id:
 
 @api
 async def sm_flavor_get_all(session: Session, context: RequestContext) -> list[Row]:
-    return await session.rows(session.query(context, flavors, read_deleted="yes")
-                              .order_by(flavors.c.id))
+    return await session.all(context, flavors, read_deleted="yes")
 
 
 @api
@@ -175,5 +172,4 @@ async def sm_volume_get(session: Session, context: RequestContext, volume_id: An
 
 @api
 async def sm_volume_get_all(session: Session, context: RequestContext) -> list[Row]:
-    return await session.rows(session.query(context, sm_volumes, read_deleted="yes")
-                              .order_by(sm_volumes.c.id))
+    return await session.all(context, sm_volumes, read_deleted="yes")

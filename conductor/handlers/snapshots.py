@@ -44,25 +44,21 @@ async def snapshot_destroy(session: Session, context: RequestContext,
 
 @api
 async def snapshot_get_all(session: Session, context: RequestContext) -> list[Row]:
-    return await session.rows(session.query(context, Snapshot).order_by(snapshots.c.id))
+    return await session.all(context, Snapshot)
 
 
 @api
 async def snapshot_get_all_by_project(session: Session, context: RequestContext,
                                       project_id: Any) -> list[Row]:
     authorize_project(context, project_id)
-    return await session.rows(session.query(context, Snapshot)
-                              .where(equals(snapshots.c.project_id, project_id))
-                              .order_by(snapshots.c.id))
+    return await session.all(context, Snapshot, equals(snapshots.c.project_id, project_id))
 
 
 @api
 async def snapshot_get_all_for_volume(session: Session, context: RequestContext,
                                       volume_id: Any) -> list[Row]:
-    return await session.rows(session.query(context, Snapshot, read_deleted="no",
-                                          project_only=True)
-                              .where(equals(snapshots.c.volume_id, volume_id))
-                              .order_by(snapshots.c.id))
+    return await session.all(context, Snapshot, equals(snapshots.c.volume_id, volume_id),
+                             read_deleted="no", project_only=True)
 
 
 @api

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Select
 from sqlalchemy import exc as sa_exc
 
 from conductor.db.models import VirtualInterface
@@ -20,14 +19,6 @@ from schemas import exceptions
 from schemas.context import RequestContext
 
 vifs = VirtualInterface.__table__
-
-
-def _all(session: Session, context: RequestContext) -> Select[Any]:
-    return session.query(context, VirtualInterface, read_deleted="yes")
-
-
-async def _first(session: Session, stmt: Select[Any]) -> Row | None:
-    return await session.row(stmt.order_by(vifs.c.id).limit(1))
 
 
 async def _instance_uuid(session: Session, context: RequestContext, instance_id: Any) -> Any:
@@ -57,30 +48,29 @@ async def virtual_interface_create(session: Session, context: RequestContext,
 @api
 async def virtual_interface_get(session: Session, context: RequestContext,
                                 vif_id: Any) -> Row | None:
-    key = lookup_int(vif_id)
-    if key is None:
-        return None
-    return await session.row(_all(session, context).where(vifs.c.id == key))
+    return await session.get_by(context, VirtualInterface, "id", vif_id, read_deleted="yes")
 
 
 @api
 async def virtual_interface_get_by_address(session: Session, context: RequestContext,
                                            address: Any) -> Row | None:
-    return await _first(session, _all(session, context).where(equals(vifs.c.address, address)))
+    return await session.first(context, VirtualInterface, equals(vifs.c.address, address),
+                               read_deleted="yes")
 
 
 @api
 async def virtual_interface_get_by_uuid(session: Session, context: RequestContext,
                                         vif_uuid: Any) -> Row | None:
-    return await _first(session, _all(session, context).where(equals(vifs.c.uuid, vif_uuid)))
+    return await session.first(context, VirtualInterface, equals(vifs.c.uuid, vif_uuid),
+                               read_deleted="yes")
 
 
 @api
 async def virtual_interface_get_by_instance(session: Session, context: RequestContext,
                                             instance_id: Any) -> list[Row]:
     uuid = await _instance_uuid(session, context, instance_id)
-    return await session.rows(_all(session, context).where(vifs.c.instance_uuid == uuid)
-                              .order_by(vifs.c.id))
+    return await session.all(context, VirtualInterface, vifs.c.instance_uuid == uuid,
+                             read_deleted="yes")
 
 
 @api
@@ -88,9 +78,9 @@ async def virtual_interface_get_by_instance_and_network(session: Session,
                                                         context: RequestContext,
                                                         instance_id: Any,
                                                         network_id: Any) -> Row | None:
-    return await _first(session, _all(session, context).where(equals(vifs.c.instance_uuid,
-                                                            instance_id),
-                                                     equals(vifs.c.network_id, network_id)))
+    return await session.first(context, VirtualInterface,
+                               equals(vifs.c.instance_uuid, instance_id),
+                               equals(vifs.c.network_id, network_id), read_deleted="yes")
 
 
 @api
@@ -112,4 +102,4 @@ async def virtual_interface_delete_by_instance(session: Session, context: Reques
 
 @api
 async def virtual_interface_get_all(session: Session, context: RequestContext) -> list[Row]:
-    return await session.rows(_all(session, context).order_by(vifs.c.id))
+    return await session.all(context, VirtualInterface, read_deleted="yes")

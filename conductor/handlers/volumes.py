@@ -54,9 +54,8 @@ async def _replace_metadata(session: Session, context: RequestContext, volume: R
     # Convert first, so a value the column refuses writes nothing.
     wanted = [session.check(VolumeMetadata, {"key": k, "value": v, "volume_id": volume["id"]})
               for k, v in given.items()]
-    items = await session.rows(
-        session.query(context, VolumeMetadata, read_deleted="no")
-        .where(volume_meta.c.volume_id == volume["id"]).order_by(volume_meta.c.id))
+    items = await session.all(context, VolumeMetadata, volume_meta.c.volume_id == volume["id"],
+                              read_deleted="no")
     await keyvalue.merge(session, VolumeMetadata.__table__, items, wanted, bool(delete))
 
 
@@ -80,32 +79,28 @@ async def volume_create(session: Session, context: RequestContext, values: Any) 
 
 @api
 async def volume_get_all(session: Session, context: RequestContext) -> list[Row]:
-    return await session.rows(session.query(context, Volume).order_by(volumes.c.id), JOINS)
+    return await session.all(context, Volume, joins=JOINS)
 
 
 @api
 async def volume_get_all_by_host(session: Session, context: RequestContext,
                                  host: Any) -> list[Row]:
-    return await session.rows(session.query(context, Volume)
-                              .where(equals(volumes.c.host, host))
-                              .order_by(volumes.c.id), JOINS)
+    return await session.all(context, Volume, equals(volumes.c.host, host), joins=JOINS)
 
 
 @api
 async def volume_get_all_by_instance_uuid(session: Session, context: RequestContext,
                                           instance_uuid: Any) -> list[Row]:
-    return await session.rows(session.query(context, Volume, read_deleted="no")
-                              .where(equals(volumes.c.instance_uuid, instance_uuid))
-                              .order_by(volumes.c.id), JOINS)
+    return await session.all(context, Volume, equals(volumes.c.instance_uuid, instance_uuid),
+                             joins=JOINS, read_deleted="no")
 
 
 @api
 async def volume_get_all_by_project(session: Session, context: RequestContext,
                                     project_id: Any) -> list[Row]:
     authorize_project(context, project_id)
-    return await session.rows(session.query(context, Volume)
-                              .where(equals(volumes.c.project_id, project_id))
-                              .order_by(volumes.c.id), JOINS)
+    return await session.all(context, Volume, equals(volumes.c.project_id, project_id),
+                             joins=JOINS)
 
 
 @api
@@ -208,9 +203,9 @@ async def volume_metadata_get(session: Session, context: RequestContext,
                               volume_id: Any) -> dict[Any, Any]:
     volume = await volume_get(session, context, volume_id, joins=())
     # id order: with duplicate keys the newest row wins
-    return rows_as_dict(await session.rows(
-        session.query(context, VolumeMetadata, read_deleted="no")
-        .where(volume_meta.c.volume_id == volume["id"]).order_by(volume_meta.c.id)))
+    return rows_as_dict(await session.all(context, VolumeMetadata,
+                                          volume_meta.c.volume_id == volume["id"],
+                                          read_deleted="no"))
 
 
 @api
