@@ -16,7 +16,7 @@ from conductor.db.models import Aggregate, AggregateHost, AggregateMetadata
 from conductor.db.query import deleted_filter, equals, not_deleted
 from conductor.db.session import Row, Session
 from conductor.db.values import lookup_int
-from conductor.handlers import api
+from conductor.handlers import api, plain
 from schemas import exceptions
 from schemas.context import RequestContext
 
@@ -176,9 +176,7 @@ async def aggregate_delete(session: Session, context: RequestContext,
                                     *_visible(context, meta))
 
 
-@api
-async def aggregate_get_all(session: Session, context: RequestContext) -> list[Row]:
-    return await session.all(context, Aggregate, joins=JOINS)
+aggregate_get_all = plain.rows("aggregate_get_all", Aggregate, joins=JOINS)
 
 
 @api

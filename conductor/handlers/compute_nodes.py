@@ -10,7 +10,7 @@ from conductor.db.models import ComputeNode, ComputeNodeStat, Service
 from conductor.db.query import equals, not_deleted
 from conductor.db.session import Row, Session
 from conductor.db.values import lookup_text
-from conductor.handlers import api
+from conductor.handlers import api, plain
 from schemas import exceptions
 from schemas.context import RequestContext
 
@@ -46,9 +46,7 @@ def _stat_row(session: Session, key: Any, value: Any, node_id: int) -> Row:
                                            "compute_node_id": node_id})
 
 
-@api
-async def compute_node_get_all(session: Session, context: RequestContext) -> list[Row]:
-    return await session.all(context, ComputeNode, joins=FULL)
+compute_node_get_all = plain.rows("compute_node_get_all", ComputeNode, joins=FULL)
 
 
 @api

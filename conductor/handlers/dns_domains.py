@@ -9,7 +9,7 @@ from sqlalchemy import select
 from conductor.db.models import DNSDomain
 from conductor.db.query import equals, not_deleted
 from conductor.db.session import Row, Session
-from conductor.handlers import api
+from conductor.handlers import api, plain
 from schemas.context import RequestContext
 
 domains = DNSDomain.__table__
@@ -48,11 +48,7 @@ async def dnsdomain_register_for_project(session: Session, context: RequestConte
     await _register(session, context, fqdomain, {"scope": "public", "project_id": project})
 
 
-@api
-async def dnsdomain_unregister(session: Session, context: RequestContext,
-                               fqdomain: Any) -> None:
-    # Hard delete, deleted rows included.
-    await session.hard_delete_where(DNSDomain, equals(domains.c.domain, fqdomain))
+dnsdomain_unregister = plain.destroy("dnsdomain_unregister", DNSDomain, "domain", hard=True)
 
 
 @api

@@ -24,7 +24,7 @@ from conductor.db.query import (
 )
 from conductor.db.session import Row, Session
 from conductor.db.values import convert
-from conductor.handlers import api
+from conductor.handlers import api, plain
 from schemas import exceptions
 from schemas.context import RequestContext
 
@@ -179,10 +179,8 @@ async def fixed_ip_get(session: Session, context: RequestContext, id: Any) -> Ro
                                 lambda: exceptions.FixedIpNotFound(id=id))
 
 
-@api
-async def fixed_ip_get_all(session: Session, context: RequestContext) -> list[Row]:
-    return await session.all(context, FixedIp, read_deleted="yes",
-                             missing=exceptions.NoFixedIpsDefined)
+fixed_ip_get_all = plain.rows("fixed_ip_get_all", FixedIp, read_deleted="yes",
+                              missing=exceptions.NoFixedIpsDefined)
 
 
 @api
@@ -194,22 +192,13 @@ async def fixed_ip_get_by_instance(session: Session, context: RequestContext,
         missing=lambda: exceptions.FixedIpNotFoundForInstance(instance_uuid=instance_uuid))
 
 
-@api
-async def fixed_ip_get_by_network_host(session: Session, context: RequestContext,
-                                       network_uuid: Any, host: Any) -> Row:
-    # Despite its name the parameter is the integer network id (§3.3).
-    return await session.first(
-        context, FixedIp, equals(fixed_ips.c.network_id, network_uuid),
-        equals(fixed_ips.c.host, host), read_deleted="no",
-        missing=lambda: exceptions.FixedIpNotFoundForNetworkHost(network_id=network_uuid,
-                                                                  host=host))
-
-
-@api
-async def fixed_ips_by_virtual_interface(session: Session, context: RequestContext,
-                                         vif_id: Any) -> list[Row]:
-    return await session.all(context, FixedIp, equals(fixed_ips.c.virtual_interface_id, vif_id),
-                             read_deleted="no")
+# Despite its name the network_uuid parameter is the integer network id (§3.3).
+fixed_ip_get_by_network_host = plain.first(
+    "fixed_ip_get_by_network_host", FixedIp, "network_id", "host", read_deleted="no",
+    missing=lambda network_uuid, host: (
+        exceptions.FixedIpNotFoundForNetworkHost(network_id=network_uuid, host=host)))
+fixed_ips_by_virtual_interface = plain.rows("fixed_ips_by_virtual_interface", FixedIp,
+                                            "virtual_interface_id", read_deleted="no")
 
 
 @api

@@ -22,7 +22,7 @@ from conductor.db.query import (
     one_of,
 )
 from conductor.db.session import Row, Session
-from conductor.handlers import api, fixed_ips
+from conductor.handlers import api, fixed_ips, plain
 from schemas import exceptions
 from schemas.context import RequestContext
 
@@ -84,18 +84,11 @@ async def floating_ip_count_by_project(session: Session, context: RequestContext
     return int(count or 0)
 
 
-@api
-async def floating_ip_get_all(session: Session, context: RequestContext) -> list[Row]:
-    return await session.all(context, FloatingIp, read_deleted="no",
-                             missing=exceptions.NoFloatingIpsDefined)
-
-
-@api
-async def floating_ip_get_all_by_host(session: Session, context: RequestContext,
-                                      host: Any) -> list[Row]:
-    return await session.all(context, FloatingIp, equals(floating.c.host, host),
-                             read_deleted="no",
-                             missing=lambda: exceptions.FloatingIpNotFoundForHost(host=host))
+floating_ip_get_all = plain.rows("floating_ip_get_all", FloatingIp, read_deleted="no",
+                                 missing=exceptions.NoFloatingIpsDefined)
+floating_ip_get_all_by_host = plain.rows("floating_ip_get_all_by_host", FloatingIp, "host",
+                                         read_deleted="no",
+                                         missing=exceptions.FloatingIpNotFoundForHost)
 
 
 @api
@@ -113,10 +106,8 @@ async def floating_ip_get_by_fixed_address(session: Session, context: RequestCon
     return await session.all(context, FloatingIp, floating.c.fixed_ip_id == fixed_ip["id"])
 
 
-@api
-async def floating_ip_get_by_fixed_ip_id(session: Session, context: RequestContext,
-                                         fixed_ip_id: Any) -> list[Row]:
-    return await session.all(context, FloatingIp, equals(floating.c.fixed_ip_id, fixed_ip_id))
+floating_ip_get_by_fixed_ip_id = plain.rows("floating_ip_get_by_fixed_ip_id", FloatingIp,
+                                            "fixed_ip_id")
 
 
 # --- creation and removal ----------------------------------------------------------------

@@ -14,7 +14,7 @@ from sqlalchemy import func
 from conductor.db.models import KeyPair
 from conductor.db.query import authorize_user, equals
 from conductor.db.session import Row, Session
-from conductor.handlers import api
+from conductor.handlers import api, plain
 from schemas import exceptions
 from schemas.context import RequestContext
 
@@ -27,10 +27,8 @@ async def _get(session: Session, context: RequestContext, user_id: Any, name: An
         missing=lambda: exceptions.KeypairNotFound(user_id=user_id, name=name))
 
 
-@api
-async def key_pair_create(session: Session, context: RequestContext, values: Any) -> Row:
-    return await session.insert(KeyPair, session.check(KeyPair, values), checked=True,
-                                echo=values)
+key_pair_create = plain.create("key_pair_create", KeyPair)
+
 
 
 @api

@@ -11,41 +11,21 @@ from conductor.db.base import utcnow
 from conductor.db.models import Migration
 from conductor.db.query import equals
 from conductor.db.session import Row, Session
-from conductor.handlers import api
+from conductor.handlers import api, plain
 from schemas import exceptions
 from schemas.context import RequestContext
 
 migrations = Migration.__table__
 
 
-@api
-async def migration_get(session: Session, context: RequestContext, migration_id: Any) -> Row:
-    return await session.get(context, Migration, "id", migration_id,
-                             lambda: exceptions.MigrationNotFound(migration_id=migration_id),
-                             read_deleted="yes")
-
-
-@api
-async def migration_create(session: Session, context: RequestContext, values: Any) -> Row:
-    return await session.insert(Migration, session.check(Migration, values), checked=True,
-                                echo=values)
-
-
-@api
-async def migration_update(session: Session, context: RequestContext, id: Any,
-                           values: Any) -> Row:
-    row = await migration_get(session, context, id)
-    return await session.update(Migration, row, values, echo=values)
-
-
-@api
-async def migration_get_by_instance_and_status(session: Session, context: RequestContext,
-                                               instance_uuid: Any, status: Any) -> Row:
-    return await session.first(
-        context, Migration, equals(migrations.c.instance_uuid, instance_uuid),
-        equals(migrations.c.status, status), read_deleted="yes",
-        missing=lambda: exceptions.MigrationNotFoundByStatus(instance_id=instance_uuid,
-                                                              status=status))
+migration_get = plain.get("migration_get", Migration, "id", exceptions.MigrationNotFound,
+                          read_deleted="yes")
+migration_create = plain.create("migration_create", Migration)
+migration_update = plain.update("migration_update", Migration, migration_get)
+migration_get_by_instance_and_status = plain.first(
+    "migration_get_by_instance_and_status", Migration, "instance_uuid", "status",
+    read_deleted="yes", missing=lambda instance_uuid, status: (
+        exceptions.MigrationNotFoundByStatus(instance_id=instance_uuid, status=status)))
 
 
 def _seconds(confirm_window: Any) -> float:

@@ -22,7 +22,7 @@ from conductor.db.models import (
 from conductor.db.query import authorize_project, equals, key_equals, not_deleted
 from conductor.db.session import Row, Session
 from conductor.db.values import lookup_int
-from conductor.handlers import api
+from conductor.handlers import api, plain
 from schemas import exceptions
 from schemas.context import RequestContext
 
@@ -77,9 +77,7 @@ async def _group_count(session: Session, *where: ColumnElement[bool]) -> int:
 
 # --- security groups (§5.6) ----------------------------------------------------------------
 
-@api
-async def security_group_get_all(session: Session, context: RequestContext) -> list[Row]:
-    return await session.all(context, SecurityGroup, joins=("rules",))
+security_group_get_all = plain.rows("security_group_get_all", SecurityGroup, joins=("rules",))
 
 
 @api
@@ -240,20 +238,6 @@ async def security_group_rule_count_by_group(session: Session, context: RequestC
 
 # --- provider firewall rules (§5.8) ----------------------------------------------------------
 
-@api
-async def provider_fw_rule_create(session: Session, context: RequestContext,
-                                  rule: Any) -> Row:
-    return await session.insert(ProviderFirewallRule, rule, echo=rule)
-
-
-@api
-async def provider_fw_rule_get_all(session: Session, context: RequestContext) -> list[Row]:
-    return await session.all(context, ProviderFirewallRule)
-
-
-@api
-async def provider_fw_rule_destroy(session: Session, context: RequestContext,
-                                   rule_id: Any) -> None:
-    key = lookup_int(rule_id)
-    if key is not None:
-        await session.soft_delete_where(ProviderFirewallRule, fw_rules.c.id == key)
+provider_fw_rule_create = plain.create("provider_fw_rule_create", ProviderFirewallRule)
+provider_fw_rule_get_all = plain.rows("provider_fw_rule_get_all", ProviderFirewallRule)
+provider_fw_rule_destroy = plain.destroy("provider_fw_rule_destroy", ProviderFirewallRule)

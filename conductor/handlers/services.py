@@ -9,7 +9,7 @@ from sqlalchemy import false, func, select
 from conductor.db.models import ComputeNode, Instance, Service, Volume
 from conductor.db.query import equals, not_deleted
 from conductor.db.session import Row, Session
-from conductor.handlers import api
+from conductor.handlers import api, plain
 from schemas import exceptions
 from schemas.context import RequestContext
 
@@ -64,11 +64,8 @@ async def service_get_all_by_topic(session: Session, context: RequestContext,
                              services.c.disabled == false(), read_deleted="no")
 
 
-@api
-async def service_get_all_by_host(session: Session, context: RequestContext,
-                                  host: Any) -> list[Row]:
-    return await session.all(context, Service, equals(services.c.host, host),
-                             read_deleted="no")
+service_get_all_by_host = plain.rows("service_get_all_by_host", Service, "host",
+                                     read_deleted="no")
 
 
 @api
@@ -114,13 +111,8 @@ async def service_get_all_volume_sorted(session: Session,
     return await _sorted_by_usage(session, context, "volume", volumes, volumes.c.size)
 
 
-@api
-async def service_get_by_args(session: Session, context: RequestContext, host: Any,
-                              binary: Any) -> Row:
-    return await session.first(context, Service, equals(services.c.host, host),
-                               equals(services.c.binary, binary),
-                               missing=lambda: exceptions.HostBinaryNotFound(host=host,
-                                                                             binary=binary))
+service_get_by_args = plain.first("service_get_by_args", Service, "host", "binary",
+                                  missing=exceptions.HostBinaryNotFound)
 
 
 @api

@@ -14,7 +14,7 @@ from sqlalchemy import ColumnElement, Table
 from conductor.db.models import SMBackendConf, SMFlavors, SMVolume
 from conductor.db.query import equals
 from conductor.db.session import Row, Session
-from conductor.handlers import api
+from conductor.handlers import api, plain
 from schemas import exceptions
 from schemas.context import RequestContext
 
@@ -68,10 +68,7 @@ async def sm_backend_conf_update(session: Session, context: RequestContext,
     return await session.update(backends, row, cols, checked=True, echo=values)
 
 
-@api
-async def sm_backend_conf_delete(session: Session, context: RequestContext,
-                                 sm_backend_conf_id: Any) -> None:
-    await session.hard_delete_where(backends, equals(backends.c.id, sm_backend_conf_id))
+sm_backend_conf_delete = plain.destroy("sm_backend_conf_delete", backends, hard=True)
 
 
 @api
@@ -88,9 +85,7 @@ async def sm_backend_conf_get_by_sr(session: Session, context: RequestContext,
                         f"No backend config with sr uuid {sr_uuid}")
 
 
-@api
-async def sm_backend_conf_get_all(session: Session, context: RequestContext) -> list[Row]:
-    return await session.all(context, backends, read_deleted="yes")
+sm_backend_conf_get_all = plain.rows("sm_backend_conf_get_all", backends, read_deleted="yes")
 
 
 # --- flavors ------------------------------------------------------------------------
@@ -114,10 +109,7 @@ async def sm_flavor_update(session: Session, context: RequestContext, sm_flavor_
     return await session.update(flavors, row, cols, checked=True, echo=values)
 
 
-@api
-async def sm_flavor_delete(session: Session, context: RequestContext,
-                           sm_flavor_id: Any) -> None:
-    await session.hard_delete_where(flavors, equals(flavors.c.id, sm_flavor_id))
+sm_flavor_delete = plain.destroy("sm_flavor_delete", flavors, hard=True)
 
 
 @api
@@ -126,9 +118,7 @@ async def sm_flavor_get(session: Session, context: RequestContext, sm_flavor_id:
                         _flavor_missing(sm_flavor_id))
 
 
-@api
-async def sm_flavor_get_all(session: Session, context: RequestContext) -> list[Row]:
-    return await session.all(context, flavors, read_deleted="yes")
+sm_flavor_get_all = plain.rows("sm_flavor_get_all", flavors, read_deleted="yes")
 
 
 @api
@@ -144,9 +134,7 @@ def _sm_volume_missing(volume_id: Any) -> str:
     return f"No sm_volume with id {volume_id}"
 
 
-@api
-async def sm_volume_create(session: Session, context: RequestContext, values: Any) -> Row:
-    return await session.insert(sm_volumes, values, echo=values)
+sm_volume_create = plain.create("sm_volume_create", sm_volumes)
 
 
 @api
@@ -159,9 +147,7 @@ async def sm_volume_update(session: Session, context: RequestContext, volume_id:
     return await session.update(sm_volumes, row, cols, checked=True, echo=values)
 
 
-@api
-async def sm_volume_delete(session: Session, context: RequestContext, volume_id: Any) -> None:
-    await session.hard_delete_where(sm_volumes, equals(sm_volumes.c.id, volume_id))
+sm_volume_delete = plain.destroy("sm_volume_delete", sm_volumes, hard=True)
 
 
 @api
@@ -170,6 +156,4 @@ async def sm_volume_get(session: Session, context: RequestContext, volume_id: An
                         _sm_volume_missing(volume_id))
 
 
-@api
-async def sm_volume_get_all(session: Session, context: RequestContext) -> list[Row]:
-    return await session.all(context, sm_volumes, read_deleted="yes")
+sm_volume_get_all = plain.rows("sm_volume_get_all", sm_volumes, read_deleted="yes")

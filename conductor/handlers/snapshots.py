@@ -8,7 +8,7 @@ from typing import Any
 from conductor.db.models import Snapshot
 from conductor.db.query import authorize_project, equals
 from conductor.db.session import Row, Session
-from conductor.handlers import api
+from conductor.handlers import api, plain
 from schemas import exceptions
 from schemas.context import RequestContext
 
@@ -36,15 +36,8 @@ async def snapshot_create(session: Session, context: RequestContext, values: Any
     return row
 
 
-@api
-async def snapshot_destroy(session: Session, context: RequestContext,
-                           snapshot_id: Any) -> None:
-    await session.soft_delete_where(Snapshot, equals(snapshots.c.id, snapshot_id))
-
-
-@api
-async def snapshot_get_all(session: Session, context: RequestContext) -> list[Row]:
-    return await session.all(context, Snapshot)
+snapshot_destroy = plain.destroy("snapshot_destroy", Snapshot)
+snapshot_get_all = plain.rows("snapshot_get_all", Snapshot)
 
 
 @api

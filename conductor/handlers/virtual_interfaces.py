@@ -10,10 +10,9 @@ from typing import Any
 from sqlalchemy import exc as sa_exc
 
 from conductor.db.models import VirtualInterface
-from conductor.db.query import equals
 from conductor.db.session import Row, Session
 from conductor.db.values import lookup_int
-from conductor.handlers import api
+from conductor.handlers import api, plain
 from conductor.handlers.instances import load_by_uuid
 from schemas import exceptions
 from schemas.context import RequestContext
@@ -51,18 +50,10 @@ async def virtual_interface_get(session: Session, context: RequestContext,
     return await session.get_by(context, VirtualInterface, "id", vif_id, read_deleted="yes")
 
 
-@api
-async def virtual_interface_get_by_address(session: Session, context: RequestContext,
-                                           address: Any) -> Row | None:
-    return await session.first(context, VirtualInterface, equals(vifs.c.address, address),
-                               read_deleted="yes")
-
-
-@api
-async def virtual_interface_get_by_uuid(session: Session, context: RequestContext,
-                                        vif_uuid: Any) -> Row | None:
-    return await session.first(context, VirtualInterface, equals(vifs.c.uuid, vif_uuid),
-                               read_deleted="yes")
+virtual_interface_get_by_address = plain.first("virtual_interface_get_by_address",
+                                               VirtualInterface, "address", read_deleted="yes")
+virtual_interface_get_by_uuid = plain.first("virtual_interface_get_by_uuid", VirtualInterface,
+                                            "uuid", read_deleted="yes")
 
 
 @api
@@ -73,14 +64,10 @@ async def virtual_interface_get_by_instance(session: Session, context: RequestCo
                              read_deleted="yes")
 
 
-@api
-async def virtual_interface_get_by_instance_and_network(session: Session,
-                                                        context: RequestContext,
-                                                        instance_id: Any,
-                                                        network_id: Any) -> Row | None:
-    return await session.first(context, VirtualInterface,
-                               equals(vifs.c.instance_uuid, instance_id),
-                               equals(vifs.c.network_id, network_id), read_deleted="yes")
+# instance_id is the instance's uuid here (Nova's name)
+virtual_interface_get_by_instance_and_network = plain.first(
+    "virtual_interface_get_by_instance_and_network", VirtualInterface, "instance_uuid",
+    "network_id", read_deleted="yes")
 
 
 @api
@@ -100,6 +87,5 @@ async def virtual_interface_delete_by_instance(session: Session, context: Reques
     await session.hard_delete_where(VirtualInterface, vifs.c.instance_uuid == uuid)
 
 
-@api
-async def virtual_interface_get_all(session: Session, context: RequestContext) -> list[Row]:
-    return await session.all(context, VirtualInterface, read_deleted="yes")
+virtual_interface_get_all = plain.rows("virtual_interface_get_all", VirtualInterface,
+                                       read_deleted="yes")

@@ -17,7 +17,7 @@ from conductor.db.models import IscsiTarget, Volume, VolumeMetadata
 from conductor.db.query import authorize_project, equals, not_deleted, require_uuid
 from conductor.db.session import Row, Session, rows_as_dict
 from conductor.db.values import convert
-from conductor.handlers import api
+from conductor.handlers import api, plain
 from schemas import exceptions
 from schemas.context import RequestContext
 
@@ -77,22 +77,10 @@ async def volume_create(session: Session, context: RequestContext, values: Any) 
     return await volume_get(session, context, cols["id"])
 
 
-@api
-async def volume_get_all(session: Session, context: RequestContext) -> list[Row]:
-    return await session.all(context, Volume, joins=JOINS)
-
-
-@api
-async def volume_get_all_by_host(session: Session, context: RequestContext,
-                                 host: Any) -> list[Row]:
-    return await session.all(context, Volume, equals(volumes.c.host, host), joins=JOINS)
-
-
-@api
-async def volume_get_all_by_instance_uuid(session: Session, context: RequestContext,
-                                          instance_uuid: Any) -> list[Row]:
-    return await session.all(context, Volume, equals(volumes.c.instance_uuid, instance_uuid),
-                             joins=JOINS, read_deleted="no")
+volume_get_all = plain.rows("volume_get_all", Volume, joins=JOINS)
+volume_get_all_by_host = plain.rows("volume_get_all_by_host", Volume, "host", joins=JOINS)
+volume_get_all_by_instance_uuid = plain.rows("volume_get_all_by_instance_uuid", Volume,
+                                             "instance_uuid", joins=JOINS, read_deleted="no")
 
 
 @api
