@@ -28,7 +28,7 @@ from conductor.db.models import (
 )
 from conductor.db.query import equals, not_deleted, one_of, require_uuid
 from conductor.db.session import Row, Session
-from conductor.db.values import convert, lookup_int
+from conductor.db.values import datetime_arg, lookup_int
 from conductor.handlers import api
 from conductor.handlers.ec2 import create_instance_mapping
 from conductor.handlers.instance_metadata import delete_info_cache, replace_metadata
@@ -40,7 +40,6 @@ from schemas.context import RequestContext
 instances = Instance.__table__
 groups = SecurityGroup.__table__
 links = SecurityGroupInstanceAssociation.__table__
-fixed_ips = FixedIp.__table__
 floating_ips = FloatingIp.__table__
 
 # What each family of functions returns nested (api-compute.md §1.6); every instance
@@ -190,19 +189,10 @@ async def instance_get_all(session: Session, context: RequestContext,
     return await session.all(context, Instance, joins=joins)
 
 
-def _datetime_arg(name: str, value: Any) -> dt.datetime | None:
-    if value is None:
-        return None
-    try:
-        return convert(instances, instances.c.launched_at, value)  # type: ignore[no-any-return]
-    except exceptions.InvalidInput:
-        raise exceptions.InvalidInput(
-            reason=f"{name} must be a datetime, got {type(value).__name__}") from None
-
-
 def _active_by_window(session: Session, context: RequestContext, begin: Any, end: Any,
                       project_id: Any, host: Any) -> Select[Any]:
-    start, stop = _datetime_arg("begin", begin), _datetime_arg("end", end)
+    start = datetime_arg("begin", instances.c.terminated_at, begin)
+    stop = datetime_arg("end", instances.c.launched_at, end)
     # Deleted rows always count: read_deleted is ignored (api-compute.md §3.6).
     stmt = session.query(context, Instance, read_deleted="yes")
     terminated = instances.c.terminated_at

@@ -5,7 +5,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import uuid as uuid_module
 from typing import Any
 
@@ -16,7 +15,7 @@ from conductor.db.base import utcnow
 from conductor.db.models import IscsiTarget, Volume, VolumeMetadata
 from conductor.db.query import authorize_project, equals, not_deleted, require_uuid
 from conductor.db.session import Row, Session, rows_as_dict
-from conductor.db.values import convert
+from conductor.db.values import datetime_arg
 from conductor.handlers import api, plain
 from schemas import exceptions
 from schemas.context import RequestContext
@@ -157,22 +156,13 @@ async def volume_data_get_for_project(session: Session, context: RequestContext,
     return (int(count or 0), int(gigabytes or 0))
 
 
-def _datetime_arg(name: str, value: Any) -> dt.datetime | None:
-    if value is None:
-        return None
-    try:
-        return convert(volumes, volumes.c.created_at, value)  # type: ignore[no-any-return]
-    except exceptions.InvalidInput:
-        raise exceptions.InvalidInput(
-            reason=f"{name} must be a datetime, got {type(value).__name__}") from None
-
-
 @api
 async def volume_get_active_by_window(session: Session, context: RequestContext, begin: Any,
                                       end: Any = None, project_id: Any = None) -> list[Row]:
     if project_id:
         session.own_project(context, project_id)
-    start, stop = _datetime_arg("begin", begin), _datetime_arg("end", end)
+    start = datetime_arg("begin", volumes.c.deleted_at, begin)
+    stop = datetime_arg("end", volumes.c.created_at, end)
     deleted_at = volumes.c.deleted_at
     # No deleted filter and no project scoping (§5.1); ``> NULL`` holds for no row.
     stmt = select(volumes).where(deleted_at.is_(None) if start is None
