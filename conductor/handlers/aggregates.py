@@ -12,6 +12,7 @@ from typing import Any
 
 from sqlalchemy import ColumnElement, Select, select
 
+from conductor.db.keyvalue import items_dict
 from conductor.db.models import Aggregate, AggregateHost, AggregateMetadata
 from conductor.db.query import deleted_filter, equals, not_deleted
 from conductor.db.session import Row, Session
@@ -191,8 +192,8 @@ async def aggregate_metadata_add(session: Session, context: RequestContext,
 async def aggregate_metadata_get(session: Session, context: RequestContext,
                                  aggregate_id: Any) -> dict[Any, Any]:
     row = await _aggregate(session, context, aggregate_id, ())
-    items = await session.all(context, AggregateMetadata, meta.c.aggregate_id == row["id"])
-    return {item["key"]: item["value"] for item in items}
+    return await items_dict(session, context, AggregateMetadata,
+                            meta.c.aggregate_id == row["id"])
 
 
 @api

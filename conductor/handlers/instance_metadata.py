@@ -21,14 +21,13 @@ from conductor.db.models import (
     InstanceSystemMetadata,
 )
 from conductor.db.query import deleted_filter, key_equals
-from conductor.db.session import Row, Session
+from conductor.db.session import Row, Session, rows_as_dict
 from conductor.db.values import lookup_text
 from conductor.handlers import api
 from schemas import exceptions
 from schemas.context import RequestContext
 
 instances = Instance.__table__
-caches = InstanceInfoCache.__table__
 user_meta = InstanceMetadata.__table__
 system_meta = InstanceSystemMetadata.__table__
 
@@ -69,11 +68,6 @@ async def replace_metadata(session: Session, context: RequestContext, table: Tab
     await keyvalue.merge(session, table, items, wanted, bool(delete))
 
 
-def _as_dict(items: list[Row]) -> dict[Any, Any]:
-    # Rows come in id order: with duplicate keys the highest id wins.
-    return {item["key"]: item["value"] for item in items}
-
-
 async def _delete_key(session: Session, context: RequestContext, table: Table,
                       instance_uuid: Any, key: Any, read_deleted: str | None) -> None:
     uuid_key, item_key = lookup_text(instance_uuid), lookup_text(key)
@@ -91,7 +85,8 @@ async def _delete_key(session: Session, context: RequestContext, table: Table,
 @api
 async def instance_metadata_get(session: Session, context: RequestContext,
                                 instance_uuid: Any) -> dict[Any, Any]:
-    return _as_dict(await _visible_items(session, context, user_meta, instance_uuid, "no"))
+    # id order: with duplicate keys the newest row wins
+    return rows_as_dict(await _visible_items(session, context, user_meta, instance_uuid, "no"))
 
 
 @api
@@ -112,7 +107,8 @@ async def instance_metadata_update(session: Session, context: RequestContext,
 @api
 async def instance_system_metadata_get(session: Session, context: RequestContext,
                                        instance_uuid: Any) -> dict[Any, Any]:
-    return _as_dict(await _visible_items(session, context, system_meta, instance_uuid, None))
+    return rows_as_dict(await _visible_items(session, context, system_meta, instance_uuid,
+                                             None))
 
 
 @api

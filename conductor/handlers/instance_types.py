@@ -2,30 +2,28 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy import ColumnElement, Select, exists, false, or_, select
 
-from conductor.db.keyvalue import with_specs_dict
+from conductor.db.keyvalue import (
+    TypeSpecs,
+    items_dict,
+    with_specs_dict,
+)
 from conductor.db.models import InstanceTypeExtraSpecs, InstanceTypeProjects, InstanceTypes
 from conductor.db.query import equals, not_deleted
-from conductor.db.session import Row, Session, rows_as_dict
+from conductor.db.session import Row, Session
 from conductor.db.values import check_value
-from conductor.handlers import api
+from conductor.handlers import api, plain
 from schemas import exceptions
 from schemas.context import RequestContext
 
 flavors = InstanceTypes.__table__
 specs = InstanceTypeExtraSpecs.__table__
 access = InstanceTypeProjects.__table__
+FLAVORS = TypeSpecs(InstanceTypes, InstanceTypeExtraSpecs, "instance_type_id")
 
-
-
-async def _flavor(session: Session, context: RequestContext, column: str, value: Any,
-                  missing: Callable[[], Exception]) -> Row:
-    return with_specs_dict(await session.get(context, InstanceTypes, column, value, missing,
-                                             ("extra_specs",)))
 
 
 @api
@@ -35,15 +33,14 @@ async def instance_type_get_by_flavor_id(session: Session, context: RequestConte
     def missing() -> Exception:
         return exceptions.FlavorNotFound(flavor_id=id)
     if specs_too:
-        return await _flavor(session, context, "flavorid", id, missing)
+        return with_specs_dict(await session.get(context, InstanceTypes, "flavorid", id,
+                                                 missing, ("extra_specs",)))
     return await session.get(context, InstanceTypes, "flavorid", id, missing)
 
 
-@api
-async def instance_type_get_by_name(session: Session, context: RequestContext,
-                                    name: Any) -> Row:
-    return await _flavor(session, context, "name", name,
-                         lambda: exceptions.InstanceTypeNotFoundByName(instance_type_name=name))
+instance_type_get_by_name = plain.get(
+    "instance_type_get_by_name", InstanceTypes, "name",
+    lambda name: exceptions.InstanceTypeNotFoundByName(instance_type_name=name), specs=True)
 
 
 async def _lock(session: Session, flavor: Row) -> None:
@@ -79,23 +76,7 @@ async def instance_type_create(session: Session, context: RequestContext, values
     for column, value in ((flavors.c.name, name), (flavors.c.flavorid, values["flavorid"])):
         if await session.row(visible.where(equals(column, value))) is not None:
             raise exceptions.InstanceTypeExists(name=name)  # keyed by name either way
-    given_specs = values.get("extra_specs") or {}
-    try:
-        if not isinstance(given_specs, dict):
-            raise exceptions.InvalidInput(reason="instance_types.extra_specs must be a dict "
-                                          "of key -> value")
-        cols = session.check(InstanceTypes, values, allowed_extra=("extra_specs",))
-        spec_rows = [session.check(InstanceTypeExtraSpecs, {"key": k, "value": v})
-                     for k, v in given_specs.items()]
-    except exceptions.InvalidInput as exc:
-        # Nova wraps everything that goes wrong while building the rows (§3.8 step 4).
-        raise exceptions.DBError(exc) from None
-    flavor = await session.insert(InstanceTypes, cols, checked=True, echo=values)
-    for spec in spec_rows:
-        await session.insert(InstanceTypeExtraSpecs,
-                             {**spec, "instance_type_id": flavor["id"]}, checked=True)
-    flavor["extra_specs"] = dict(given_specs)
-    return flavor
+    return await FLAVORS.insert(session, values)
 
 
 def _at_least(column: str, value: Any) -> ColumnElement[bool]:
@@ -129,19 +110,13 @@ async def instance_type_get_all(session: Session, context: RequestContext,
     return [with_specs_dict(r) for r in rows]
 
 
-@api
-async def instance_type_get(session: Session, context: RequestContext, id: Any) -> Row:
-    return await _flavor(session, context, "id", id,
-                         lambda: exceptions.InstanceTypeNotFound(instance_type_id=id))
+instance_type_get = plain.get(
+    "instance_type_get", InstanceTypes, "id",
+    lambda id: exceptions.InstanceTypeNotFound(instance_type_id=id), specs=True)
 
 
-@api
-async def instance_type_destroy(session: Session, context: RequestContext, name: Any) -> None:
-    flavor = await instance_type_get_by_name(session, context, name)
-    await session.soft_delete_where(InstanceTypes, flavors.c.id == flavor["id"])
-    # every spec row, deleted ones included, as Nova's unfiltered query does
-    await session.soft_delete_where(InstanceTypeExtraSpecs,
-                                    specs.c.instance_type_id == flavor["id"])
+instance_type_destroy = plain.destroy_found("instance_type_destroy", instance_type_get_by_name,
+                                            FLAVORS.destroy)
 
 
 @api
@@ -192,9 +167,9 @@ async def instance_type_access_remove(session: Session, context: RequestContext,
 @api
 async def instance_type_extra_specs_get(session: Session, context: RequestContext,
                                         flavor_id: Any) -> dict[str, Any]:
-    # ascending id: if a key has several rows, the newest one wins
-    rows = await session.rows(_live_specs(session, context, flavor_id).order_by(specs.c.id))
-    return rows_as_dict(rows)
+    return await items_dict(session, context, InstanceTypeExtraSpecs,
+                            specs.c.instance_type_id.in_(_live_flavor_ids(flavor_id)),
+                            read_deleted="no")
 
 
 @api

@@ -15,8 +15,9 @@ import inspect
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from conductor.db.keyvalue import with_specs_dict
 from conductor.db.query import equals, table_of
-from conductor.db.session import Joins, Session
+from conductor.db.session import Joins, Row, Session
 from conductor.handlers import Handler, api
 from schemas import catalog
 from schemas.context import RequestContext
@@ -89,13 +90,18 @@ def first(name: str, model: Any, *columns: str, missing: Missing | None = None,
 
 
 def get(name: str, model: Any, column: str, missing: Missing, joins: Joins = (), *,
-        read_deleted: str | None = None, project_only: Any = False) -> Handler:
+        read_deleted: str | None = None, project_only: Any = False,
+        specs: bool = False) -> Handler:
     """:meth:`Session.get`: the row a key argument names (None names none), or
-    ``missing``."""
+    ``missing``; with ``specs``, with its extra specs as ``{key: value}`` (flavors, volume
+    types)."""
+    joins = (*joins, "extra_specs") if specs else joins
+
     async def body(session: Session, context: RequestContext, args: dict[str, Any]) -> Any:
         (value,) = args.values()
-        return await session.get(context, model, column, value, lambda: missing(**args), joins,
-                                 read_deleted=read_deleted, project_only=project_only)
+        row = await session.get(context, model, column, value, lambda: missing(**args), joins,
+                                read_deleted=read_deleted, project_only=project_only)
+        return with_specs_dict(row) if specs else row
     return _declare(name, body)
 
 
@@ -106,6 +112,16 @@ def update(name: str, model: Any, lookup: Handler) -> Handler:
         key, values = args.values()
         row = await lookup(session, context, key)
         return await session.update(model, row, values, echo=values)
+    return _declare(name, body)
+
+
+def destroy_found(name: str, lookup: Handler,
+                  destroy: Callable[[Session, Row], Awaitable[None]]) -> Handler:
+    """The row ``lookup`` (a getter, with its not-found error) finds for the argument,
+    deleted by ``destroy``."""
+    async def body(session: Session, context: RequestContext, args: dict[str, Any]) -> None:
+        (key,) = args.values()
+        await destroy(session, await lookup(session, context, key))
     return _declare(name, body)
 
 

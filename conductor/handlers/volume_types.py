@@ -6,25 +6,27 @@ from typing import Any
 
 from sqlalchemy import Select
 
-from conductor.db.keyvalue import with_specs_dict
+from conductor.db.keyvalue import (
+    TypeSpecs,
+    items_dict,
+    with_specs_dict,
+)
 from conductor.db.models import VolumeTypeExtraSpecs, VolumeTypes
 from conductor.db.query import equals, not_deleted
-from conductor.db.session import Row, Session, rows_as_dict
-from conductor.handlers import api
+from conductor.db.session import Row, Session
+from conductor.handlers import api, plain
 from schemas import exceptions
 from schemas.context import RequestContext
 
 types = VolumeTypes.__table__
 specs = VolumeTypeExtraSpecs.__table__
+TYPES = TypeSpecs(VolumeTypes, VolumeTypeExtraSpecs, "volume_type_id")
 
 
 
-@api
-async def volume_type_get_by_name(session: Session, context: RequestContext,
-                                  name: Any) -> Row:
-    return with_specs_dict(await session.get(
-        context, VolumeTypes, "name", name,
-        lambda: exceptions.VolumeTypeNotFoundByName(volume_type_name=name), ("extra_specs",)))
+volume_type_get_by_name = plain.get(
+    "volume_type_get_by_name", VolumeTypes, "name",
+    lambda name: exceptions.VolumeTypeNotFoundByName(volume_type_name=name), specs=True)
 
 
 def _live_specs(session: Session, context: RequestContext, volume_type_id: Any) -> Select[Any]:
@@ -45,23 +47,7 @@ async def volume_type_create(session: Session, context: RequestContext, values: 
     visible = session.query(context, VolumeTypes).where(equals(types.c.name, name)).limit(1)
     if await session.row(visible) is not None:
         raise exceptions.VolumeTypeExists(name=name)
-    given_specs = values.get("extra_specs") or {}
-    try:
-        if not isinstance(given_specs, dict):
-            raise exceptions.InvalidInput(reason="volume_types.extra_specs must be a dict "
-                                          "of key -> value")
-        cols = session.check(VolumeTypes, values, allowed_extra=("extra_specs",))
-        spec_rows = [session.check(VolumeTypeExtraSpecs, {"key": k, "value": v})
-                     for k, v in given_specs.items()]
-    except exceptions.InvalidInput as exc:
-        # Nova wraps whatever goes wrong while building the rows (§5.3).
-        raise exceptions.DBError(exc) from None
-    volume_type = await session.insert(VolumeTypes, cols, checked=True, echo=values)
-    for spec in spec_rows:
-        await session.insert(VolumeTypeExtraSpecs,
-                             {**spec, "volume_type_id": volume_type["id"]}, checked=True)
-    volume_type["extra_specs"] = dict(given_specs)
-    return volume_type
+    return await TYPES.insert(session, values)
 
 
 @api
@@ -74,28 +60,20 @@ async def volume_type_get_all(session: Session, context: RequestContext,
     return {row["name"]: with_specs_dict(row) for row in rows}
 
 
-@api
-async def volume_type_get(session: Session, context: RequestContext, id: Any) -> Row:
-    return with_specs_dict(await session.get(
-        context, VolumeTypes, "id", id,
-        lambda: exceptions.VolumeTypeNotFound(volume_type_id=id), ("extra_specs",)))
+volume_type_get = plain.get(
+    "volume_type_get", VolumeTypes, "id",
+    lambda id: exceptions.VolumeTypeNotFound(volume_type_id=id), specs=True)
 
 
-@api
-async def volume_type_destroy(session: Session, context: RequestContext, name: Any) -> None:
-    volume_type = await volume_type_get_by_name(session, context, name)
-    await session.soft_delete_where(VolumeTypes, types.c.id == volume_type["id"])
-    # every spec row, deleted ones included, as Nova's unfiltered bulk update does
-    await session.soft_delete_where(VolumeTypeExtraSpecs,
-                                    specs.c.volume_type_id == volume_type["id"])
+volume_type_destroy = plain.destroy_found("volume_type_destroy", volume_type_get_by_name,
+                                          TYPES.destroy)
 
 
 @api
 async def volume_type_extra_specs_get(session: Session, context: RequestContext,
                                       volume_type_id: Any) -> dict[Any, Any]:
-    # id order: if a key has several rows, the newest one wins
-    rows = await session.rows(_live_specs(session, context, volume_type_id).order_by(specs.c.id))
-    return rows_as_dict(rows)
+    return await items_dict(session, context, VolumeTypeExtraSpecs,
+                            equals(specs.c.volume_type_id, volume_type_id), read_deleted="no")
 
 
 @api

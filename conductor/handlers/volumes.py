@@ -14,7 +14,7 @@ from conductor.db import keyvalue
 from conductor.db.base import utcnow
 from conductor.db.models import IscsiTarget, Volume, VolumeMetadata
 from conductor.db.query import authorize_project, equals, not_deleted, require_uuid
-from conductor.db.session import Row, Session, rows_as_dict
+from conductor.db.session import Row, Session
 from conductor.db.values import datetime_arg
 from conductor.handlers import api, plain
 from schemas import exceptions
@@ -180,10 +180,8 @@ async def volume_get_active_by_window(session: Session, context: RequestContext,
 async def volume_metadata_get(session: Session, context: RequestContext,
                               volume_id: Any) -> dict[Any, Any]:
     volume = await volume_get(session, context, volume_id, joins=())
-    # id order: with duplicate keys the newest row wins
-    return rows_as_dict(await session.all(context, VolumeMetadata,
-                                          volume_meta.c.volume_id == volume["id"],
-                                          read_deleted="no"))
+    return await keyvalue.items_dict(session, context, VolumeMetadata,
+                                     volume_meta.c.volume_id == volume["id"], read_deleted="no")
 
 
 @api
