@@ -114,24 +114,23 @@ async def database_snapshot_get_by_provider_id(session: Session, context: Reques
 
 
 def _filters(filters: Any) -> list[ColumnElement[bool]]:
-    if filters is None:
-        return []
-    if not isinstance(filters, dict):
+    if filters is not None and not isinstance(filters, dict):
         raise exceptions.InvalidInput(reason="filters must be a dict")
-    out = []
-    for key, value in filters.items():
-        if key in ("create_time_after", "create_time_before"):
-            moment = _moment(key, value)
-            out.append(snapshots.c.create_time >= moment if key == "create_time_after"
-                       else snapshots.c.create_time < moment)
-            continue
-        column = snapshots.c.get(key) if isinstance(key, str) else None
-        if column is None:
-            raise exceptions.InvalidInput(reason=f"database_snapshots has no column {key!r} "
-                                          f"to filter on")
-        values = value if isinstance(value, (list, tuple, set, frozenset)) else [value]
-        out.append(one_of(column, values))
-    return out
+    return [_filter(key, value) for key, value in (filters or {}).items()]
+
+
+def _filter(key: Any, value: Any) -> ColumnElement[bool]:
+    if key in ("create_time_after", "create_time_before"):
+        moment = _moment(key, value)
+        bound: ColumnElement[bool] = (snapshots.c.create_time >= moment
+                                      if key == "create_time_after"
+                                      else snapshots.c.create_time < moment)
+        return bound
+    column = snapshots.c.get(key) if isinstance(key, str) else None
+    if column is None:
+        raise exceptions.InvalidInput(reason=f"database_snapshots has no column {key!r} "
+                                      f"to filter on")
+    return one_of(column, value if isinstance(value, (list, tuple, set, frozenset)) else [value])
 
 
 def _moment(key: str, value: Any) -> Any:

@@ -29,7 +29,6 @@ from schemas.context import RequestContext
 groups = SecurityGroup.__table__
 links = SecurityGroupInstanceAssociation.__table__
 rules = SecurityGroupIngressRule.__table__
-fw_rules = ProviderFirewallRule.__table__
 instances = Instance.__table__
 
 # What the firewall drivers walk: rule['grantee_group']['instances'][i]['instance_type'].
