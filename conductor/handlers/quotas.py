@@ -24,10 +24,7 @@ from conductor.handlers import api
 from schemas import exceptions
 from schemas.context import RequestContext
 
-quotas = Quota.__table__
 classes = QuotaClass.__table__
-usages = QuotaUsage.__table__
-reservations = Reservation.__table__
 
 
 def project_rows(session: Session, context: RequestContext, model: Any,
@@ -169,7 +166,7 @@ async def _usage(session: Session, context: RequestContext, project_id: Any,
 
 async def with_total(session: Session, row: Row) -> Row:
     """The usage row with its computed ``total`` (models.md §1.2), after a write."""
-    await session.load(usages, [row])
+    await session.load(QuotaUsage, [row])
     return row
 
 
