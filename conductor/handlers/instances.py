@@ -26,7 +26,7 @@ from conductor.db.models import (
     SecurityGroup,
     SecurityGroupInstanceAssociation,
 )
-from conductor.db.query import equals, not_deleted, one_of, require_uuid
+from conductor.db.query import equals, key_equals, not_deleted, one_of, require_uuid
 from conductor.db.session import Row, Session
 from conductor.db.values import datetime_arg, lookup_int
 from conductor.handlers import api
@@ -40,7 +40,6 @@ from schemas.context import RequestContext
 instances = Instance.__table__
 groups = SecurityGroup.__table__
 links = SecurityGroupInstanceAssociation.__table__
-floating_ips = FloatingIp.__table__
 
 # What each family of functions returns nested (api-compute.md §1.6); every instance
 # result also carries system_metadata (declared with the table).
@@ -268,9 +267,9 @@ async def instance_get_floating_address(session: Session, context: RequestContex
         context, FixedIp, "instance_uuid", instance["uuid"],
         lambda: exceptions.FixedIpNotFoundForInstance(instance_uuid=instance["uuid"]),
         read_deleted="no")
-    return await session.scalar(  # type: ignore[no-any-return]
-        session.query(context, FloatingIp).where(floating_ips.c.fixed_ip_id == fixed["id"])
-        .order_by(floating_ips.c.id).limit(1).with_only_columns(floating_ips.c.address))
+    floating = await session.first(context, FloatingIp,
+                                   FloatingIp.__table__.c.fixed_ip_id == fixed["id"], bare=True)
+    return None if floating is None else floating["address"]
 
 
 @api
@@ -452,9 +451,6 @@ async def instance_add_security_group(session: Session, context: RequestContext,
 async def instance_remove_security_group(session: Session, context: RequestContext,
                                          instance_id: Any, security_group_id: Any) -> None:
     instance = await load_by_uuid(session, context, instance_id, (), bare=True)
-    key = lookup_int(security_group_id)
-    if key is None:
-        return
     await session.soft_delete_where(SecurityGroupInstanceAssociation,
                                     links.c.instance_uuid == instance["uuid"],
-                                    links.c.security_group_id == key)
+                                    key_equals(links.c.security_group_id, security_group_id))
