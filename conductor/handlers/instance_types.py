@@ -23,7 +23,10 @@ flavors = InstanceTypes.__table__
 specs = InstanceTypeExtraSpecs.__table__
 access = InstanceTypeProjects.__table__
 FLAVORS = TypeSpecs(InstanceTypes, InstanceTypeExtraSpecs, "instance_type_id")
-
+instance_type_get, instance_type_get_by_name, instance_type_destroy = plain.type_lookups(
+    FLAVORS, "instance_type",
+    by_id=lambda id: exceptions.InstanceTypeNotFound(instance_type_id=id),
+    by_name=lambda name: exceptions.InstanceTypeNotFoundByName(instance_type_name=name))
 
 
 @api
@@ -36,11 +39,6 @@ async def instance_type_get_by_flavor_id(session: Session, context: RequestConte
         return with_specs_dict(await session.get(context, InstanceTypes, "flavorid", id,
                                                  missing, ("extra_specs",)))
     return await session.get(context, InstanceTypes, "flavorid", id, missing)
-
-
-instance_type_get_by_name = plain.get(
-    "instance_type_get_by_name", InstanceTypes, "name",
-    lambda name: exceptions.InstanceTypeNotFoundByName(instance_type_name=name), specs=True)
 
 
 async def _lock(session: Session, flavor: Row) -> None:
@@ -108,15 +106,6 @@ async def instance_type_get_all(session: Session, context: RequestContext,
         stmt = stmt.where(cond)
     rows = await session.rows(stmt.order_by(flavors.c.name, flavors.c.id), ("extra_specs",))
     return [with_specs_dict(r) for r in rows]
-
-
-instance_type_get = plain.get(
-    "instance_type_get", InstanceTypes, "id",
-    lambda id: exceptions.InstanceTypeNotFound(instance_type_id=id), specs=True)
-
-
-instance_type_destroy = plain.destroy_found("instance_type_destroy", instance_type_get_by_name,
-                                            FLAVORS.destroy)
 
 
 @api

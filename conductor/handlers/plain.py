@@ -15,9 +15,9 @@ import inspect
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from conductor.db.keyvalue import with_specs_dict
+from conductor.db.keyvalue import TypeSpecs, with_specs_dict
 from conductor.db.query import equals, table_of
-from conductor.db.session import Joins, Row, Session
+from conductor.db.session import Joins, Session
 from conductor.handlers import Handler, api
 from schemas import catalog
 from schemas.context import RequestContext
@@ -115,14 +115,19 @@ def update(name: str, model: Any, lookup: Handler) -> Handler:
     return _declare(name, body)
 
 
-def destroy_found(name: str, lookup: Handler,
-                  destroy: Callable[[Session, Row], Awaitable[None]]) -> Handler:
-    """The row ``lookup`` (a getter, with its not-found error) finds for the argument,
-    deleted by ``destroy``."""
-    async def body(session: Session, context: RequestContext, args: dict[str, Any]) -> None:
-        (key,) = args.values()
-        await destroy(session, await lookup(session, context, key))
-    return _declare(name, body)
+def type_lookups(family: TypeSpecs, prefix: str, by_id: Missing,
+                 by_name: Missing) -> tuple[Handler, Handler, Handler]:
+    """``<prefix>_get`` (by id) and ``<prefix>_get_by_name``, with the row's extra specs
+    as ``{key: value}``, and ``<prefix>_destroy`` (by name: the type and all its specs
+    soft-deleted): the functions Nova wrote alike for flavors and volume types."""
+    named = get(f"{prefix}_get_by_name", family.model, "name", by_name, specs=True)
+
+    async def destroy(session: Session, context: RequestContext, args: dict[str, Any]) -> None:
+        (type_name,) = args.values()
+        await family.destroy(session, await named(session, context, type_name))
+
+    return (get(f"{prefix}_get", family.model, "id", by_id, specs=True), named,
+            _declare(f"{prefix}_destroy", destroy))
 
 
 def destroy(name: str, model: Any, column: str = "id", *, hard: bool = False) -> Handler:

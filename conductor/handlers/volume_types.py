@@ -21,12 +21,10 @@ from schemas.context import RequestContext
 types = VolumeTypes.__table__
 specs = VolumeTypeExtraSpecs.__table__
 TYPES = TypeSpecs(VolumeTypes, VolumeTypeExtraSpecs, "volume_type_id")
-
-
-
-volume_type_get_by_name = plain.get(
-    "volume_type_get_by_name", VolumeTypes, "name",
-    lambda name: exceptions.VolumeTypeNotFoundByName(volume_type_name=name), specs=True)
+volume_type_get, volume_type_get_by_name, volume_type_destroy = plain.type_lookups(
+    TYPES, "volume_type",
+    by_id=lambda id: exceptions.VolumeTypeNotFound(volume_type_id=id),
+    by_name=lambda name: exceptions.VolumeTypeNotFoundByName(volume_type_name=name))
 
 
 def _live_specs(session: Session, context: RequestContext, volume_type_id: Any) -> Select[Any]:
@@ -58,15 +56,6 @@ async def volume_type_get_all(session: Session, context: RequestContext,
         .order_by(types.c.name, types.c.id), ("extra_specs",))
     # name order: with duplicate names the last row read wins
     return {row["name"]: with_specs_dict(row) for row in rows}
-
-
-volume_type_get = plain.get(
-    "volume_type_get", VolumeTypes, "id",
-    lambda id: exceptions.VolumeTypeNotFound(volume_type_id=id), specs=True)
-
-
-volume_type_destroy = plain.destroy_found("volume_type_destroy", volume_type_get_by_name,
-                                          TYPES.destroy)
 
 
 @api
