@@ -13,7 +13,7 @@ from typing import Any
 from sqlalchemy import Select, false, func, insert, update
 
 from conductor.db.base import utcnow
-from conductor.db.models import FixedIp, FloatingIp, Instance
+from conductor.db.models import FixedIp, FloatingIp
 from conductor.db.query import (
     authorize_project,
     deleted_filter,
@@ -28,7 +28,6 @@ from schemas.context import RequestContext
 
 floating = FloatingIp.__table__
 fixed = FixedIp.__table__
-instances = Instance.__table__
 
 _DESTROY_CHUNK = 256  # addresses per UPDATE in floating_ip_bulk_destroy (spec §3.1)
 
