@@ -258,6 +258,14 @@ class Session:
             raise missing()
         return row
 
+    async def pick(self, stmt: Any, exhausted: Callable[[], Exception],
+                   joins: Joins = ()) -> Row:
+        """A pool pick (api-compute.md §1.10): the first row of ``stmt`` (callers order
+        it), locked ``FOR UPDATE SKIP LOCKED`` so that concurrent callers each get the next
+        free row instead of all waiting for one, or ``exhausted()`` when none is free."""
+        return await self.one(stmt.limit(1).with_for_update(skip_locked=True), exhausted,
+                              joins)
+
     def _get_by_statement(self, table: Table, col: Any, is_null: bool, mode: str,
                           scope: ProjectOnly, mine: bool, joins: Joins, lock: bool,
                           bare: bool) -> tuple[Any, ...]:

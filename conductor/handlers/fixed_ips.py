@@ -105,14 +105,11 @@ async def fixed_ip_associate_pool(session: Session, context: RequestContext, net
                                   instance_uuid: Any = None, host: Any = None) -> Any:
     if instance_uuid:
         _require_uuid(instance_uuid)
-    # A pool pick: skip rows other callers hold, so they get the next free one (§1.10).
-    row = await session.row(
+    row = await session.pick(
         session.query(context, FixedIp, read_deleted="no")
         .where(_network_or_none(network_id), fixed_ips.c.reserved == false(),
                fixed_ips.c.instance_uuid.is_(None), fixed_ips.c.host.is_(None))
-        .order_by(fixed_ips.c.id).limit(1).with_for_update(skip_locked=True))
-    if row is None:
-        raise exceptions.NoMoreFixedIps()
+        .order_by(fixed_ips.c.id), exceptions.NoMoreFixedIps)
     values: dict[str, Any] = {}
     if row["network_id"] is None:
         values["network_id"] = network_id

@@ -32,10 +32,6 @@ fixed = FixedIp.__table__
 _DESTROY_CHUNK = 256  # addresses per UPDATE in floating_ip_bulk_destroy (spec §3.1)
 
 
-def _first(stmt: Select[Any], table: Any = floating) -> Select[Any]:
-    return stmt.order_by(table.c.id).limit(1)
-
-
 # --- lookups with the owner checks of §1.2.3 ---------------------------------------------
 
 @api
@@ -44,8 +40,9 @@ async def floating_ip_get_by_address(session: Session, context: RequestContext,
     # the entry's owner check answers NotAuthorized for another project's address
     # (api-compute.md §1.1 "Isolation": an entry's own check stands), so this lookup
     # is not isolated: the check below is stricter than isolation's not-found
-    row = await session.one(_first(model_query(context, FloatingIp)
-                                   .where(equals(floating.c.address, address))),
+    row = await session.one(model_query(context, FloatingIp)
+                            .where(equals(floating.c.address, address))
+                            .order_by(floating.c.id).limit(1),
                             lambda: exceptions.FloatingIpNotFoundForAddress(address=address))
     if row["project_id"] is not None:  # an unallocated address is anyone's
         authorize_project(context, row["project_id"])
@@ -115,15 +112,10 @@ floating_ip_get_by_fixed_ip_id = plain.rows("floating_ip_get_by_fixed_ip_id", Fl
 async def floating_ip_allocate_address(session: Session, context: RequestContext,
                                        project_id: Any, pool: Any) -> Any:
     authorize_project(context, project_id)
-    # A pool pick: skip rows other allocations hold, so concurrent callers get the next
-    # free address instead of the same one or a spurious NoMoreFloatingIps (§1.10).
-    row = await session.row(
-        _first(_live(session, context).where(floating.c.fixed_ip_id.is_(None),
-                                    floating.c.project_id.is_(None),
-                                    equals(floating.c.pool, pool)))
-        .with_for_update(skip_locked=True))
-    if row is None:
-        raise exceptions.NoMoreFloatingIps()
+    row = await session.pick(_live(session, context)
+                             .where(floating.c.fixed_ip_id.is_(None),
+                                    floating.c.project_id.is_(None), equals(floating.c.pool, pool))
+                             .order_by(floating.c.id), exceptions.NoMoreFloatingIps)
     await session.update(FloatingIp, row, {"project_id": project_id})
     return row["address"]
 

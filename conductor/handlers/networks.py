@@ -58,11 +58,10 @@ async def _associate(session: Session, context: RequestContext, project_id: Any,
     free = _live().where(networks.c.project_id.is_(None)).order_by(networks.c.id).limit(1)
     if network_id is not None:
         # A named network is an exact row: wait for a competitor, then re-check it.
-        network = await session.row(free.where(_id_is(network_id)).with_for_update())
+        network = await session.one(free.where(_id_is(network_id)), exceptions.NoMoreNetworks,
+                                    lock=True)
     else:
-        network = await session.row(free.with_for_update(skip_locked=True))
-    if network is None:
-        raise exceptions.NoMoreNetworks()
+        network = await session.pick(free, exceptions.NoMoreNetworks)
     return await session.update(Network, network, {"project_id": project_id})
 
 
