@@ -9,9 +9,8 @@ from __future__ import annotations
 from typing import Any
 
 from conductor.db.models import Console, ConsolePool
-from conductor.db.query import equals
+from conductor.db.query import equals, key_equals
 from conductor.db.session import Row, Session
-from conductor.db.values import lookup_int
 from conductor.handlers import api, plain
 from schemas import exceptions
 from schemas.context import RequestContext
@@ -41,17 +40,15 @@ console_get_all_by_instance = plain.rows("console_get_all_by_instance", Console,
 @api
 async def console_get(session: Session, context: RequestContext, console_id: Any,
                       instance_uuid: Any = None) -> Row:
-    key = lookup_int(console_id)
-    row = None
-    if key is not None:
-        stmt = session.query(context, Console, read_deleted="yes").where(consoles.c.id == key)
-        if instance_uuid is not None:
-            stmt = stmt.where(equals(consoles.c.instance_uuid, instance_uuid))
-        row = await session.row(stmt, ("pool",))
-    if row is None:
+    where = [key_equals(consoles.c.id, console_id)]
+    if instance_uuid is not None:
+        where.append(equals(consoles.c.instance_uuid, instance_uuid))
+
+    def missing() -> Exception:
         # the filter applies for any non-None uuid, the error names it only when truthy
         if instance_uuid:
-            raise exceptions.ConsoleNotFoundForInstance(console_id=console_id,
-                                                        instance_uuid=instance_uuid)
-        raise exceptions.ConsoleNotFound(console_id=console_id)
-    return row
+            return exceptions.ConsoleNotFoundForInstance(console_id=console_id,
+                                                         instance_uuid=instance_uuid)
+        return exceptions.ConsoleNotFound(console_id=console_id)
+    return await session.first(context, Console, *where, joins=("pool",), read_deleted="yes",
+                               missing=missing)

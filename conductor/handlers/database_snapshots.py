@@ -102,15 +102,10 @@ async def database_snapshot_get_by_provider_id(session: Session, context: Reques
                                                region_name: Any, snapshot_id: Any) -> Row:
     given = {"organization_service_id": organization_service_id,
              "region_name": region_name, "snapshot_id": snapshot_id}
-    wanted = {k: lookup_value(snapshots.c[k], v) for k, v in given.items()}
-    row = None
-    if NO_MATCH not in wanted.values() and None not in wanted.values():
-        row = await session.row(session.query(context, DatabaseSnapshot, read_deleted="no")
-                                .where(*(snapshots.c[k] == v for k, v in wanted.items())))
-    if row is None:
-        raise exceptions.DatabaseSnapshotNotFound(
-            resource_id=f"{organization_service_id}/{region_name}/{snapshot_id}")
-    return row
+    return await session.first(
+        context, DatabaseSnapshot, *(key_equals(snapshots.c[k], v) for k, v in given.items()),
+        read_deleted="no", missing=lambda: exceptions.DatabaseSnapshotNotFound(
+            resource_id=f"{organization_service_id}/{region_name}/{snapshot_id}"))
 
 
 def _filters(filters: Any) -> list[ColumnElement[bool]]:
