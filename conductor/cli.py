@@ -28,9 +28,28 @@ def _common(p: argparse.ArgumentParser, *, amqp: bool = True, db: bool = True) -
         p.add_argument("--topic", default=None,
                        help=f"queue the conductor consumes (env CONDUCTOR_TOPIC; default "
                             f"{DEFAULTS.topic})")
+        p.add_argument("--amqp-ca-file", metavar="FILE", default=None,
+                       help="amqps:// only: the CA the broker's certificate must chain to "
+                            "(env CONDUCTOR_AMQP_CA_FILE; default: the system's CAs)")
+        p.add_argument("--amqp-cert-file", metavar="FILE", default=None,
+                       help="amqps:// only: our client certificate "
+                            "(env CONDUCTOR_AMQP_CERT_FILE)")
+        p.add_argument("--amqp-key-file", metavar="FILE", default=None,
+                       help="the client certificate's key (env CONDUCTOR_AMQP_KEY_FILE)")
+        p.add_argument("--amqp-auth", choices=["plain", "external"], default=None,
+                       help="plain: the URL's user and password (default); external: log "
+                            "in with the client certificate (env CONDUCTOR_AMQP_AUTH)")
+        p.add_argument("--amqp-password-file", metavar="FILE", default=None,
+                       help="the broker password, first line of FILE, replacing the URL's "
+                            "(env CONDUCTOR_AMQP_PASSWORD_FILE, or the password itself in "
+                            "CONDUCTOR_AMQP_PASSWORD)")
     if db:
         p.add_argument("--db-url", default=None,
                        help=f"database URL (env CONDUCTOR_DB_URL; default {DEFAULTS.db_url})")
+        p.add_argument("--db-password-file", metavar="FILE", default=None,
+                       help="the database password, first line of FILE, replacing the "
+                            "URL's (env CONDUCTOR_DB_PASSWORD_FILE, or the password itself "
+                            "in CONDUCTOR_DB_PASSWORD)")
     p.add_argument("--log-level", default=os.environ.get("CONDUCTOR_LOG_LEVEL") or "INFO")
 
 
@@ -122,7 +141,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    _resolve_sources(args)
+    try:
+        settings = _resolve_sources(args)
+    except ValueError as exc:
+        print(f"conductor: {logs.redact(str(exc))}", file=sys.stderr)
+        return 2
+    # Whatever a library puts in a log line, these never reach the output.
+    logs.hide(*settings.secrets())
     log_format = getattr(args, "log_format", None) or \
         os.environ.get("CONDUCTOR_LOG_FORMAT") or "text"
     logs.configure(log_format, args.log_level.upper())
@@ -130,7 +155,7 @@ def main(argv: list[str] | None = None) -> int:
         # The start-up schema check goes through Alembic, which is chatty at INFO.
         logging.getLogger("alembic").setLevel(logging.WARNING)
     if args.command == "serve":
-        return _serve(args)
+        return _serve(args, settings)
     if args.command == "db":
         return _db(args)
     if args.command == "call":
@@ -140,15 +165,27 @@ def main(argv: list[str] | None = None) -> int:
     return _coverage(args)
 
 
-def _resolve_sources(args: argparse.Namespace) -> None:
-    """Fill the broker, database and topic flags not given from the environment."""
-    names = [n for n in ("amqp_url", "db_url", "topic") if hasattr(args, n)]
-    resolved = from_sources({n: getattr(args, n) for n in names})
-    for name in names:
-        setattr(args, name, getattr(resolved, name))
+# The connection flags of every command (_common), by their Settings names.
+_TLS_AND_SECRETS = ("amqp_ca_file", "amqp_cert_file", "amqp_key_file", "amqp_auth",
+                    "amqp_password_file", "db_password_file")
+_CONNECTION = ("amqp_url", "db_url", "topic", *_TLS_AND_SECRETS)
 
 
-def _serve(args: argparse.Namespace) -> int:
+def _resolve_sources(args: argparse.Namespace) -> Settings:
+    """The settings, built once (password files are read here and nowhere else); the
+    broker, database and topic flags are set to the complete values."""
+    if args.command == "serve":
+        resolved = serve_settings(args)
+    else:
+        resolved = from_sources({n: getattr(args, n) for n in _CONNECTION
+                                 if hasattr(args, n)})
+    for name in ("amqp_url", "db_url", "topic"):
+        if hasattr(args, name):
+            setattr(args, name, getattr(resolved, name))
+    return resolved
+
+
+def _serve(args: argparse.Namespace, settings: Settings) -> int:
     if args.workers > 1:
         return _serve_workers(args)
     try:
@@ -160,7 +197,7 @@ def _serve(args: argparse.Namespace) -> int:
     from conductor.app import run
 
     try:
-        return asyncio.run(run(serve_settings(args)))
+        return asyncio.run(run(settings))
     except KeyboardInterrupt:
         return 0
 
@@ -176,7 +213,8 @@ def serve_settings(args: argparse.Namespace) -> Settings:
         "policy_file": args.policy, "isolation": args.isolation,
         "metrics_port": _worker_port(args.metrics_port),
         "metrics_host": args.metrics_host, "log_format": args.log_format,
-        "slow_call_ms": args.slow_call_ms, "debug": args.debug})
+        "slow_call_ms": args.slow_call_ms, "debug": args.debug,
+        **{n: getattr(args, n) for n in _TLS_AND_SECRETS}})
 
 
 def _worker_port(port: int | None) -> int | None:
