@@ -144,7 +144,11 @@ def _write_node_files(d: Path, port: int, client_name: str) -> None:
         f"load_definitions = {d / 'definitions.json'}",
         ""]))
     (d / "enabled_plugins").write_text("[rabbitmq_auth_mechanism_ssl].\n")
-    everything = {"vhost": "/", "configure": ".*", "write": ".*", "read": ".*"}
+    # What deploy/rabbitmq/users.sh grants: a conductor its topic's queues and exchanges,
+    # a compute node publishing to the default exchange only.
+    conductor = {"vhost": "/", "configure": "^conductor.*",
+                 "write": "^(conductor.*|amq\\.default)$", "read": "^conductor.*"}
+    compute = {"vhost": "/", "configure": "^$", "write": "^amq\\.default$", "read": "^$"}
     (d / "definitions.json").write_text(json.dumps({
         "users": [
             {"name": CONDUCTOR_USER, "password_hash": password_hash(CONDUCTOR_PASSWORD),
@@ -153,8 +157,8 @@ def _write_node_files(d: Path, port: int, client_name: str) -> None:
             {"name": client_name, "password_hash": "",
              "hashing_algorithm": "rabbit_password_hashing_sha256", "tags": []}],
         "vhosts": [{"name": "/"}],
-        "permissions": [{"user": CONDUCTOR_USER, **everything},
-                        {"user": client_name, **everything}]}))
+        "permissions": [{"user": CONDUCTOR_USER, **conductor},
+                        {"user": client_name, **compute}]}))
     (d / "conductor.password").write_text(CONDUCTOR_PASSWORD + "\n")
     (d / ".erlang.cookie").write_text(secrets.token_hex(16))
     (d / ".erlang.cookie").chmod(0o400)

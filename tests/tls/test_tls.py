@@ -5,6 +5,7 @@ PostgreSQL; and what a refused certificate or password looks like, never showing
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 import secrets
 import subprocess
@@ -22,6 +23,10 @@ from schemas.context import get_admin_context
 from tests.tls.conftest import CONDUCTOR_PASSWORD, TLSNode
 
 START_WITHIN = 60.0
+# aio-pika leaves a Connection.close() coroutine unawaited when a login or handshake is
+# refused (a library's garbage, not ours); the tests that cause it collect it themselves.
+refused_connection = pytest.mark.filterwarnings(
+    "ignore::pytest.PytestUnraisableExceptionWarning")
 
 
 def _forms(secret: str) -> list[str]:
@@ -98,16 +103,19 @@ async def test_a_conductor_on_amqps_answers_a_client_logged_in_with_its_certific
     _assert_hidden(output, CONDUCTOR_PASSWORD)
 
 
+@refused_connection
 async def test_a_client_that_does_not_trust_the_brokers_ca_fails_at_once(
         tls_node: TLSNode, topic: str) -> None:
     db = _certificate_client(tls_node, topic, tls_node.other_ca_file)
     with pytest.raises(exceptions.ConnectionLost) as raised:
         # Bounded: a refused certificate must be an error, not a wait for the timeout.
         await asyncio.wait_for(db.connect(), 10)
+    gc.collect()
     assert "CERTIFICATE_VERIFY_FAILED" in str(raised.value)
     assert f"amqps://127.0.0.1:{tls_node.port}/" in str(raised.value)
 
 
+@refused_connection
 async def test_a_client_certificate_the_broker_does_not_know_is_refused(
         tls_node: TLSNode, topic: str) -> None:
     # Signed by the node's CA, so TLS accepts it, but its CN is no broker user.
@@ -117,6 +125,7 @@ async def test_a_client_certificate_the_broker_does_not_know_is_refused(
                          external=True, user_id="stranger")
     with pytest.raises(exceptions.ConnectionLost) as raised:
         await asyncio.wait_for(db.connect(), 10)
+    gc.collect()
     assert "ACCESS_REFUSED" in str(raised.value)
 
 
@@ -133,6 +142,7 @@ async def test_a_wrong_password_stops_the_conductor_without_showing_it(
     _assert_hidden(proc.stdout + proc.stderr, password)
 
 
+@refused_connection
 async def test_a_client_with_a_wrong_password_is_told_without_it(
         tls_node: TLSNode, topic: str, wrong_password_file: tuple[str, str],
         caplog: pytest.LogCaptureFixture) -> None:
@@ -141,6 +151,7 @@ async def test_a_client_with_a_wrong_password_is_told_without_it(
                          ca_file=tls_node.ca_file, password=password)
     with pytest.raises(exceptions.ConnectionLost) as raised:
         await asyncio.wait_for(db.connect(), 10)
+    gc.collect()
     text = f"{raised.value} {raised.value.__cause__!r} {caplog.text}"
     assert "ACCESS_REFUSED" in text
     _assert_hidden(text, password)
