@@ -10,6 +10,8 @@ import os
 import signal
 import subprocess
 import sys
+import traceback
+from types import TracebackType
 from typing import Any
 
 from conductor import logs, ops
@@ -131,6 +133,10 @@ def build_parser() -> argparse.ArgumentParser:
     call.add_argument("--project", default=None, help="project id")
     call.add_argument("--read-deleted", default="no", choices=["no", "yes", "only"])
     call.add_argument("--timeout", type=float, default=30.0)
+    call.add_argument("--broker-user", default=None,
+                      help="the message's AMQP user_id, which the broker checks against "
+                           "the login (default: the URL's user); needed with --amqp-auth "
+                           "external: the name the broker takes from the certificate")
 
     cov = sub.add_parser("api-coverage", help="how many catalog functions are implemented")
     cov.add_argument("--missing", action="store_true", help="list the missing ones")
@@ -146,8 +152,9 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as exc:
         print(f"conductor: {logs.redact(str(exc))}", file=sys.stderr)
         return 2
-    # Whatever a library puts in a log line, these never reach the output.
+    # Whatever a library puts in a log line or a traceback, these never reach the output.
     logs.hide(*settings.secrets())
+    sys.excepthook = _redacted_traceback
     log_format = getattr(args, "log_format", None) or \
         os.environ.get("CONDUCTOR_LOG_FORMAT") or "text"
     logs.configure(log_format, args.log_level.upper())
@@ -163,6 +170,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.command in ops.COMMANDS:
         return ops.run(args)
     return _coverage(args)
+
+
+def _redacted_traceback(kind: type[BaseException], exc: BaseException,
+                        tb: TracebackType | None) -> None:
+    sys.stderr.write(logs.redact("".join(traceback.format_exception(kind, exc, tb))))
 
 
 # The connection flags of every command (_common), by their Settings names.
@@ -305,15 +317,21 @@ def _call(args: argparse.Namespace) -> int:
     positional = [_parse_arg(a) for a in args.args]
     kwargs = json.loads(args.kwargs)
 
+    try:
+        client = ConductorClient(args.amqp_url, topic=args.topic, timeout=args.timeout,
+                                 user_id=args.broker_user)
+    except ValueError as exc:
+        print(f"conductor: {logs.redact(str(exc))}", file=sys.stderr)
+        return 2
+
     async def go() -> Any:
-        async with ConductorClient(args.amqp_url, topic=args.topic,
-                                   timeout=args.timeout) as db:
+        async with client as db:
             return await db.call(args.method, ctxt, *positional, **kwargs)
 
     try:
         result = asyncio.run(go())
     except exceptions.NovaException as exc:
-        print(f"{type(exc).__name__}: {exc}", file=sys.stderr)
+        print(f"{type(exc).__name__}: {logs.redact(str(exc))}", file=sys.stderr)
         return 1
     except TypeError as exc:
         print(f"TypeError: {exc}", file=sys.stderr)

@@ -95,6 +95,16 @@ async def test_a_conductor_on_amqps_answers_a_client_logged_in_with_its_certific
             made = await _call_when_served(db)
             got = await db.service_get(get_admin_context(), made["id"])
         assert got["host"] == made["host"]
+        # The same login from the command line.
+        called = await asyncio.to_thread(subprocess.run, [
+            sys.executable, "-m", "conductor.cli", "call", "service_get", str(made["id"]),
+            "--amqp-url", tls_node.url, "--topic", topic,
+            "--amqp-ca-file", tls_node.ca_file, "--amqp-cert-file", tls_node.client_cert,
+            "--amqp-key-file", tls_node.client_key, "--amqp-auth", "external",
+            "--broker-user", tls_node.client_name], capture_output=True, text=True,
+            timeout=120)
+        assert called.returncode == 0, called.stderr
+        assert json.loads(called.stdout)["host"] == made["host"]
     finally:
         server.terminate()
         output, _ = server.communicate(timeout=60)
