@@ -16,7 +16,7 @@ import pytest
 from client import ConductorClient
 from schemas import exceptions
 from schemas.context import get_admin_context
-from tests.tls.conftest import TLSNode
+from tests.tls.conftest import CONDUCTOR_PASSWORD, TLSNode
 
 ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = ROOT / "deploy" / "rabbitmq" / "users.sh"
@@ -39,8 +39,9 @@ async def test_users_script_creates_the_policys_users_with_their_secrets(
         tls_node: TLSNode, tmp_path: Path) -> None:
     if shutil.which("rabbitmqctl") is None:
         pytest.skip("rabbitmqctl is not installed")
-    passwords = {name: f"{name}-{uuid.uuid4().hex}" for name in
-                 ("conductor", "compute", "operator")}
+    # The node's conductor user keeps its password: the other TLS tests log in with it.
+    passwords = {"conductor": CONDUCTOR_PASSWORD,
+                 **{name: f"{name}-{uuid.uuid4().hex}" for name in ("compute", "operator")}}
     for name, password in passwords.items():
         (tmp_path / f"amqp_{name}_password").write_text(password + "\n")
     node_dir = Path(tls_node.ca_file).parent

@@ -66,8 +66,9 @@ def wrong_password_file(tmp_path: Path) -> Iterator[tuple[str, str]]:
     yield str(path), password
 
 
-async def _call_when_served(db: ConductorClient) -> dict[str, object]:
-    """service_create as soon as a conductor consumes the topic."""
+async def _call_when_served(db: ConductorClient, server: subprocess.Popen[str],
+                            output: Path) -> dict[str, object]:
+    """service_create as soon as the conductor consumes the topic."""
     ctxt = get_admin_context()
     deadline = asyncio.get_running_loop().time() + START_WITHIN
     while True:
@@ -75,8 +76,9 @@ async def _call_when_served(db: ConductorClient) -> dict[str, object]:
             return await db.service_create(ctxt, {"host": f"tls-{uuid.uuid4().hex[:6]}",
                                                   "topic": "compute"})
         except exceptions.NoConductor:
-            if asyncio.get_running_loop().time() > deadline:
-                raise
+            if server.poll() is not None or asyncio.get_running_loop().time() > deadline:
+                pytest.fail(f"the conductor did not serve {db.topic} (exit status "
+                            f"{server.poll()}):\n{output.read_text()}")
             await asyncio.sleep(0.2)
 
 
@@ -85,14 +87,16 @@ async def test_the_fixture_starts_its_node_quickly(tls_node: TLSNode) -> None:
 
 
 async def test_a_conductor_on_amqps_answers_a_client_logged_in_with_its_certificate(
-        tls_node: TLSNode, pg_url: str, topic: str) -> None:
-    server = subprocess.Popen(_serve(tls_node, pg_url, topic, tls_node.password_file),
-                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        tls_node: TLSNode, pg_url: str, topic: str, tmp_path: Path) -> None:
+    log = tmp_path / "conductor.log"
+    with log.open("w") as out:
+        server = subprocess.Popen(_serve(tls_node, pg_url, topic, tls_node.password_file),
+                                  stdout=out, stderr=subprocess.STDOUT, text=True)
     try:
         # The broker checks each message's user_id against the connection's login, so
         # an answered call proves the login was the certificate's CN, over EXTERNAL.
         async with _certificate_client(tls_node, topic, tls_node.ca_file) as db:
-            made = await _call_when_served(db)
+            made = await _call_when_served(db, server, log)
             got = await db.service_get(get_admin_context(), made["id"])
         assert got["host"] == made["host"]
         # The same login from the command line.
@@ -107,7 +111,8 @@ async def test_a_conductor_on_amqps_answers_a_client_logged_in_with_its_certific
         assert json.loads(called.stdout)["host"] == made["host"]
     finally:
         server.terminate()
-        output, _ = server.communicate(timeout=60)
+        server.wait(timeout=60)
+    output = log.read_text()
     assert server.returncode == 0, output
     assert f"on amqps://conductor:******@127.0.0.1:{tls_node.port}/?cafile=" in output
     _assert_hidden(output, CONDUCTOR_PASSWORD)
