@@ -38,7 +38,7 @@ PORTS = range(5700, 5710)
 DIST_PORT_OFFSET = 20000
 START_TIMEOUT = 60.0
 CONDUCTOR_USER = "conductor"
-# Written where no test reads it back except to prove it never shows.
+# Characters a URL treats specially: it must reach the broker intact and never be shown.
 CONDUCTOR_PASSWORD = "tls-" + secrets.token_hex(8) + "%@:/?&#"
 
 
