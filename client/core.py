@@ -20,6 +20,7 @@ from aio_pika.abc import AbstractIncomingMessage
 
 from client._api import AsyncAPI
 from client.jobs import JobQueue, QueuedCall, bind
+from client.urls import broker_url, masked
 from schemas import catalog, envelope, exceptions
 from schemas.conditions import constraint, equal_any, not_equal
 from schemas.context import RequestContext
@@ -83,7 +84,10 @@ class _Transport:
                     client_properties={"connection_name": f"client:{self.topic}:"
                                                           f"{os.getpid()}"})
             except (aiormq.exceptions.AMQPError, OSError, TimeoutError) as exc:
-                raise exceptions.ConnectionLost(method="connect") from exc
+                # Why, in the message: a refused certificate or login is not a lost link.
+                raise exceptions.ConnectionLost(
+                    f"Could not connect to the broker at {masked(self.url)}: "
+                    f"{type(exc).__name__}: {_reply_text(exc)}", method="connect") from exc
             connection.close_callbacks.add(self._on_close)
             channel = await connection.channel(publisher_confirms=True, on_return_raises=True)
             channel.close_callbacks.add(self._on_close)
@@ -207,7 +211,7 @@ class _Transport:
                 delay = min(delay * 2, 1.0)
 
 
-def _reply_text(exc: aiormq.exceptions.AMQPError) -> str:
+def _reply_text(exc: BaseException) -> str:
     return " ".join(str(a) for a in exc.args if isinstance(a, str)) or str(exc)
 
 
@@ -250,6 +254,12 @@ class ConductorClient(AsyncAPI):
     against the connection's login): by default the URL's login, ``guest`` when the URL
     names none. ``version_cap`` (``"1.0"``) is the newest protocol version the conductors
     run; a function newer than it is refused locally with VersionCapExceeded.
+
+    Over ``amqps://``: ``ca_file`` is the certificate authority the broker's certificate
+    must chain to (default: the system's), ``cert_file`` and ``key_file`` the client's
+    certificate, and ``external=True`` logs in with that certificate (RabbitMQ's EXTERNAL
+    mechanism; pass ``user_id=`` the name the broker takes from it).  ``password``
+    replaces the URL's, so it need not be written into the URL's text.
     """
 
     constraint = staticmethod(constraint)
@@ -258,7 +268,11 @@ class ConductorClient(AsyncAPI):
 
     def __init__(self, url: str = DEFAULT_URL, topic: str = "conductor",
                  timeout: float = 60.0, retries: int = 0, *, user_id: str | None = None,
-                 version_cap: str | None = None) -> None:
+                 version_cap: str | None = None, password: str | None = None,
+                 ca_file: str | None = None, cert_file: str | None = None,
+                 key_file: str | None = None, external: bool = False) -> None:
+        url = broker_url(url, password=password, ca_file=ca_file, cert_file=cert_file,
+                         key_file=key_file, external=external)
         self.user_id = _user_id_for(url, user_id)
         self.version_cap = _check_cap(version_cap)
         self._transport = _Transport(url, topic)

@@ -23,6 +23,8 @@ from typing import Any, TextIO
 import aio_pika
 import aio_pika.exceptions
 
+from conductor.logs import redact
+
 EVENTS_EXCHANGE = "conductor.events"  # conductor/db/events.py, which needs SQLAlchemy
 COMMANDS = ("schema", "status", "events")
 # A module of ours missing is a broken install; anything else missing when the server is
@@ -160,7 +162,7 @@ async def _status(args: argparse.Namespace) -> int:
         try:
             report.update(await probe())
         except Exception as exc:  # an operator's tool reports what it could not reach
-            report[f"{part}_error"] = f"{type(exc).__name__}: {exc}"
+            report[f"{part}_error"] = f"{type(exc).__name__}: {redact(str(exc))}"
             failed = True
     if args.json:
         print(json.dumps(report, sort_keys=True))

@@ -36,6 +36,7 @@ from aio_pika.abc import (
     AbstractRobustConnection,
 )
 
+from client.urls import masked
 from conductor import broker
 from conductor.amqp_decoding import UNDECODABLE
 from conductor.dispatch import Delivery
@@ -132,7 +133,7 @@ class Server:
         await self._consume_slowly()
         log.info("consuming %r (%s queue, delivery limit %d) on %s", self.topic,
                  "classic" if self.settings.classic_queue else "quorum",
-                 self.settings.max_deliveries, _safe_amqp(url))
+                 self.settings.max_deliveries, masked(url))
 
     def _topic_arguments(self) -> dict[str, Any]:
         if self.settings.classic_queue:
@@ -375,12 +376,3 @@ async def _ack(message: AbstractIncomingMessage) -> None:
     except Exception:
         log.warning("could not ack %.80s (connection lost?); the broker will redeliver it",
                     message.message_id)
-
-
-def _safe_amqp(url: str) -> str:
-    from yarl import URL
-
-    try:
-        return str(URL(url).with_password("***")) if URL(url).password else url
-    except Exception:
-        return "<amqp url>"

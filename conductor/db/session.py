@@ -12,7 +12,7 @@ import functools
 import hashlib
 import logging
 from collections.abc import Callable, Iterable, Sequence
-from typing import Any
+from typing import Any, overload
 
 from sqlalchemy import (
     BigInteger,
@@ -136,6 +136,51 @@ class Session:
             stmt = stmt.where(*self.visible(context, model))
         return stmt
 
+    # Nova's ``model_query(...).filter(...).all()`` and ``.first()``, in primary-key order
+    # (Nova's own order on its backends; a fixed order keeps answers deterministic).
+
+    async def all(self, context: RequestContext, model: Any, *where: Any, joins: Joins = (),
+                  read_deleted: str | None = None, project_only: ProjectOnly = False,
+                  missing: Callable[[], Exception] | None = None,
+                  bare: bool = False) -> list[Row]:
+        """Every row of :meth:`query` matching ``where``; ``missing()`` is raised for none
+        (see :meth:`rows`)."""
+        stmt = self._ordered(context, model, where, read_deleted, project_only)
+        return await self.rows(stmt, joins, missing=missing, bare=bare)
+
+    @overload
+    async def first(self, context: RequestContext, model: Any, *where: Any,
+                    joins: Joins = (), read_deleted: str | None = None,
+                    project_only: ProjectOnly = False, missing: None = None,
+                    lock: bool = False, bare: bool = False) -> Row | None: ...
+
+    @overload
+    async def first(self, context: RequestContext, model: Any, *where: Any,
+                    joins: Joins = (), read_deleted: str | None = None,
+                    project_only: ProjectOnly = False, missing: Callable[[], Exception],
+                    lock: bool = False, bare: bool = False) -> Row: ...
+
+    async def first(self, context: RequestContext, model: Any, *where: Any,
+                    joins: Joins = (), read_deleted: str | None = None,
+                    project_only: ProjectOnly = False,
+                    missing: Callable[[], Exception] | None = None,
+                    lock: bool = False, bare: bool = False) -> Row | None:
+        """The first row of :meth:`query` matching ``where`` (``FOR UPDATE`` with
+        ``lock``), or None; with ``missing``, ``missing()`` is raised instead of None."""
+        stmt = self._ordered(context, model, where, read_deleted, project_only).limit(1)
+        if lock:
+            stmt = stmt.with_for_update()
+        row = await self.row(stmt, joins, bare=bare)
+        if row is None and missing is not None:
+            raise missing()
+        return row
+
+    def _ordered(self, context: RequestContext, model: Any, where: tuple[Any, ...],
+                 read_deleted: str | None, project_only: ProjectOnly) -> Any:
+        return (self.query(context, model, read_deleted=read_deleted,
+                           project_only=project_only)
+                .where(*where).order_by(primary_key(table_of(model))))
+
     def visible(self, context: RequestContext, model: Any) -> tuple[Any, ...]:
         """The conditions that keep ``model``'s rows of other projects out of a
         statement for ``context`` (none for admins, ``nova`` isolation and tables no
@@ -230,6 +275,14 @@ class Session:
         if row is None:
             raise missing()
         return row
+
+    async def pick(self, stmt: Any, exhausted: Callable[[], Exception],
+                   joins: Joins = ()) -> Row:
+        """A pool pick (api-compute.md §1.10): the first row of ``stmt`` (callers order
+        it), locked ``FOR UPDATE SKIP LOCKED`` so that concurrent callers each get the next
+        free row instead of all waiting for one, or ``exhausted()`` when none is free."""
+        return await self.one(stmt.limit(1).with_for_update(skip_locked=True), exhausted,
+                              joins)
 
     def _get_by_statement(self, table: Table, col: Any, is_null: bool, mode: str,
                           scope: ProjectOnly, mine: bool, joins: Joins, lock: bool,

@@ -263,5 +263,6 @@ async def test_after_commit_hook_sees_committed_writes_only(tmp_path, handlers):
             await db.instance_create(USER, {**OWNED, "vcpus": "many"})
     finally:
         await engine.dispose()
-    assert [(info.method, info.events) for info in seen] == [("instance_create", 1)]  # its instance.created event
+    # instance_create records its instance.created event
+    assert [(info.method, info.events) for info in seen] == [("instance_create", 1)]
     assert seen[0].message_id
