@@ -337,7 +337,10 @@ async def serve(args: argparse.Namespace) -> int:
     await channel.set_qos(prefetch_count=args.prefetch)
     queue = await channel.declare_queue(args.topic, durable=True,
                                         arguments=queue_arguments(args.topic))
-    exchange = channel.default_exchange
+    # Replies on a connection of their own, as the conductor must publish them (a forged
+    # reply-to address makes the broker close the publishing connection).
+    replies = await aio_pika.connect(args.amqp_url)
+    exchange = (await replies.channel(publisher_confirms=False)).default_exchange
 
     async def on_message(message: AbstractIncomingMessage) -> None:
         user = message.user_id  # the broker checks it is the connection's user
@@ -360,6 +363,7 @@ async def serve(args: argparse.Namespace) -> int:
     await stop.wait()
     await queue.cancel(tag)
     await connection.close()
+    await replies.close()
     await pool.close()
     return 0
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import functools
 import logging
 import os
 import re
@@ -326,6 +327,7 @@ _REPLY_TO = re.compile(
     r"\.(?P<key>[A-Za-z0-9+/]{22}==)")
 
 
+@functools.lru_cache(maxsize=4096)  # a caller's channel keeps its address: parse it once
 def _reply_node(reply_to: str) -> bytes | None:
     """The node named by a well-formed direct reply-to address, else None.
 

@@ -8,6 +8,7 @@ handlers return are what the caller receives.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import logging
 from collections.abc import Callable, Iterable, Sequence
@@ -30,6 +31,7 @@ from sqlalchemy import exc as sa_exc
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from conductor.db import direct
 from conductor.db import values as vals
 from conductor.db.base import CONFIG, Config, utcnow
 from conductor.db.loading import Loader, complete, loader_for, primary_key, tree_of
@@ -66,6 +68,7 @@ class Session:
         self._postgres = conn.dialect.name == "postgresql"
         self.events_recorded = 0  # outbox rows written (conductor.db.events)
         self.deferred_error: Exception | None = None
+        self._driver: Any = _UNKNOWN  # asyncpg's, for cached statements (conductor.db.direct)
 
     def fail_after_commit(self, error: Exception) -> None:
         """Answer with ``error`` but keep what the call wrote (quota_reserve's refreshes
@@ -116,9 +119,12 @@ class Session:
         else:
             rows = [dict(m) for m in result]
         if rows and table is not None:
-            await self.loader.fetched(self.conn, table, rows, tree, plan)
-            complete(table, rows, tree, self.config)
+            await self._complete(table, rows, tree, plan)
         return rows
+
+    async def _complete(self, table: Table, rows: list[Row], tree: Any, plan: Any) -> None:
+        await self.loader.fetched(self.conn, table, rows, tree, plan)
+        complete(table, rows, tree, self.config)
 
     def query(self, context: RequestContext, model: Any, *, read_deleted: str | None = None,
               project_only: ProjectOnly = False) -> Any:
@@ -231,10 +237,22 @@ class Session:
         if found is None:
             found = _GET_BY[shape] = self._get_by_statement(table, col, wanted is None, mode,
                                                             scope, mine, joins, lock, bare)
-        stmt, tree, plan = found
+        stmt, tree, plan, compiled = found
         params = {"_value": wanted, "_project": context.project_id}
-        rows = await self._run(stmt, params, table, tree, plan, True)
+        driver = await self._direct_driver() if compiled is not None else None
+        if driver is not None:
+            assert compiled is not None
+            rows = await direct.run(compiled, self.conn, driver, params)
+            if rows:
+                await self._complete(table, rows[:1], tree, plan)
+        else:
+            rows = await self._run(stmt, params, table, tree, plan, True)
         return rows[0] if rows else None
+
+    async def _direct_driver(self) -> Any:
+        if self._driver is _UNKNOWN:
+            self._driver = await direct.driver_for(self.conn)
+        return self._driver
 
     async def get(self, context: RequestContext, model: Any, column: str, value: Any,
                   missing: Callable[[], Exception], joins: Joins = (), *,
@@ -284,7 +302,8 @@ class Session:
             stmt = stmt.with_for_update()
         tree = tree_of(table, joins, top=not bare)
         stmt, plan = self.loader.prepare(stmt, table, tree)
-        return stmt, tree, plan
+        return stmt, tree, plan, direct.compile_for(stmt, self.conn.dialect,
+                                                    ("_value", "_project"))
 
     async def lock(self, *key: Any) -> None:
         """Serialise this call with every other one locking the same ``key`` until the
@@ -395,10 +414,20 @@ class Session:
                    or type(row[k]) is not type(v)}
         if changed:
             pk = primary_key(table)
-            result = await self.conn.execute(
-                update(table).where(pk == row[pk.name]).values(changed)
-                .returning(*table.c))
-            fresh = result.mappings().first()
+            # onupdate defaults (updated_at) computed here, so the statement can run direct
+            for col in _on_update(table):
+                if col.name not in changed:
+                    changed[col.name] = col.onupdate.arg(None)
+            params = {f"_v_{k}": v for k, v in changed.items()}
+            params["_pk"] = row[pk.name]
+            statement = _update_statement(table, tuple(changed))
+            if statement is None:  # too many shapes cached already
+                result = await self.conn.execute(update(table).where(pk == row[pk.name])
+                                                 .values(changed).returning(*table.c))
+                found = [dict(m) for m in result.mappings()]
+            else:
+                found = await statement.execute(self.conn, params)
+            fresh = found[0] if found else None
             if fresh is not None:
                 row.update({k: fresh[k] for k in table.c.keys()})
         if echo:
@@ -450,6 +479,28 @@ class Session:
 
 
 _UNIQUE_VIOLATION = "23505"
+_UPDATES: dict[tuple[str, tuple[str, ...]], direct.Statement] = {}
+_MAX_UPDATE_SHAPES = 512  # bounded: callers choose the column sets
+
+
+@functools.cache
+def _on_update(table: Table) -> tuple[Any, ...]:
+    return tuple(c for c in table.c if c.onupdate is not None and c.onupdate.is_callable)
+
+
+def _update_statement(table: Table, names: tuple[str, ...]) -> direct.Statement | None:
+    """The UPDATE ... RETURNING of these columns by primary key, built once per shape."""
+    key = (table.name, names)
+    statement = _UPDATES.get(key)
+    if statement is None and len(_UPDATES) < _MAX_UPDATE_SHAPES:
+        pk = primary_key(table)
+        stmt = (update(table).where(pk == bindparam("_pk", type_=pk.type))
+                .values({n: bindparam(f"_v_{n}", type_=table.c[n].type) for n in names})
+                .returning(*table.c))
+        statement = _UPDATES[key] = direct.Statement(
+            stmt, ("_pk", *(f"_v_{n}" for n in names)))
+    return statement
+_UNKNOWN = object()
 _GET_BY: dict[tuple[Any, ...], tuple[Any, ...]] = {}
 _ADVISORY_LOCK = select(func.pg_advisory_xact_lock(bindparam("key", type_=BigInteger)))
 def _table_of_stmt(stmt: Any) -> Table | None:
