@@ -19,7 +19,6 @@ import os
 import random
 import subprocess
 import sys
-import tempfile
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -34,7 +33,14 @@ from pamqp import commands, encode
 from client import ConductorClient
 from schemas.context import get_admin_context
 from tests.faults.conftest import Conductors, served_and_dropped
-from tests.faults.wire_strategies import LARGE_BODIES, MESSAGES, NOT_UTF8, Fuzzed, depth
+from tests.faults.wire_strategies import (
+    LARGE_BODIES,
+    MESSAGES,
+    NOT_UTF8,
+    VALID_REPLY_TO,
+    Fuzzed,
+    depth,
+)
 
 pytestmark = pytest.mark.slow
 ADMIN = get_admin_context()
@@ -215,11 +221,11 @@ async def _start_conductor(conductors: Conductors, log_path: str
     return proc
 
 
-async def test_hostile_messages_are_each_answered_set_aside_or_dropped(conductors):
+async def test_hostile_messages_are_each_answered_set_aside_or_dropped(conductors, tmp_path):
     run_seed = int(os.environ.get("FUZZ_SEED", random.randrange(2**32)))
     messages = draw_messages(BATCHES * BATCH_SIZE, run_seed)
     note = f"FUZZ_SEED={run_seed}"
-    log_path = os.path.join(tempfile.mkdtemp(prefix="wire-fuzz-"), "conductor.log")
+    log_path = str(tmp_path / "conductor.log")
     proc = await _start_conductor(conductors, log_path)
     url, topic = conductors.amqp_url, conductors.topic
     publisher = Publisher(url, topic)
@@ -262,6 +268,11 @@ async def test_hostile_messages_are_each_answered_set_aside_or_dropped(conductor
     # +2: the warm-up and the normal call after each batch; a TTL may drop a message
     # before any delivery; a redelivered one (a lost channel) counts twice.
     assert served >= enqueued - with_ttl + 1 + BATCHES, (served, enqueued, with_ttl, note)
+    # Every forged or made-up reply_to is dropped unexecuted, with a log line.
+    forged = sum(1 for s in sent if s.message.properties.get("reply_to") not in
+                 (None, VALID_REPLY_TO) and "expiration" not in s.message.properties
+                 and not s.message.broker_may_refuse)
+    assert dropped >= forged, (dropped, forged, note)
     assert "Traceback" not in log, f"{note}\n{_tracebacks(log)}"
     print(f"{note}: {len(sent)} messages, {served} served, {dropped} dropped, "
           f"{publisher.refused} refused by the broker; RSS over baseline {over} MB")
