@@ -93,11 +93,12 @@ MAX_DECIMAL_EXPONENT = 1000  # Nova's numbers are far smaller
 MAX_BIGINT_CHARS = 80  # 2**256 has 78 digits; no column holds more than 2**64
 MAX_TEMPORAL_CHARS = 64  # the longest ISO datetime with offset is 32
 # A request's decoding is bounded in work, not only in bytes: 8 MiB of one-byte empty arrays
-# or sets otherwise cost seconds of the event loop and hundreds of MB.  The largest calls
-# Nova makes (a batch of 1000 calls with their contexts, filters listing 10,000 uuids)
-# need a tenth of these.
+# or sets otherwise cost seconds of the event loop and hundreds of MB; within these, under
+# 0.1 s.  The largest calls Nova makes (a batch of 1000 calls with their contexts, filters
+# listing 10,000 uuids) need a fifth of the values; 10,000 UUID objects and a datetime per
+# call of such a batch, half the extension values.
 MAX_REQUEST_VALUES = 250_000
-MAX_REQUEST_EXTENSIONS = 50_000
+MAX_REQUEST_EXTENSIONS = 25_000
 
 
 def _text(data: bytes, limit: int, what: str) -> str:
