@@ -47,10 +47,10 @@ ADMIN = get_admin_context()
 BATCHES = int(os.environ.get("FUZZ_BATCHES", "5"))
 BATCH_SIZE = int(os.environ.get("FUZZ_BATCH_SIZE", "500"))
 LARGE_PER_BATCH = 3  # requests as large as --max-message-size, built to cost the most
-# The conductor alone at rest is about 90 MB.  Its prefetch (128) may hold a few 8 MiB
-# requests and their 100 ms worth of decoded values at once; 150 MB over the baseline
-# leaves room for that and for a growing heap, not for a leak or an unbounded decode
-# (before the budget of values one such request took 600 MB).
+# The conductor alone at rest is about 80 MB.  Its prefetch (128) may hold a few of the
+# 8 MiB requests and their decoded values (at most 250,000) at once; 150 MB over the
+# baseline leaves room for that and for the heap to settle, not for a leak or an unbounded
+# decode (before the budget of values, one 8 MiB request of empty sets took 600 MB).
 RSS_HEADROOM_MB = 150
 RSS_GROWTH_MB = 40  # the last batch over the second: a leak shows as steady growth
 
