@@ -38,7 +38,7 @@ from aio_pika.abc import (
 
 from client.urls import masked
 from conductor import broker
-from conductor.amqp_decoding import UNDECODABLE
+from conductor.amqp_decoding import undecodable
 from conductor.dispatch import Delivery
 from conductor.settings import Settings
 from schemas import envelope
@@ -250,11 +250,11 @@ class Server:
 
     async def _serve(self, message: AbstractIncomingMessage) -> None:
         try:
-            undecodable = (message.headers or {}).get(UNDECODABLE)
-            if undecodable is not None:
+            reason = undecodable(message.headers)
+            if reason is not None:
                 self.dropped += 1
                 log.warning("dropped a message whose AMQP properties cannot be decoded "
-                            "(%.200s)", undecodable)
+                            "(%.200s)", reason)
                 return
             node = _reply_node(message.reply_to) if message.reply_to else None
             if message.reply_to and node is None:
