@@ -151,11 +151,17 @@ async def run(compiled: Compiled, conn: AsyncConnection, driver: asyncpg.Connect
         return await compiled.fetch(driver, params)
     except asyncpg.IntegrityConstraintViolationError as error:
         raise sa_exc.IntegrityError(compiled.sql, None, error) from error
-    except (asyncpg.PostgresError, asyncpg.DataError) as error:
-        # The server refused, or a value did not fit its parameter: the connection is fine.
-        raise sa_exc.DBAPIError(compiled.sql, None, error) from error  # type: ignore[arg-type]
-    except (asyncpg.InterfaceError, OSError) as error:
-        # The connection is gone or unusable: never hand it out again.
-        await conn.invalidate(error)
+    except (asyncpg.PostgresError, asyncpg.InterfaceError, asyncpg.InternalClientError,
+            OSError) as error:
+        # A refusal by the server, or a value that did not fit its parameter, leaves the
+        # connection usable.  Anything else may have left it lost or its protocol
+        # confused (asyncpg reports a cut connection in several ways): it is never
+        # handed out again.
+        usable = not driver.is_closed() and (
+            isinstance(error, asyncpg.DataError) or
+            isinstance(error, asyncpg.PostgresError) and
+            not isinstance(error, asyncpg.PostgresConnectionError))
+        if not usable:
+            await conn.invalidate(error)
         raise sa_exc.DBAPIError(compiled.sql, None, error,  # type: ignore[arg-type]
-                                connection_invalidated=True) from error
+                                connection_invalidated=not usable) from error
