@@ -7,8 +7,10 @@ JSON, converted back to the types the conductor returns (naive datetimes, floats
 Acked after the reply is published, as the conductor does.  Like the conductor's default
 path it consumes a quorum topic queue (delivery limit, dead-letter exchange ``<topic>.dlx``),
 drops a call whose caller's deadline has passed, and restricts a user (not an admin) to
-their own project's instances.  What it skips is what the
-benchmark measures the cost of: context objects, signature binding, an explicit
+their own project's instances.  Its ``instance_update`` writes the ``instance.updated``
+event into the outbox in the write's transaction, as the conductor does; it publishes
+none itself (a conductor on the same database publishes the outbox).  What it skips is
+what the benchmark measures the cost of: context objects, signature binding, an explicit
 transaction, one statement per relationship, SQLAlchemy result processing.
 
     python -m bench.floor --db-url postgresql://postgres@127.0.0.1/conductor_bench \
@@ -26,6 +28,7 @@ import logging
 import signal
 import sys
 import time
+import uuid as uuid_module
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -33,6 +36,7 @@ import aio_pika
 import asyncpg
 from aio_pika.abc import AbstractIncomingMessage
 
+from conductor.contract import INSTANCE_EVENT_KEYS
 from conductor.settings import DEFAULT_MAX_DELIVERIES
 from schemas import codec, exceptions
 
@@ -141,6 +145,9 @@ INSERT INTO rpc_replies (message_id, method, digest, user_id, project_id, broker
                          created_at)
 VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"""
 
+EVENT_SQL = """
+INSERT INTO event_outbox (event_id, routing_key, body, created_at) VALUES ($1, $2, $3, $4)"""
+
 
 def utcnow() -> dt.datetime:
     return dt.datetime.now(dt.UTC).replace(tzinfo=None)
@@ -200,7 +207,8 @@ class Floor:
 
     async def instance_update(self, conn: asyncpg.Connection, context: dict[str, Any],
                               args: list[Any]) -> Any:
-        """One statement: the UPDATE in a CTE, the joined row selected from it."""
+        """One statement: the UPDATE in a CTE, the joined row selected from it; then the
+        instance.updated event into the outbox when a value really changed."""
         uuid, values = args
         names = tuple(sorted(values))
         sql = self.update_sql.get(names)
@@ -208,16 +216,30 @@ class Floor:
             if not set(names) <= set(self.schema.columns["instances"]) - {"id", "uuid"}:
                 raise exceptions.InvalidRequest(reason="the floor updates plain columns only")
             sets = "".join(f', "{n}" = ${k + 5}' for k, n in enumerate(names))
-            update = (f"WITH u AS (UPDATE instances SET updated_at = $4{sets} "
-                      "WHERE uuid = $1 AND deleted = false "
-                      "AND ($2::text IS NULL OR project_id = $2) RETURNING *) ")
+            # the self-join's o is the row before the UPDATE: which values changed
+            changed = ", ".join(f'o."{n}" IS DISTINCT FROM n."{n}"' for n in names)
+            update = (f"WITH u AS (UPDATE instances n SET updated_at = $4{sets} "
+                      "FROM instances o WHERE o.id = n.id AND n.uuid = $1 "
+                      "AND n.deleted = false AND ($2::text IS NULL OR n.project_id = $2) "
+                      f"RETURNING n.*, ARRAY[{changed}]::boolean[] AS _changed) ")
             sql = self.update_sql[names] = update + self.instance_sql.replace(
                 "FROM instances i", "FROM u i", 1)
-        record = await conn.fetchrow(sql, uuid, self.scope(context), "no", utcnow(),
+        now = utcnow()
+        record = await conn.fetchrow(sql, uuid, self.scope(context), "no", now,
                                      *(values[n] for n in names))
         if record is None:
             raise exceptions.InstanceNotFound(instance_id=uuid)
-        return self.instance_row(record)
+        row = self.instance_row(record)
+        changes = {n: row[n] for n, c in zip(names, row.pop("_changed"), strict=True) if c}
+        if changes:
+            event_id = str(uuid_module.uuid4())
+            payload = {k: row[k] for k in INSTANCE_EVENT_KEYS}
+            await conn.execute(EVENT_SQL, event_id, "instance.updated", codec.packb({
+                "event": "instance.updated", "event_id": event_id,
+                "resource_type": "instance", "resource_id": row["uuid"],
+                "occurred_at": now, "request_id": context.get("request_id"),
+                "payload": dict(payload, changes=changes)}), now)
+        return row
 
     async def instance_list(self, context: dict[str, Any], args: list[Any],
                             kwargs: dict[str, Any]) -> Any:
@@ -315,7 +337,10 @@ async def serve(args: argparse.Namespace) -> int:
     await channel.set_qos(prefetch_count=args.prefetch)
     queue = await channel.declare_queue(args.topic, durable=True,
                                         arguments=queue_arguments(args.topic))
-    exchange = channel.default_exchange
+    # Replies on a connection of their own, as the conductor must publish them (a forged
+    # reply-to address makes the broker close the publishing connection).
+    replies = await aio_pika.connect(args.amqp_url)
+    exchange = (await replies.channel(publisher_confirms=False)).default_exchange
 
     async def on_message(message: AbstractIncomingMessage) -> None:
         user = message.user_id  # the broker checks it is the connection's user
@@ -338,6 +363,7 @@ async def serve(args: argparse.Namespace) -> int:
     await stop.wait()
     await queue.cancel(tag)
     await connection.close()
+    await replies.close()
     await pool.close()
     return 0
 

@@ -376,9 +376,9 @@ class Bench:
             recorders: list[profile.Recorder] = []
 
             def on_start() -> None:
-                if self.args.profile and target == "conductor":
+                if self.args.profile:
                     out = Path(self.args.profile) / (
-                        f"{mode}-{name}-c{concurrency}"
+                        f"{mode}-{target}-{name}-c{concurrency}"
                         f"{'-' + _slug(label) if label else ''}.txt")
                     recorders.append(profile.Recorder(server.workers()[0],
                                                       self.args.duration, out))

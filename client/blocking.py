@@ -21,7 +21,8 @@ T = TypeVar("T")
 class BlockingConductorClient(BlockingAPI):
     """``with BlockingConductorClient(url) as db: db.service_get_all(ctxt)``.
 
-    Takes the options of :class:`~client.ConductorClient` (``user_id=``, ``version_cap=``).
+    Takes the options of :class:`~client.ConductorClient` (``user_id=``, ``version_cap=``,
+    ``password=``, ``ca_file=``, ``cert_file=``, ``key_file=``, ``external=``).
     """
 
     constraint = staticmethod(constraint)
@@ -30,10 +31,15 @@ class BlockingConductorClient(BlockingAPI):
 
     def __init__(self, url: str | Sequence[str] = DEFAULT_URL, topic: str = "conductor",
                  timeout: float = 60.0, retries: int = 0, *, user_id: str | None = None,
-                 version_cap: str | None = None) -> None:
+                 version_cap: str | None = None, password: str | None = None,
+                 ca_file: str | None = None, cert_file: str | None = None,
+                 key_file: str | None = None, external: bool = False) -> None:
         # Built first: a bad option raises before a thread is started.
         self._async = ConductorClient(url, topic=topic, timeout=timeout, retries=retries,
-                                      user_id=user_id, version_cap=version_cap)
+                                      user_id=user_id, version_cap=version_cap,
+                                      password=password, ca_file=ca_file,
+                                      cert_file=cert_file, key_file=key_file,
+                                      external=external)
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever,
                                         name="conductor-client", daemon=True)

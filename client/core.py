@@ -21,6 +21,7 @@ from aio_pika.abc import AbstractIncomingMessage
 
 from client._api import AsyncAPI
 from client.jobs import JobQueue, QueuedCall, bind
+from client.urls import broker_url, broker_urls, masked
 from schemas import catalog, envelope, exceptions
 from schemas.conditions import constraint, equal_any, not_equal
 from schemas.context import RequestContext
@@ -97,6 +98,7 @@ class _Transport:
     async def _connect_any(self, timeout: float | None) -> aio_pika.abc.AbstractConnection:
         """A connection to the first node that answers, from the one after the node
         last lost; ConnectionLost if none does."""
+        failures: list[str] = []
         failure: BaseException | None = None
         for _ in self.urls:
             url = self.urls[self._next_url]
@@ -106,9 +108,13 @@ class _Transport:
                     client_properties={"connection_name": f"client:{self.topic}:"
                                                           f"{os.getpid()}"})
             except (aiormq.exceptions.AMQPError, OSError, TimeoutError) as exc:
+                # Why, in the message: a refused certificate or login is not a lost link.
                 failure = exc
+                failures.append(f"{masked(url)}: {type(exc).__name__}: {_reply_text(exc)}")
                 self._next_url = (self._next_url + 1) % len(self.urls)
-        raise exceptions.ConnectionLost(method="connect") from failure
+        raise exceptions.ConnectionLost(
+            f"Could not connect to the broker at {'; '.join(failures)}",
+            method="connect") from failure
 
     async def _on_reply(self, message: AbstractIncomingMessage) -> None:
         pending = self.pending.pop(message.correlation_id or "", None)
@@ -247,7 +253,7 @@ def _nacked(exc: aiormq.exceptions.DeliveryError) -> bool:
     return isinstance(getattr(exc, "frame", None), pamqp.commands.Basic.Nack)
 
 
-def _reply_text(exc: aiormq.exceptions.AMQPError) -> str:
+def _reply_text(exc: BaseException) -> str:
     return " ".join(str(a) for a in exc.args if isinstance(a, str)) or str(exc)
 
 
@@ -264,16 +270,6 @@ def broker_login(url: str) -> str | None:
         return None
     # aiormq logs in as guest when the URL names no user.
     return parsed.user or "guest"
-
-
-def broker_urls(url: str | Sequence[str]) -> list[str]:
-    """The broker URLs in ``url``: one, several separated by commas, or a sequence of
-    them (nodes of one cluster, tried in turn)."""
-    items = [url] if isinstance(url, str) else list(url)
-    urls = [u.strip() for item in items for u in item.split(",") if u.strip()]
-    if not urls:
-        raise ValueError("no broker URL given")
-    return urls
 
 
 def _user_id_for(urls: Sequence[str], user_id: str | None) -> str:
@@ -308,6 +304,12 @@ class ConductorClient(AsyncAPI):
     against the connection's login): by default the URL's login, ``guest`` when the URL
     names none. ``version_cap`` (``"1.0"``) is the newest protocol version the conductors
     run; a function newer than it is refused locally with VersionCapExceeded.
+
+    Over ``amqps://``: ``ca_file`` is the certificate authority the broker's certificate
+    must chain to (default: the system's), ``cert_file`` and ``key_file`` the client's
+    certificate, and ``external=True`` logs in with that certificate (RabbitMQ's EXTERNAL
+    mechanism; pass ``user_id=`` the name the broker takes from it).  ``password``
+    replaces the URL's, so it need not be written into the URL's text.
     """
 
     constraint = staticmethod(constraint)
@@ -316,8 +318,11 @@ class ConductorClient(AsyncAPI):
 
     def __init__(self, url: str | Sequence[str] = DEFAULT_URL, topic: str = "conductor",
                  timeout: float = 60.0, retries: int = 0, *, user_id: str | None = None,
-                 version_cap: str | None = None) -> None:
-        urls = broker_urls(url)
+                 version_cap: str | None = None, password: str | None = None,
+                 ca_file: str | None = None, cert_file: str | None = None,
+                 key_file: str | None = None, external: bool = False) -> None:
+        urls = [broker_url(one, password=password, ca_file=ca_file, cert_file=cert_file,
+                           key_file=key_file, external=external) for one in broker_urls(url)]
         self.user_id = _user_id_for(urls, user_id)
         self.version_cap = _check_cap(version_cap)
         self._transport = _Transport(urls, topic)

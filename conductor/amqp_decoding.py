@@ -13,9 +13,11 @@ costing every caller a reconnect.  Two patches, installed once by :mod:`conducto
   datetime or None for ``IncomingMessage.timestamp``, so here it decodes as None.  The
   conductor never reads the timestamp: the message is served as usual.
 - anything else that cannot be decoded (a short string that is not UTF-8, a field table of
-  unknown types, ...): the message is delivered with no properties but the header
-  :data:`UNDECODABLE`, which the server drops with a log line.  The frame's length fields
-  are still required to parse: a truncated frame is a framing error and stays one.
+  unknown types, a table nested deeper than Python's recursion limit, ...): the message is
+  delivered with no properties but the header :data:`UNDECODABLE`, whose value only this
+  module makes (:func:`undecodable`), and the server drops it with a log line.  The
+  frame's length fields are still required to parse: a truncated frame is a framing error
+  and stays one.
 """
 
 from __future__ import annotations
@@ -25,6 +27,17 @@ import datetime
 from pamqp import commands, decode, header
 
 UNDECODABLE = "x-conductor-undecodable-properties"
+
+
+class _Reason(str):
+    """Why the properties could not be decoded.  A header a publisher sets under the same
+    name decodes as a plain str: it is not believed, and the message is served."""
+
+
+def undecodable(headers: dict[str, object] | None) -> str | None:
+    """The reason a message's properties could not be decoded, or None if they were."""
+    reason = (headers or {}).get(UNDECODABLE)
+    return reason if isinstance(reason, _Reason) else None
 
 _timestamp = decode.timestamp
 _unmarshal = header.ContentHeader.unmarshal
@@ -42,12 +55,15 @@ def _lenient_timestamp(value: bytes) -> tuple[int, datetime.datetime | None]:
 def _lenient_unmarshal(self: header.ContentHeader, data: bytes) -> None:
     try:
         _unmarshal(self, data)
-    except (ValueError, OverflowError, TypeError) as exc:
+    except (ValueError, OverflowError, TypeError, RecursionError) as exc:
+        # RecursionError: pamqp decodes nested tables recursively, and RabbitMQ relays a
+        # table a few thousand levels deep; uncaught, it took down the consuming
+        # connection at every delivery.
         if len(data) < 12:
             raise
         # class id, weight and body size came first and parsed: the body frames that
         # follow are still read, so the stream stays in step.
-        reason = f"{type(exc).__name__}: {exc}"[:200]
+        reason = _Reason(f"{type(exc).__name__}: {exc}"[:200])
         self.properties = commands.Basic.Properties(headers={UNDECODABLE: reason})
 
 

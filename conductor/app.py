@@ -15,15 +15,18 @@ import os
 import signal
 import sys
 
+import aiormq
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from client.urls import masked
 from conductor import broker
 from conductor.db import events, replies
 from conductor.db.engine import DatabaseUnavailable, make_engine, wait_for_database
 from conductor.db.migrate import SchemaBehind, check_schema
 from conductor.dispatch import CommitInfo, Dispatcher
 from conductor.handlers import load_all, signature_mismatches
+from conductor.logs import redact
 from conductor.metrics import HealthServer, Metrics
 from conductor.observe import ObservedHandle
 from conductor.outbox import OutboxPublisher
@@ -171,12 +174,18 @@ async def run(settings: Settings) -> int:
     try:
         conductor = await build(settings)
     except (DatabaseUnavailable, SchemaBehind, PolicyError) as exc:
-        print(f"conductor: {exc}", file=sys.stderr)
+        print(f"conductor: {redact(str(exc))}", file=sys.stderr)
         return 1
     try:
         await conductor.serve_forever()
     except QueueMismatch as exc:
         print(f"conductor: {exc}", file=sys.stderr)
+        return 1
+    except (aiormq.exceptions.AMQPError, OSError) as exc:
+        # Said in one line, the password masked: a refused login or certificate at
+        # start-up is an operator's error, not a crash to show a traceback for.
+        print(f"conductor: the broker at {masked(settings.amqp_url)}: "
+              f"{type(exc).__name__}: {redact(str(exc))}", file=sys.stderr)
         return 1
     finally:
         await conductor.engine.dispose()

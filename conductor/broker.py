@@ -15,7 +15,7 @@ from aio_pika.abc import AbstractConnection, AbstractRobustConnection
 from aio_pika.exceptions import CONNECTION_EXCEPTIONS
 from yarl import URL
 
-from client.core import broker_urls
+from client.urls import broker_urls
 from conductor import amqp_decoding
 
 # Installed before any frame is decoded: see the module for why.

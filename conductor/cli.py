@@ -10,6 +10,8 @@ import os
 import signal
 import subprocess
 import sys
+import traceback
+from types import TracebackType
 from typing import Any
 
 from conductor import logs, ops
@@ -30,9 +32,28 @@ def _common(p: argparse.ArgumentParser, *, amqp: bool = True, db: bool = True) -
         p.add_argument("--topic", default=None,
                        help=f"queue the conductor consumes (env CONDUCTOR_TOPIC; default "
                             f"{DEFAULTS.topic})")
+        p.add_argument("--amqp-ca-file", metavar="FILE", default=None,
+                       help="amqps:// only: the CA the broker's certificate must chain to "
+                            "(env CONDUCTOR_AMQP_CA_FILE; default: the system's CAs)")
+        p.add_argument("--amqp-cert-file", metavar="FILE", default=None,
+                       help="amqps:// only: our client certificate "
+                            "(env CONDUCTOR_AMQP_CERT_FILE)")
+        p.add_argument("--amqp-key-file", metavar="FILE", default=None,
+                       help="the client certificate's key (env CONDUCTOR_AMQP_KEY_FILE)")
+        p.add_argument("--amqp-auth", choices=["plain", "external"], default=None,
+                       help="plain: the URL's user and password (default); external: log "
+                            "in with the client certificate (env CONDUCTOR_AMQP_AUTH)")
+        p.add_argument("--amqp-password-file", metavar="FILE", default=None,
+                       help="the broker password, first line of FILE, replacing the URL's "
+                            "(env CONDUCTOR_AMQP_PASSWORD_FILE, or the password itself in "
+                            "CONDUCTOR_AMQP_PASSWORD)")
     if db:
         p.add_argument("--db-url", default=None,
                        help=f"database URL (env CONDUCTOR_DB_URL; default {DEFAULTS.db_url})")
+        p.add_argument("--db-password-file", metavar="FILE", default=None,
+                       help="the database password, first line of FILE, replacing the "
+                            "URL's (env CONDUCTOR_DB_PASSWORD_FILE, or the password itself "
+                            "in CONDUCTOR_DB_PASSWORD)")
     p.add_argument("--log-level", default=os.environ.get("CONDUCTOR_LOG_LEVEL") or "INFO")
 
 
@@ -114,6 +135,10 @@ def build_parser() -> argparse.ArgumentParser:
     call.add_argument("--project", default=None, help="project id")
     call.add_argument("--read-deleted", default="no", choices=["no", "yes", "only"])
     call.add_argument("--timeout", type=float, default=30.0)
+    call.add_argument("--broker-user", default=None,
+                      help="the message's AMQP user_id, which the broker checks against "
+                           "the login (default: the URL's user); needed with --amqp-auth "
+                           "external: the name the broker takes from the certificate")
 
     cov = sub.add_parser("api-coverage", help="how many catalog functions are implemented")
     cov.add_argument("--missing", action="store_true", help="list the missing ones")
@@ -124,7 +149,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    _resolve_sources(args)
+    try:
+        settings = _resolve_sources(args)
+    except ValueError as exc:
+        print(f"conductor: {logs.redact(str(exc))}", file=sys.stderr)
+        return 2
+    # Whatever a library puts in a log line or a traceback, these never reach the output.
+    logs.hide(*settings.secrets())
+    sys.excepthook = _redacted_traceback
     log_format = getattr(args, "log_format", None) or \
         os.environ.get("CONDUCTOR_LOG_FORMAT") or "text"
     logs.configure(log_format, args.log_level.upper())
@@ -132,7 +164,7 @@ def main(argv: list[str] | None = None) -> int:
         # The start-up schema check goes through Alembic, which is chatty at INFO.
         logging.getLogger("alembic").setLevel(logging.WARNING)
     if args.command == "serve":
-        return _serve(args)
+        return _serve(args, settings)
     if args.command == "db":
         return _db(args)
     if args.command == "call":
@@ -142,17 +174,34 @@ def main(argv: list[str] | None = None) -> int:
     return _coverage(args)
 
 
-def _resolve_sources(args: argparse.Namespace) -> None:
-    """Fill the broker, database and topic flags not given from the environment."""
-    names = [n for n in ("amqp_url", "db_url", "topic") if hasattr(args, n)]
+def _redacted_traceback(kind: type[BaseException], exc: BaseException,
+                        tb: TracebackType | None) -> None:
+    sys.stderr.write(logs.redact("".join(traceback.format_exception(kind, exc, tb))))
+
+
+# The connection flags of every command (_common), by their Settings names.
+_TLS_AND_SECRETS = ("amqp_ca_file", "amqp_cert_file", "amqp_key_file", "amqp_auth",
+                    "amqp_password_file", "db_password_file")
+_CONNECTION = ("amqp_url", "db_url", "topic", *_TLS_AND_SECRETS)
+
+
+def _resolve_sources(args: argparse.Namespace) -> Settings:
+    """The settings, built once (password files are read here and nowhere else); the
+    broker, database and topic flags are set to the complete values."""
     if getattr(args, "amqp_url", None):
         args.amqp_url = ",".join(args.amqp_url)  # --amqp-url given once per node
-    resolved = from_sources({n: getattr(args, n) for n in names})
-    for name in names:
-        setattr(args, name, getattr(resolved, name))
+    if args.command == "serve":
+        resolved = serve_settings(args)
+    else:
+        resolved = from_sources({n: getattr(args, n) for n in _CONNECTION
+                                 if hasattr(args, n)})
+    for name in ("amqp_url", "db_url", "topic"):
+        if hasattr(args, name):
+            setattr(args, name, getattr(resolved, name))
+    return resolved
 
 
-def _serve(args: argparse.Namespace) -> int:
+def _serve(args: argparse.Namespace, settings: Settings) -> int:
     if args.workers > 1:
         return _serve_workers(args)
     try:
@@ -164,7 +213,7 @@ def _serve(args: argparse.Namespace) -> int:
     from conductor.app import run
 
     try:
-        return asyncio.run(run(serve_settings(args)))
+        return asyncio.run(run(settings))
     except KeyboardInterrupt:
         return 0
 
@@ -180,7 +229,8 @@ def serve_settings(args: argparse.Namespace) -> Settings:
         "policy_file": args.policy, "isolation": args.isolation,
         "metrics_port": _worker_port(args.metrics_port),
         "metrics_host": args.metrics_host, "log_format": args.log_format,
-        "slow_call_ms": args.slow_call_ms, "debug": args.debug})
+        "slow_call_ms": args.slow_call_ms, "debug": args.debug,
+        **{n: getattr(args, n) for n in _TLS_AND_SECRETS}})
 
 
 def _worker_port(port: int | None) -> int | None:
@@ -271,15 +321,21 @@ def _call(args: argparse.Namespace) -> int:
     positional = [_parse_arg(a) for a in args.args]
     kwargs = json.loads(args.kwargs)
 
+    try:
+        client = ConductorClient(args.amqp_url, topic=args.topic, timeout=args.timeout,
+                                 user_id=args.broker_user)
+    except ValueError as exc:
+        print(f"conductor: {logs.redact(str(exc))}", file=sys.stderr)
+        return 2
+
     async def go() -> Any:
-        async with ConductorClient(args.amqp_url, topic=args.topic,
-                                   timeout=args.timeout) as db:
+        async with client as db:
             return await db.call(args.method, ctxt, *positional, **kwargs)
 
     try:
         result = asyncio.run(go())
     except exceptions.NovaException as exc:
-        print(f"{type(exc).__name__}: {exc}", file=sys.stderr)
+        print(f"{type(exc).__name__}: {logs.redact(str(exc))}", file=sys.stderr)
         return 1
     except TypeError as exc:
         print(f"TypeError: {exc}", file=sys.stderr)

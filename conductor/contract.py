@@ -20,9 +20,34 @@ AMQP_BINDING_VERSION = "0.3.0"
 DEFAULT_TOPIC = "conductor"
 REPLY_QUEUE = "amq.rabbitmq.reply-to"
 EVENTS_EXCHANGE = "conductor.events"
-# Routing keys the handlers publish today (conductor/handlers/database_snapshots.py).
-EVENT_ROUTING_KEYS = ("database_snapshot.created", "database_snapshot.modified",
-                      "database_snapshot.destroyed")
+# The instance columns every instance.* event carries (conductor/handlers/instances.py
+# takes them from here): enough to route and filter on, never the whole row.
+INSTANCE_EVENT_KEYS = ("uuid", "project_id", "user_id", "host", "vm_state", "task_state")
+_SNAPSHOT_ROW = {"type": "object", "required": ["resource_id"],
+                 "description": "the database_snapshots row"}
+_INSTANCE: dict[str, Any] = {
+    "type": "object", "required": list(INSTANCE_EVENT_KEYS),
+    "properties": {k: {"type": "string" if k == "uuid" else ["string", "null"]}
+                   for k in INSTANCE_EVENT_KEYS},
+    "additionalProperties": False,
+    "description": "the instance's identifying columns as they are after the change"}
+_CHANGES = {"type": "object", "minProperties": 1, "description": (
+    "the columns whose value the call changed, with their new values (only those; "
+    "metadata and system_metadata, when changed, as the new dict of key -> value)")}
+# The payload of each event by its routing key (the handlers that publish them:
+# conductor/handlers/database_snapshots.py and instances.py).
+EVENT_PAYLOADS: dict[str, dict[str, Any]] = {
+    "database_snapshot.created": _SNAPSHOT_ROW,
+    "database_snapshot.modified": {
+        **_SNAPSHOT_ROW, "required": ["resource_id", "changes"],
+        "description": "the row after the change; changes: {column: [old, new]}"},
+    "database_snapshot.destroyed": _SNAPSHOT_ROW,
+    "instance.created": _INSTANCE,
+    "instance.updated": {**_INSTANCE, "required": [*INSTANCE_EVENT_KEYS, "changes"],
+                         "properties": {**_INSTANCE["properties"], "changes": _CHANGES}},
+    "instance.destroyed": _INSTANCE,
+}
+EVENT_ROUTING_KEYS = tuple(EVENT_PAYLOADS)
 
 # What each extension type of schemas/codec.py carries, by the constant's name.
 EXTENSION_MEANINGS = {
@@ -282,7 +307,11 @@ def _event_message() -> dict[str, Any]:
                             "resource_id": {"type": "string"},
                             "occurred_at": {"description": "datetime extension type"},
                             "request_id": {"type": ["string", "null"]},
-                            "payload": {"type": "object"}}}}
+                            "payload": {"type": "object"}},
+                        # the payload's shape follows from the routing key
+                        "allOf": [{"if": {"properties": {"event": {"const": key}}},
+                                   "then": {"properties": {"payload": schema}}}
+                                  for key, schema in EVENT_PAYLOADS.items()]}}
 
 
 def _extensions() -> dict[str, Any]:

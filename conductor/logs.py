@@ -12,6 +12,7 @@ import contextvars
 import datetime as dt
 import json
 import logging
+import urllib.parse
 from typing import Any
 
 request_id: contextvars.ContextVar[str | None] = contextvars.ContextVar(
@@ -20,6 +21,29 @@ broker_user: contextvars.ContextVar[str | None] = contextvars.ContextVar(
     "conductor_broker_user", default=None)
 
 MAX_FIELD = 200  # caller data in a log line is cut here: a line must stay a line
+MASK = "******"
+_hidden: set[str] = set()
+
+
+def hide(*secrets: str) -> None:
+    """Never show these (as written, URL-encoded or JSON-escaped) in a log line or in
+    what :func:`redact` returns: the backstop behind masking every URL we print."""
+    for secret in secrets:
+        if secret:
+            # Each library encodes a URL's password its own way (yarl keeps "&",
+            # SQLAlchemy keeps " ", urllib neither).
+            _hidden.update({secret, json.dumps(secret)[1:-1],
+                            urllib.parse.quote(secret, safe=""), urllib.parse.quote(secret),
+                            urllib.parse.quote_plus(secret),
+                            urllib.parse.quote(secret, safe="&"),
+                            urllib.parse.quote(secret, safe=" +")})
+
+
+def redact(text: str) -> str:
+    # Longest first: a secret's encoded form may contain the secret itself.
+    for secret in sorted(_hidden, key=len, reverse=True):
+        text = text.replace(secret, MASK)
+    return text
 
 
 def short(value: Any, limit: int = MAX_FIELD) -> str:
@@ -55,14 +79,14 @@ class JsonFormatter(logging.Formatter):
                 entry[name] = value
         if record.exc_info:
             entry["exception"] = self.formatException(record.exc_info)
-        return json.dumps(entry, default=str)
+        return redact(json.dumps(entry, default=str))
 
 
 class TextFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         line = super().format(record)
         rid = getattr(record, "request_id", None)
-        return f"{line} [{rid}]" if rid else line
+        return redact(f"{line} [{rid}]" if rid else line)
 
 
 def configure(fmt: str = "text", level: int | str = logging.INFO) -> None:

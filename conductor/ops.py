@@ -24,6 +24,7 @@ import aio_pika
 import aio_pika.exceptions
 
 from conductor import broker
+from conductor.logs import redact
 
 EVENTS_EXCHANGE = "conductor.events"  # conductor/db/events.py, which needs SQLAlchemy
 COMMANDS = ("schema", "status", "events")
@@ -162,7 +163,7 @@ async def _status(args: argparse.Namespace) -> int:
         try:
             report.update(await probe())
         except Exception as exc:  # an operator's tool reports what it could not reach
-            report[f"{part}_error"] = f"{type(exc).__name__}: {exc}"
+            report[f"{part}_error"] = f"{type(exc).__name__}: {redact(str(exc))}"
             failed = True
     if args.json:
         print(json.dumps(report, sort_keys=True))

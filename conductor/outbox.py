@@ -27,6 +27,7 @@ class OutboxPublisher:
         self.connection = connection
         self.exchange_name = exchange
         self.interval = interval
+        self.batch = 200  # events claimed per transaction
         self.published = 0
         self._kick = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
@@ -52,9 +53,9 @@ class OutboxPublisher:
     async def flush(self) -> int:
         total = 0
         while True:
-            sent = await events.publish_pending(self.engine, self._publish)
+            sent = await events.publish_pending(self.engine, self._publish, self.batch)
             total += sent
-            if sent == 0:
+            if sent < self.batch:  # drained: no second transaction to find nothing
                 break
         self.published += total
         return total

@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import functools
 import logging
 import os
 import re
@@ -35,8 +36,9 @@ from aio_pika.abc import (
     AbstractRobustConnection,
 )
 
+from client.urls import broker_urls, masked
 from conductor import broker
-from conductor.amqp_decoding import UNDECODABLE
+from conductor.amqp_decoding import undecodable
 from conductor.dispatch import Delivery
 from conductor.settings import Settings
 from schemas import envelope
@@ -140,7 +142,8 @@ class Server:
         await self._consume_slowly()
         log.info("consuming %r (%s queue, delivery limit %d) on %s", self.topic,
                  "classic" if self.settings.classic_queue else "quorum",
-                 self.settings.max_deliveries, _safe_amqp(url))
+                 self.settings.max_deliveries,
+                 ", ".join(masked(one) for one in broker_urls(url)))
 
     def _topic_arguments(self) -> dict[str, Any]:
         if self.settings.classic_queue:
@@ -257,11 +260,11 @@ class Server:
 
     async def _serve(self, message: AbstractIncomingMessage) -> None:
         try:
-            undecodable = (message.headers or {}).get(UNDECODABLE)
-            if undecodable is not None:
+            reason = undecodable(message.headers)
+            if reason is not None:
                 self.dropped += 1
                 log.warning("dropped a message whose AMQP properties cannot be decoded "
-                            "(%.200s)", undecodable)
+                            "(%.200s)", reason)
                 return
             node = _reply_node(message.reply_to) if message.reply_to else None
             if message.reply_to and node is None:
@@ -339,6 +342,7 @@ _REPLY_TO = re.compile(
     r"\.(?P<key>[A-Za-z0-9+/]{22}==)")
 
 
+@functools.lru_cache(maxsize=4096)  # a caller's channel keeps its address: parse it once
 def _reply_node(reply_to: str) -> bytes | None:
     """The node named by a well-formed direct reply-to address, else None.
 
@@ -395,15 +399,3 @@ async def _ack(message: AbstractIncomingMessage) -> None:
     except Exception:
         log.warning("could not ack %.80s (connection lost?); the broker will redeliver it",
                     message.message_id)
-
-
-def _safe_amqp(urls: str) -> str:
-    from yarl import URL
-
-    def safe(url: str) -> str:
-        try:
-            return str(URL(url).with_password("***")) if URL(url).password else url
-        except Exception:
-            return "<amqp url>"
-
-    return ", ".join(safe(url) for url in urls.split(","))

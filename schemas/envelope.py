@@ -88,7 +88,7 @@ def decode_request(data: bytes, *, max_size: int = 0,
                    max_batch: int = DEFAULT_MAX_BATCH) -> Request:
     """Decode and validate a request; raises EnvelopeError saying what is wrong."""
     try:
-        body = codec.unpackb(data, max_size=max_size)
+        body = codec.unpackb(data, max_size=max_size, request=True)
     except ValueError as exc:
         raise EnvelopeError(str(exc)) from exc
     if not isinstance(body, dict):

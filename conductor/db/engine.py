@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+import urllib.parse
 import weakref
 from dataclasses import dataclass
 from typing import Any
@@ -27,6 +28,11 @@ log = logging.getLogger(__name__)
 DEFAULT_DB_URL = "sqlite+aiosqlite:///conductor.sqlite"
 IDLE_PING_SECONDS = 1.0
 DEFAULT_STATEMENT_TIMEOUT = 30.0
+# libpq's TLS parameters, written in the URL's query as psql takes them.  asyncpg reads
+# them from a DSN only (as keyword arguments, which SQLAlchemy makes of the query, it
+# refuses them), so make_engine moves them into one.
+LIBPQ_TLS = ("sslmode", "sslrootcert", "sslcert", "sslkey", "sslcrl", "sslpassword",
+             "ssl_min_protocol_version", "ssl_max_protocol_version")
 
 
 @dataclass
@@ -81,9 +87,11 @@ def normalise_url(url: str | URL) -> URL:
 
 
 def safe_url(url: str | URL) -> str:
-    """The URL as it may appear in logs: password hidden."""
+    """The URL as it may appear in logs: password (and a key's sslpassword) hidden."""
     try:
-        return normalise_url(url).render_as_string(hide_password=True)
+        u = normalise_url(url)
+        hidden = {k: "***" for k in u.query if "password" in k}
+        return u.update_query_dict(hidden).render_as_string(hide_password=True)
     except Exception:
         return "<unparseable database URL>"
 
@@ -125,7 +133,11 @@ def make_engine(url: str | URL = DEFAULT_DB_URL, *, sqlite_synchronous: bool = T
         options.update(pool_size=pool_size, max_overflow=0, pool_recycle=3600)
         connect_args: dict[str, Any] = {"server_settings": {
             "statement_timeout": str(max(int(statement_timeout * 1000), 1))}}
-        if not {"ssl", "sslmode"} & set(u.query):
+        tls = {k: v for k, v in u.query.items() if k in LIBPQ_TLS}
+        if tls:
+            u = u.difference_update_query(tls)
+            connect_args["dsn"] = "postgresql://?" + urllib.parse.urlencode(tls, doseq=True)
+        elif "ssl" not in u.query:
             # asyncpg tries TLS first by default ("prefer"); ask for it in the URL.
             connect_args["ssl"] = False
         options["connect_args"] = connect_args

@@ -6,15 +6,20 @@ import datetime as dt
 import uuid
 from typing import Any
 
-from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy import bindparam, delete, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from conductor.db import direct
 from conductor.db.base import utcnow
 from conductor.db.rpc_tables import EventOutbox
 from schemas import codec
 
 EXCHANGE = "conductor.events"
 _outbox = EventOutbox.__table__
+_COLUMNS = ("event_id", "routing_key", "body", "created_at")
+_RECORD = direct.Statement(insert(_outbox).values(
+    {n: bindparam(n, type_=_outbox.c[n].type) for n in _COLUMNS}),
+                           _COLUMNS)
 
 
 async def record(session: Any, event: str, resource_type: str, resource_id: str,
@@ -25,8 +30,8 @@ async def record(session: Any, event: str, resource_type: str, resource_id: str,
     body = codec.packb({"event": event, "event_id": event_id,
                         "resource_type": resource_type, "resource_id": resource_id,
                         "occurred_at": now, "request_id": request_id, "payload": payload})
-    await session.conn.execute(insert(_outbox).values(
-        event_id=event_id, routing_key=event, body=body, created_at=now))
+    await _RECORD.execute(session.conn, {"event_id": event_id, "routing_key": event,
+                                         "body": body, "created_at": now})
     session.events_recorded += 1
     return event_id
 

@@ -143,6 +143,13 @@ def equals(column: Any, value: Any) -> ColumnElement[bool]:
     return false() if converted is NO_MATCH else column == converted
 
 
+def key_equals(column: Any, value: Any) -> ColumnElement[bool]:
+    """:func:`equals` for a key argument (an id, a uuid): None names no row either, where
+    :func:`equals` matches NULL."""
+    converted = NO_MATCH if value is None else lookup_value(column, value)
+    return false() if converted is NO_MATCH or converted is None else column == converted
+
+
 def one_of(column: Any, values: Any) -> ColumnElement[bool]:
     """``column IN values`` with the same conversions as :func:`equals`; None in the
     values matches NULL."""

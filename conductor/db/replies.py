@@ -7,9 +7,10 @@ import hashlib
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import delete, insert, select
+from sqlalchemy import bindparam, delete, insert, select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from conductor.db import direct
 from conductor.db.base import utcnow
 from conductor.db.rpc_tables import RpcReply
 from schemas import codec
@@ -49,13 +50,20 @@ async def stored_reply(conn: AsyncConnection, message_id: str) -> tuple[CallKey,
                    row.broker_user), bytes(row.reply)
 
 
+_COLUMNS = ("message_id", "method", "digest", "user_id", "project_id", "broker_user",
+            "reply", "created_at")
+_RECORD = direct.Statement(insert(_replies).values(
+    {n: bindparam(n, type_=_replies.c[n].type) for n in _COLUMNS}),
+                           _COLUMNS)
+
+
 async def record_reply(conn: AsyncConnection, message_id: str, key: CallKey,
                        reply: bytes) -> None:
     """In the call's own transaction: a duplicate id raises IntegrityError there."""
-    await conn.execute(insert(_replies).values(
-        message_id=message_id, method=key.method, digest=key.digest, user_id=key.user_id,
-        project_id=key.project_id, broker_user=key.broker_user, reply=reply,
-        created_at=utcnow()))
+    await _RECORD.execute(conn, {
+        "message_id": message_id, "method": key.method, "digest": key.digest,
+        "user_id": key.user_id, "project_id": key.project_id,
+        "broker_user": key.broker_user, "reply": reply, "created_at": utcnow()})
 
 
 async def purge(engine: AsyncEngine, older_than: dt.timedelta) -> int:

@@ -8,10 +8,11 @@ handlers return are what the caller receives.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import logging
 from collections.abc import Callable, Iterable, Sequence
-from typing import Any
+from typing import Any, overload
 
 from sqlalchemy import (
     BigInteger,
@@ -30,6 +31,7 @@ from sqlalchemy import exc as sa_exc
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from conductor.db import direct
 from conductor.db import values as vals
 from conductor.db.base import CONFIG, Config, utcnow
 from conductor.db.loading import Loader, complete, loader_for, primary_key, tree_of
@@ -66,6 +68,7 @@ class Session:
         self._postgres = conn.dialect.name == "postgresql"
         self.events_recorded = 0  # outbox rows written (conductor.db.events)
         self.deferred_error: Exception | None = None
+        self._driver: Any = _UNKNOWN  # asyncpg's, for cached statements (conductor.db.direct)
 
     def fail_after_commit(self, error: Exception) -> None:
         """Answer with ``error`` but keep what the call wrote (quota_reserve's refreshes
@@ -116,9 +119,12 @@ class Session:
         else:
             rows = [dict(m) for m in result]
         if rows and table is not None:
-            await self.loader.fetched(self.conn, table, rows, tree, plan)
-            complete(table, rows, tree, self.config)
+            await self._complete(table, rows, tree, plan)
         return rows
+
+    async def _complete(self, table: Table, rows: list[Row], tree: Any, plan: Any) -> None:
+        await self.loader.fetched(self.conn, table, rows, tree, plan)
+        complete(table, rows, tree, self.config)
 
     def query(self, context: RequestContext, model: Any, *, read_deleted: str | None = None,
               project_only: ProjectOnly = False) -> Any:
@@ -129,6 +135,51 @@ class Session:
         if not scoping(context, project_only):
             stmt = stmt.where(*self.visible(context, model))
         return stmt
+
+    # Nova's ``model_query(...).filter(...).all()`` and ``.first()``, in primary-key order
+    # (Nova's own order on its backends; a fixed order keeps answers deterministic).
+
+    async def all(self, context: RequestContext, model: Any, *where: Any, joins: Joins = (),
+                  read_deleted: str | None = None, project_only: ProjectOnly = False,
+                  missing: Callable[[], Exception] | None = None,
+                  bare: bool = False) -> list[Row]:
+        """Every row of :meth:`query` matching ``where``; ``missing()`` is raised for none
+        (see :meth:`rows`)."""
+        stmt = self._ordered(context, model, where, read_deleted, project_only)
+        return await self.rows(stmt, joins, missing=missing, bare=bare)
+
+    @overload
+    async def first(self, context: RequestContext, model: Any, *where: Any,
+                    joins: Joins = (), read_deleted: str | None = None,
+                    project_only: ProjectOnly = False, missing: None = None,
+                    lock: bool = False, bare: bool = False) -> Row | None: ...
+
+    @overload
+    async def first(self, context: RequestContext, model: Any, *where: Any,
+                    joins: Joins = (), read_deleted: str | None = None,
+                    project_only: ProjectOnly = False, missing: Callable[[], Exception],
+                    lock: bool = False, bare: bool = False) -> Row: ...
+
+    async def first(self, context: RequestContext, model: Any, *where: Any,
+                    joins: Joins = (), read_deleted: str | None = None,
+                    project_only: ProjectOnly = False,
+                    missing: Callable[[], Exception] | None = None,
+                    lock: bool = False, bare: bool = False) -> Row | None:
+        """The first row of :meth:`query` matching ``where`` (``FOR UPDATE`` with
+        ``lock``), or None; with ``missing``, ``missing()`` is raised instead of None."""
+        stmt = self._ordered(context, model, where, read_deleted, project_only).limit(1)
+        if lock:
+            stmt = stmt.with_for_update()
+        row = await self.row(stmt, joins, bare=bare)
+        if row is None and missing is not None:
+            raise missing()
+        return row
+
+    def _ordered(self, context: RequestContext, model: Any, where: tuple[Any, ...],
+                 read_deleted: str | None, project_only: ProjectOnly) -> Any:
+        return (self.query(context, model, read_deleted=read_deleted,
+                           project_only=project_only)
+                .where(*where).order_by(primary_key(table_of(model))))
 
     def visible(self, context: RequestContext, model: Any) -> tuple[Any, ...]:
         """The conditions that keep ``model``'s rows of other projects out of a
@@ -186,10 +237,22 @@ class Session:
         if found is None:
             found = _GET_BY[shape] = self._get_by_statement(table, col, wanted is None, mode,
                                                             scope, mine, joins, lock, bare)
-        stmt, tree, plan = found
+        stmt, tree, plan, compiled = found
         params = {"_value": wanted, "_project": context.project_id}
-        rows = await self._run(stmt, params, table, tree, plan, True)
+        driver = await self._direct_driver() if compiled is not None else None
+        if driver is not None:
+            assert compiled is not None
+            rows = await direct.run(compiled, self.conn, driver, params)
+            if rows:
+                await self._complete(table, rows[:1], tree, plan)
+        else:
+            rows = await self._run(stmt, params, table, tree, plan, True)
         return rows[0] if rows else None
+
+    async def _direct_driver(self) -> Any:
+        if self._driver is _UNKNOWN:
+            self._driver = await direct.driver_for(self.conn)
+        return self._driver
 
     async def get(self, context: RequestContext, model: Any, column: str, value: Any,
                   missing: Callable[[], Exception], joins: Joins = (), *,
@@ -213,6 +276,14 @@ class Session:
             raise missing()
         return row
 
+    async def pick(self, stmt: Any, exhausted: Callable[[], Exception],
+                   joins: Joins = ()) -> Row:
+        """A pool pick (api-compute.md §1.10): the first row of ``stmt`` (callers order
+        it), locked ``FOR UPDATE SKIP LOCKED`` so that concurrent callers each get the next
+        free row instead of all waiting for one, or ``exhausted()`` when none is free."""
+        return await self.one(stmt.limit(1).with_for_update(skip_locked=True), exhausted,
+                              joins)
+
     def _get_by_statement(self, table: Table, col: Any, is_null: bool, mode: str,
                           scope: ProjectOnly, mine: bool, joins: Joins, lock: bool,
                           bare: bool) -> tuple[Any, ...]:
@@ -231,7 +302,8 @@ class Session:
             stmt = stmt.with_for_update()
         tree = tree_of(table, joins, top=not bare)
         stmt, plan = self.loader.prepare(stmt, table, tree)
-        return stmt, tree, plan
+        return stmt, tree, plan, direct.compile_for(stmt, self.conn.dialect,
+                                                    ("_value", "_project"))
 
     async def lock(self, *key: Any) -> None:
         """Serialise this call with every other one locking the same ``key`` until the
@@ -342,10 +414,20 @@ class Session:
                    or type(row[k]) is not type(v)}
         if changed:
             pk = primary_key(table)
-            result = await self.conn.execute(
-                update(table).where(pk == row[pk.name]).values(changed)
-                .returning(*table.c))
-            fresh = result.mappings().first()
+            # onupdate defaults (updated_at) computed here, so the statement can run direct
+            for col in _on_update(table):
+                if col.name not in changed:
+                    changed[col.name] = col.onupdate.arg(None)
+            params = {f"_v_{k}": v for k, v in changed.items()}
+            params["_pk"] = row[pk.name]
+            statement = _update_statement(table, tuple(changed))
+            if statement is None:  # too many shapes cached already
+                result = await self.conn.execute(update(table).where(pk == row[pk.name])
+                                                 .values(changed).returning(*table.c))
+                found = [dict(m) for m in result.mappings()]
+            else:
+                found = await statement.execute(self.conn, params)
+            fresh = found[0] if found else None
             if fresh is not None:
                 row.update({k: fresh[k] for k in table.c.keys()})
         if echo:
@@ -397,6 +479,28 @@ class Session:
 
 
 _UNIQUE_VIOLATION = "23505"
+_UPDATES: dict[tuple[str, tuple[str, ...]], direct.Statement] = {}
+_MAX_UPDATE_SHAPES = 512  # bounded: callers choose the column sets
+
+
+@functools.cache
+def _on_update(table: Table) -> tuple[Any, ...]:
+    return tuple(c for c in table.c if c.onupdate is not None and c.onupdate.is_callable)
+
+
+def _update_statement(table: Table, names: tuple[str, ...]) -> direct.Statement | None:
+    """The UPDATE ... RETURNING of these columns by primary key, built once per shape."""
+    key = (table.name, names)
+    statement = _UPDATES.get(key)
+    if statement is None and len(_UPDATES) < _MAX_UPDATE_SHAPES:
+        pk = primary_key(table)
+        stmt = (update(table).where(pk == bindparam("_pk", type_=pk.type))
+                .values({n: bindparam(f"_v_{n}", type_=table.c[n].type) for n in names})
+                .returning(*table.c))
+        statement = _UPDATES[key] = direct.Statement(
+            stmt, ("_pk", *(f"_v_{n}" for n in names)))
+    return statement
+_UNKNOWN = object()
 _GET_BY: dict[tuple[Any, ...], tuple[Any, ...]] = {}
 _ADVISORY_LOCK = select(func.pg_advisory_xact_lock(bindparam("key", type_=BigInteger)))
 def _table_of_stmt(stmt: Any) -> Table | None:

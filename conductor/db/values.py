@@ -204,6 +204,19 @@ def _clip(key: str) -> str:
     return text if len(text) <= 80 else f"{text[:80]}... ({len(key)} characters)"
 
 
+def datetime_arg(name: str, column: Column[Any], value: Any) -> dt.datetime | None:
+    """A datetime argument ``name`` compared with ``column`` (the bounds of the
+    ``*_get_active_by_window`` functions): None stays None, and a value that is no
+    datetime is ``InvalidInput`` naming the argument rather than the column."""
+    if value is None:
+        return None
+    try:
+        return convert(column.table, column, value)  # type: ignore[no-any-return]
+    except exceptions.InvalidInput:
+        raise exceptions.InvalidInput(
+            reason=f"{name} must be a datetime, got {type(value).__name__}") from None
+
+
 def check_value(table: Table, column: str, value: Any) -> Any:
     """One filter or lookup value, converted for ``table.column`` (None passes through)."""
     if value is None:

@@ -5,7 +5,10 @@ A handler has the catalog's signature with the session in front::
     @api
     async def service_get(session, context, service_id): ...
 
-and is registered under its function name.  Nova's own ``session=None`` parameters
+and is registered under its function name.  After the catalog's parameters a handler may
+take keyword-only options with defaults (``lock=False``, ``joins=...``) for the other
+handlers that call it in-process: the dispatcher binds a call against the catalog's
+signature, so a caller can never set them.  Nova's own ``session=None`` parameters
 (``instance_data_get_for_project``, ``task_log_*``, ...) are in-process only: the
 dispatcher refuses a value for them and the handler does not take them.  Importing this
 package does not import the domain modules; :func:`load_all` does, once, at server start.
@@ -52,7 +55,8 @@ def load_all() -> dict[str, Handler]:
 
 
 def signature_mismatches() -> list[str]:
-    """Handlers whose parameters differ from ``session`` + the catalog's signature."""
+    """Handlers whose parameters differ from ``session`` + the catalog's signature
+    (+ in-process keyword-only options with defaults)."""
     problems = []
     for name, func in sorted(HANDLERS.items()):
         full = catalog.BY_NAME[name].signature
@@ -63,7 +67,13 @@ def signature_mismatches() -> list[str]:
             problems.append(f"{name}: first parameter must be 'session'")
             continue
         actual = inspect.Signature([p.replace(annotation=inspect.Parameter.empty)
-                                    for p in params[1:]])
+                                    for p in params[1:]
+                                    if p.name in expected.parameters
+                                    or not _in_process_option(p)])
         if actual != expected:
             problems.append(f"{name}: handler takes {actual}, catalog says {expected}")
     return problems
+
+
+def _in_process_option(param: inspect.Parameter) -> bool:
+    return param.kind is param.KEYWORD_ONLY and param.default is not param.empty

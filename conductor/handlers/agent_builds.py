@@ -8,56 +8,23 @@ from __future__ import annotations
 from typing import Any
 
 from conductor.db.models import AgentBuild
-from conductor.db.query import equals
-from conductor.db.session import Row, Session
-from conductor.db.values import lookup_int
-from conductor.handlers import api
+from conductor.db.session import Session
+from conductor.handlers import api, plain
 from schemas.context import RequestContext
 
-builds = AgentBuild.__table__
-
-
-@api
-async def agent_build_create(session: Session, context: RequestContext, values: Any) -> Row:
-    return await session.insert(AgentBuild, session.check(AgentBuild, values), checked=True,
-                                echo=values)
-
-
-@api
-async def agent_build_get_by_triple(session: Session, context: RequestContext,
-                                    hypervisor: Any, os: Any, architecture: Any
-                                    ) -> Row | None:
-    return await session.row(session.query(context, AgentBuild, read_deleted="no")
-                             .where(equals(builds.c.hypervisor, hypervisor),
-                                    equals(builds.c.os, os),
-                                    equals(builds.c.architecture, architecture))
-                             .order_by(builds.c.id).limit(1))
-
-
-@api
-async def agent_build_get_all(session: Session, context: RequestContext) -> list[Row]:
-    return await session.rows(session.query(context, AgentBuild, read_deleted="no")
-                              .order_by(builds.c.id))
-
-
-@api
-async def agent_build_destroy(session: Session, context: RequestContext,
-                              agent_update_id: Any) -> None:
-    # The parameter is the build's id (Nova's name).  A bulk soft delete: a deleted row
-    # matches too and gets a new deleted_at, updated_at stays.
-    key = lookup_int(agent_update_id)
-    if key is not None:
-        await session.soft_delete_where(AgentBuild, builds.c.id == key)
+agent_build_create = plain.create("agent_build_create", AgentBuild)
+agent_build_get_by_triple = plain.first("agent_build_get_by_triple", AgentBuild,
+                                        "hypervisor", "os", "architecture", read_deleted="no")
+agent_build_get_all = plain.rows("agent_build_get_all", AgentBuild, read_deleted="no")
+# The parameter is the build's id (Nova's name).  A bulk soft delete: a deleted row
+# matches too and gets a new deleted_at, updated_at stays.
+agent_build_destroy = plain.destroy("agent_build_destroy", AgentBuild)
 
 
 @api
 async def agent_build_update(session: Session, context: RequestContext, agent_build_id: Any,
                              values: Any) -> None:
-    key = lookup_int(agent_build_id)
-    row = None
-    if key is not None:
-        row = await session.row(session.query(context, AgentBuild, read_deleted="yes")
-                                .where(builds.c.id == key))
+    row = await session.get_by(context, AgentBuild, "id", agent_build_id, read_deleted="yes")
     if row is None:
         # Nova crashes here; recommended: nothing happens, as for agent_build_destroy.
         return

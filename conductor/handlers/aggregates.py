@@ -12,11 +12,12 @@ from typing import Any
 
 from sqlalchemy import ColumnElement, Select, select
 
+from conductor.db.keyvalue import items_dict
 from conductor.db.models import Aggregate, AggregateHost, AggregateMetadata
 from conductor.db.query import deleted_filter, equals, not_deleted
 from conductor.db.session import Row, Session
 from conductor.db.values import lookup_int
-from conductor.handlers import api
+from conductor.handlers import api, plain
 from schemas import exceptions
 from schemas.context import RequestContext
 
@@ -176,10 +177,7 @@ async def aggregate_delete(session: Session, context: RequestContext,
                                     *_visible(context, meta))
 
 
-@api
-async def aggregate_get_all(session: Session, context: RequestContext) -> list[Row]:
-    return await session.rows(session.query(context, Aggregate).order_by(aggregates.c.id),
-                              JOINS)
+aggregate_get_all = plain.rows("aggregate_get_all", Aggregate, joins=JOINS)
 
 
 @api
@@ -194,9 +192,8 @@ async def aggregate_metadata_add(session: Session, context: RequestContext,
 async def aggregate_metadata_get(session: Session, context: RequestContext,
                                  aggregate_id: Any) -> dict[Any, Any]:
     row = await _aggregate(session, context, aggregate_id, ())
-    items = await session.rows(session.query(context, AggregateMetadata)
-                               .where(meta.c.aggregate_id == row["id"]).order_by(meta.c.id))
-    return {item["key"]: item["value"] for item in items}
+    return await items_dict(session, context, AggregateMetadata,
+                            meta.c.aggregate_id == row["id"])
 
 
 @api

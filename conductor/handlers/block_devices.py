@@ -77,11 +77,9 @@ async def block_device_mapping_update_or_create(session: Session, context: Reque
                   "device_name")
     cols = session.check(BlockDeviceMapping, values)
     instance_uuid, device_name = cols["instance_uuid"], cols["device_name"]
-    found = await session.row(
-        session.query(context, BlockDeviceMapping)
-        .where(equals(bdms.c.instance_uuid, instance_uuid),
-               equals(bdms.c.device_name, device_name))
-        .order_by(bdms.c.id).limit(1))
+    found = await session.first(context, BlockDeviceMapping,
+                                equals(bdms.c.instance_uuid, instance_uuid),
+                                equals(bdms.c.device_name, device_name))
     if found is None:
         await session.insert(BlockDeviceMapping, cols, checked=True, creator=context,
                              refused=lambda: exceptions.InstanceNotFound(
@@ -101,9 +99,8 @@ async def block_device_mapping_update_or_create(session: Session, context: Reque
 @api
 async def block_device_mapping_get_all_by_instance(session: Session, context: RequestContext,
                                                    instance_uuid: Any) -> list[Row]:
-    return await session.rows(
-        session.query(context, BlockDeviceMapping)
-        .where(equals(bdms.c.instance_uuid, instance_uuid)).order_by(bdms.c.id))
+    return await session.all(context, BlockDeviceMapping,
+                             equals(bdms.c.instance_uuid, instance_uuid))
 
 
 @api

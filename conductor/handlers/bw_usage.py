@@ -22,10 +22,8 @@ async def bw_usage_get_by_uuids(session: Session, context: RequestContext, uuids
     if not isinstance(uuids, (list, tuple, set, frozenset)):
         raise exceptions.InvalidInput(reason=f"bw_usage_get_by_uuids: uuids must be a list, "
                                       f"got {type(uuids).__name__}")
-    return await session.rows(session.query(context, BandwidthUsage, read_deleted="yes")
-                              .where(one_of(usage.c.uuid, uuids),
-                                     equals(usage.c.start_period, start_period))
-                              .order_by(usage.c.id))
+    return await session.all(context, BandwidthUsage, one_of(usage.c.uuid, uuids),
+                             equals(usage.c.start_period, start_period), read_deleted="yes")
 
 
 @api

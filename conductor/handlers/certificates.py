@@ -2,45 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Any
-
-from sqlalchemy import ColumnElement
-
 from conductor.db.models import Certificate
-from conductor.db.query import equals
-from conductor.db.session import Row, Session
-from conductor.handlers import api
-from schemas.context import RequestContext
+from conductor.handlers import plain
 
-certificates = Certificate.__table__
-
-
-async def _live(session: Session, context: RequestContext,
-                *where: ColumnElement[bool]) -> list[Row]:
-    return await session.rows(session.query(context, Certificate, read_deleted="no")
-                              .where(*where).order_by(certificates.c.id))
-
-
-@api
-async def certificate_create(session: Session, context: RequestContext, values: Any) -> Row:
-    return await session.insert(Certificate, session.check(Certificate, values), checked=True,
-                                echo=values)
-
-
-@api
-async def certificate_get_all_by_project(session: Session, context: RequestContext,
-                                         project_id: Any) -> list[Row]:
-    return await _live(session, context, equals(certificates.c.project_id, project_id))
-
-
-@api
-async def certificate_get_all_by_user(session: Session, context: RequestContext,
-                                      user_id: Any) -> list[Row]:
-    return await _live(session, context, equals(certificates.c.user_id, user_id))
-
-
-@api
-async def certificate_get_all_by_user_and_project(session: Session, context: RequestContext,
-                                                  user_id: Any, project_id: Any) -> list[Row]:
-    return await _live(session, context, equals(certificates.c.user_id, user_id),
-                       equals(certificates.c.project_id, project_id))
+certificate_create = plain.create("certificate_create", Certificate)
+certificate_get_all_by_project = plain.rows("certificate_get_all_by_project", Certificate,
+                                            "project_id", read_deleted="no")
+certificate_get_all_by_user = plain.rows("certificate_get_all_by_user", Certificate,
+                                         "user_id", read_deleted="no")
+certificate_get_all_by_user_and_project = plain.rows(
+    "certificate_get_all_by_user_and_project", Certificate, "user_id", "project_id",
+    read_deleted="no")

@@ -10,7 +10,7 @@ from conductor.db.models import ComputeNode, ComputeNodeStat, Service
 from conductor.db.query import equals, not_deleted
 from conductor.db.session import Row, Session
 from conductor.db.values import lookup_text
-from conductor.handlers import api
+from conductor.handlers import api, plain
 from schemas import exceptions
 from schemas.context import RequestContext
 
@@ -24,8 +24,9 @@ STATISTICS = ("vcpus", "memory_mb", "local_gb", "vcpus_used", "memory_mb_used",
               "running_vms", "disk_available_least")
 
 
-async def _node(session: Session, context: RequestContext, compute_id: Any,
-                joins: tuple[str, ...] = FULL) -> Row:
+@api
+async def compute_node_get(session: Session, context: RequestContext, compute_id: Any, *,
+                           joins: tuple[str, ...] = FULL) -> Row:
     return await session.get(context, ComputeNode, "id", compute_id,
                              lambda: exceptions.ComputeHostNotFound(host=compute_id), joins)
 
@@ -45,14 +46,7 @@ def _stat_row(session: Session, key: Any, value: Any, node_id: int) -> Row:
                                            "compute_node_id": node_id})
 
 
-@api
-async def compute_node_get(session: Session, context: RequestContext, compute_id: Any) -> Row:
-    return await _node(session, context, compute_id)
-
-
-@api
-async def compute_node_get_all(session: Session, context: RequestContext) -> list[Row]:
-    return await session.rows(session.query(context, ComputeNode).order_by(nodes.c.id), FULL)
+compute_node_get_all = plain.rows("compute_node_get_all", ComputeNode, joins=FULL)
 
 
 @api
@@ -62,10 +56,8 @@ async def compute_node_search_by_hypervisor(session: Session, context: RequestCo
     if match is None:
         return []  # no hostname can contain it (e.g. NUL) or equal a dict
     pattern = f"%{match}%"
-    return await session.rows(
-        session.query(context, ComputeNode)
-        .where(nodes.c.hypervisor_hostname.like(pattern)).order_by(nodes.c.id),
-        ("service",))
+    return await session.all(context, ComputeNode, nodes.c.hypervisor_hostname.like(pattern),
+                             joins=("service",))
 
 
 @api
@@ -87,7 +79,7 @@ async def compute_node_create(session: Session, context: RequestContext, values:
 async def compute_node_update(session: Session, context: RequestContext, compute_id: Any,
                               values: Any, prune_stats: Any = False) -> Row:
     given = _stats_dict(values)
-    node = await _node(session, context, compute_id, joins=("stats",))
+    node = await compute_node_get(session, context, compute_id, joins=("stats",))
     current = {s["key"]: s for s in node["stats"]}
     for key, value in given.items():
         checked = _stat_row(session, key, value, node["id"])

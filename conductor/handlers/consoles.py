@@ -9,96 +9,46 @@ from __future__ import annotations
 from typing import Any
 
 from conductor.db.models import Console, ConsolePool
-from conductor.db.query import equals
+from conductor.db.query import equals, key_equals
 from conductor.db.session import Row, Session
-from conductor.db.values import lookup_int
-from conductor.handlers import api
+from conductor.handlers import api, plain
 from schemas import exceptions
 from schemas.context import RequestContext
 
 pools = ConsolePool.__table__
 consoles = Console.__table__
 
-
-@api
-async def console_pool_create(session: Session, context: RequestContext, values: Any) -> Row:
-    return await session.insert(ConsolePool, session.check(ConsolePool, values),
-                                checked=True, echo=values)
-
-
-@api
-async def console_pool_get_by_host_type(session: Session, context: RequestContext,
-                                        compute_host: Any, proxy_host: Any,
-                                        console_type: Any) -> Row:
-    row = await session.one(
-        session.query(context, ConsolePool, read_deleted="no")
-        .where(equals(pools.c.host, proxy_host), equals(pools.c.console_type, console_type),
-               equals(pools.c.compute_host, compute_host))
-        .order_by(pools.c.id).limit(1),
-        lambda: exceptions.ConsolePoolNotFoundForHostType(
-            host=proxy_host, console_type=console_type, compute_host=compute_host),
-        ("consoles",))
-    return row
-
-
-@api
-async def console_pool_get_all_by_host_type(session: Session, context: RequestContext,
-                                            host: Any, console_type: Any) -> list[Row]:
-    return await session.rows(session.query(context, ConsolePool, read_deleted="no")
-                              .where(equals(pools.c.host, host),
-                                     equals(pools.c.console_type, console_type))
-                              .order_by(pools.c.id), ("consoles",))
-
-
-@api
-async def console_create(session: Session, context: RequestContext, values: Any) -> Row:
-    return await session.insert(Console, session.check(Console, values), checked=True,
-                                echo=values)
-
-
-@api
-async def console_delete(session: Session, context: RequestContext, console_id: Any) -> None:
-    key = lookup_int(console_id)
-    if key is not None:
-        await session.hard_delete_where(Console, consoles.c.id == key)
-
-
-@api
-async def console_get_by_pool_instance(session: Session, context: RequestContext,
-                                       pool_id: Any, instance_uuid: Any) -> Row:
-    row = await session.one(
-        session.query(context, Console, read_deleted="yes")
-        .where(equals(consoles.c.pool_id, pool_id),
-               equals(consoles.c.instance_uuid, instance_uuid))
-        .order_by(consoles.c.id).limit(1),
-        lambda: exceptions.ConsoleNotFoundInPoolForInstance(pool_id=pool_id,
-                                                            instance_uuid=instance_uuid),
-        ("pool",))
-    return row
-
-
-@api
-async def console_get_all_by_instance(session: Session, context: RequestContext,
-                                      instance_uuid: Any) -> list[Row]:
-    return await session.rows(session.query(context, Console, read_deleted="yes")
-                              .where(equals(consoles.c.instance_uuid, instance_uuid))
-                              .order_by(consoles.c.id))
+console_pool_create = plain.create("console_pool_create", ConsolePool)
+console_pool_get_by_host_type = plain.first(
+    "console_pool_get_by_host_type", ConsolePool, "compute_host", "host", "console_type",
+    read_deleted="no", joins=("consoles",),
+    missing=lambda compute_host, proxy_host, console_type: (
+        exceptions.ConsolePoolNotFoundForHostType(host=proxy_host, console_type=console_type,
+                                                  compute_host=compute_host)))
+console_pool_get_all_by_host_type = plain.rows(
+    "console_pool_get_all_by_host_type", ConsolePool, "host", "console_type",
+    joins=("consoles",), read_deleted="no")
+console_create = plain.create("console_create", Console)
+console_delete = plain.destroy("console_delete", Console, hard=True)
+console_get_by_pool_instance = plain.first(
+    "console_get_by_pool_instance", Console, "pool_id", "instance_uuid", read_deleted="yes",
+    joins=("pool",), missing=exceptions.ConsoleNotFoundInPoolForInstance)
+console_get_all_by_instance = plain.rows("console_get_all_by_instance", Console,
+                                         "instance_uuid", read_deleted="yes")
 
 
 @api
 async def console_get(session: Session, context: RequestContext, console_id: Any,
                       instance_uuid: Any = None) -> Row:
-    key = lookup_int(console_id)
-    row = None
-    if key is not None:
-        stmt = session.query(context, Console, read_deleted="yes").where(consoles.c.id == key)
-        if instance_uuid is not None:
-            stmt = stmt.where(equals(consoles.c.instance_uuid, instance_uuid))
-        row = await session.row(stmt, ("pool",))
-    if row is None:
+    where = [key_equals(consoles.c.id, console_id)]
+    if instance_uuid is not None:
+        where.append(equals(consoles.c.instance_uuid, instance_uuid))
+
+    def missing() -> Exception:
         # the filter applies for any non-None uuid, the error names it only when truthy
         if instance_uuid:
-            raise exceptions.ConsoleNotFoundForInstance(console_id=console_id,
-                                                        instance_uuid=instance_uuid)
-        raise exceptions.ConsoleNotFound(console_id=console_id)
-    return row
+            return exceptions.ConsoleNotFoundForInstance(console_id=console_id,
+                                                         instance_uuid=instance_uuid)
+        return exceptions.ConsoleNotFound(console_id=console_id)
+    return await session.first(context, Console, *where, joins=("pool",), read_deleted="yes",
+                               missing=missing)

@@ -15,9 +15,9 @@ from sqlalchemy import ColumnElement, and_, or_
 
 from conductor.db import events
 from conductor.db.models import DatabaseSnapshot
-from conductor.db.query import one_of
+from conductor.db.query import key_equals, one_of
 from conductor.db.session import Row, Session
-from conductor.db.values import NO_MATCH, lookup_int, lookup_text, lookup_value
+from conductor.db.values import NO_MATCH, lookup_int, lookup_value
 from conductor.handlers import api
 from schemas import exceptions
 from schemas.context import RequestContext
@@ -59,8 +59,9 @@ def _check(session: Session, values: Any, *, creating: bool) -> Row:
     return cols
 
 
-async def _get(session: Session, context: RequestContext, resource_id: Any, *,
-               live: bool = False) -> Row:
+@api
+async def database_snapshot_get(session: Session, context: RequestContext, resource_id: Any,
+                                *, live: bool = False) -> Row:
     return await session.get(
         context, DatabaseSnapshot, "resource_id", resource_id,
         lambda: exceptions.DatabaseSnapshotNotFound(resource_id=resource_id),
@@ -96,47 +97,35 @@ async def database_snapshot_create(session: Session, context: RequestContext,
 
 
 @api
-async def database_snapshot_get(session: Session, context: RequestContext,
-                                resource_id: Any) -> Row:
-    return await _get(session, context, resource_id)
-
-
-@api
 async def database_snapshot_get_by_provider_id(session: Session, context: RequestContext,
                                                organization_service_id: Any,
                                                region_name: Any, snapshot_id: Any) -> Row:
     given = {"organization_service_id": organization_service_id,
              "region_name": region_name, "snapshot_id": snapshot_id}
-    wanted = {k: lookup_value(snapshots.c[k], v) for k, v in given.items()}
-    row = None
-    if NO_MATCH not in wanted.values() and None not in wanted.values():
-        row = await session.row(session.query(context, DatabaseSnapshot, read_deleted="no")
-                                .where(*(snapshots.c[k] == v for k, v in wanted.items())))
-    if row is None:
-        raise exceptions.DatabaseSnapshotNotFound(
-            resource_id=f"{organization_service_id}/{region_name}/{snapshot_id}")
-    return row
+    return await session.first(
+        context, DatabaseSnapshot, *(key_equals(snapshots.c[k], v) for k, v in given.items()),
+        read_deleted="no", missing=lambda: exceptions.DatabaseSnapshotNotFound(
+            resource_id=f"{organization_service_id}/{region_name}/{snapshot_id}"))
 
 
 def _filters(filters: Any) -> list[ColumnElement[bool]]:
-    if filters is None:
-        return []
-    if not isinstance(filters, dict):
+    if filters is not None and not isinstance(filters, dict):
         raise exceptions.InvalidInput(reason="filters must be a dict")
-    out = []
-    for key, value in filters.items():
-        if key in ("create_time_after", "create_time_before"):
-            moment = _moment(key, value)
-            out.append(snapshots.c.create_time >= moment if key == "create_time_after"
-                       else snapshots.c.create_time < moment)
-            continue
-        column = snapshots.c.get(key) if isinstance(key, str) else None
-        if column is None:
-            raise exceptions.InvalidInput(reason=f"database_snapshots has no column {key!r} "
-                                          f"to filter on")
-        values = value if isinstance(value, (list, tuple, set, frozenset)) else [value]
-        out.append(one_of(column, values))
-    return out
+    return [_filter(key, value) for key, value in (filters or {}).items()]
+
+
+def _filter(key: Any, value: Any) -> ColumnElement[bool]:
+    if key in ("create_time_after", "create_time_before"):
+        moment = _moment(key, value)
+        bound: ColumnElement[bool] = (snapshots.c.create_time >= moment
+                                      if key == "create_time_after"
+                                      else snapshots.c.create_time < moment)
+        return bound
+    column = snapshots.c.get(key) if isinstance(key, str) else None
+    if column is None:
+        raise exceptions.InvalidInput(reason=f"database_snapshots has no column {key!r} "
+                                      f"to filter on")
+    return one_of(column, value if isinstance(value, (list, tuple, set, frozenset)) else [value])
 
 
 def _moment(key: str, value: Any) -> Any:
@@ -177,7 +166,7 @@ async def database_snapshot_get_all(session: Session, context: RequestContext,
     stmt = session.query(context, DatabaseSnapshot).where(*_filters(filters))
     if marker is not None:
         try:
-            found = await _get(session, context, marker)
+            found = await database_snapshot_get(session, context, marker)
         except exceptions.DatabaseSnapshotNotFound:
             raise exceptions.MarkerNotFound(str(marker)) from None
         stmt = stmt.where(_after(column, desc, found))
@@ -195,13 +184,10 @@ async def database_snapshot_get_all(session: Session, context: RequestContext,
 @api
 async def database_snapshot_get_all_by_instance(session: Session, context: RequestContext,
                                                 instance_resource_id: Any) -> list[Row]:
-    key = lookup_text(instance_resource_id)
-    if key is None:
-        return []
     create_time = snapshots.c.create_time
     return await session.rows(
         session.query(context, DatabaseSnapshot)
-        .where(snapshots.c.instance_resource_id == key)
+        .where(key_equals(snapshots.c.instance_resource_id, instance_resource_id))
         .order_by(create_time.is_(None), create_time.desc(), snapshots.c.id.desc()))
 
 
@@ -209,7 +195,7 @@ async def database_snapshot_get_all_by_instance(session: Session, context: Reque
 async def database_snapshot_update(session: Session, context: RequestContext,
                                    resource_id: Any, values: Any) -> Row:
     cols = _check(session, values, creating=False)
-    row = await _get(session, context, resource_id, live=True)
+    row = await database_snapshot_get(session, context, resource_id, live=True)
     for key in IMMUTABLE:
         if key in cols and cols[key] != row[key]:
             raise _invalid(key, "may not change")
@@ -223,7 +209,7 @@ async def database_snapshot_update(session: Session, context: RequestContext,
 @api
 async def database_snapshot_destroy(session: Session, context: RequestContext,
                                     resource_id: Any) -> None:
-    row = await _get(session, context, resource_id, live=True)
+    row = await database_snapshot_get(session, context, resource_id, live=True)
     await session.soft_delete(DatabaseSnapshot, row)
     await _emit(session, context, "destroyed", row)
 
@@ -231,5 +217,5 @@ async def database_snapshot_destroy(session: Session, context: RequestContext,
 @api
 async def database_snapshot_creation_timestamp(session: Session, context: RequestContext,
                                                resource_id: Any) -> Any:
-    return (await _get(session, context, resource_id))["create_time"]
+    return (await database_snapshot_get(session, context, resource_id))["create_time"]
 

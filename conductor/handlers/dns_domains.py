@@ -9,13 +9,15 @@ from sqlalchemy import select
 from conductor.db.models import DNSDomain
 from conductor.db.query import equals, not_deleted
 from conductor.db.session import Row, Session
-from conductor.handlers import api
+from conductor.handlers import api, plain
 from schemas.context import RequestContext
 
 domains = DNSDomain.__table__
 
 
-async def _locked(session: Session, context: RequestContext, fqdomain: Any) -> Row | None:
+@api
+async def dnsdomain_get(session: Session, context: RequestContext,
+                        fqdomain: Any) -> Row | None:
     # Exact-row lock: concurrent re-registrations of one domain wait for each other.
     return await session.row(session.query(context, DNSDomain, read_deleted="no")
                              .where(equals(domains.c.domain, fqdomain)).with_for_update())
@@ -23,7 +25,7 @@ async def _locked(session: Session, context: RequestContext, fqdomain: Any) -> R
 
 async def _register(session: Session, context: RequestContext, fqdomain: Any,
                     values: Row) -> None:
-    row = await _locked(session, context, fqdomain)
+    row = await dnsdomain_get(session, context, fqdomain)
     if row is None:
         # Two first registrations of one domain collide on the primary key here, and
         # the later one fails, as in Nova.
@@ -31,12 +33,6 @@ async def _register(session: Session, context: RequestContext, fqdomain: Any,
                                          "project_id": None, **values})
     else:
         await session.update(DNSDomain, row, values)
-
-
-@api
-async def dnsdomain_get(session: Session, context: RequestContext,
-                        fqdomain: Any) -> Row | None:
-    return await _locked(session, context, fqdomain)
 
 
 @api
@@ -52,11 +48,7 @@ async def dnsdomain_register_for_project(session: Session, context: RequestConte
     await _register(session, context, fqdomain, {"scope": "public", "project_id": project})
 
 
-@api
-async def dnsdomain_unregister(session: Session, context: RequestContext,
-                               fqdomain: Any) -> None:
-    # Hard delete, deleted rows included.
-    await session.hard_delete_where(DNSDomain, equals(domains.c.domain, fqdomain))
+dnsdomain_unregister = plain.destroy("dnsdomain_unregister", DNSDomain, "domain", hard=True)
 
 
 @api

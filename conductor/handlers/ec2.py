@@ -11,8 +11,6 @@ from conductor.handlers import api
 from schemas import exceptions
 from schemas.context import RequestContext
 
-instance_ids = InstanceIdMapping.__table__
-
 
 async def create_instance_mapping(session: Session, instance_uuid: Any) -> Row:
     # A new row even when the uuid is already mapped, as Nova does.

@@ -24,7 +24,7 @@ from conductor.db.query import (
 )
 from conductor.db.session import Row, Session
 from conductor.db.values import convert
-from conductor.handlers import api
+from conductor.handlers import api, plain
 from schemas import exceptions
 from schemas.context import RequestContext
 
@@ -66,9 +66,10 @@ async def _owner_checked(session: Session, context: RequestContext, column: str,
     return row
 
 
-async def load_by_address(session: Session, context: RequestContext, address: Any) -> Row:
-    """The fixed IP as ``fixed_ip_get_by_address`` sees it (context read_deleted, owner
-    checked), or ``FixedIpNotFoundForAddress``."""
+@api
+async def fixed_ip_get_by_address(session: Session, context: RequestContext,
+                                  address: Any) -> Row:
+    """Context read_deleted, owner checked (also for the floating IP functions)."""
     return await _owner_checked(session, context, "address", address,
                                 lambda: exceptions.FixedIpNotFoundForAddress(address=address))
 
@@ -84,13 +85,12 @@ async def fixed_ip_associate(session: Session, context: RequestContext, address:
     _require_uuid(instance_uuid)
     # An exact address: the lock blocks (§1.10), so a second caller sees the winner's
     # instance and gets FixedIpAlreadyInUse.
-    row = await session.one(
-        session.query(context, FixedIp, read_deleted="no")
-        .where(equals(fixed_ips.c.address, address),
-               equals(fixed_ips.c.reserved, reserved), _network_or_none(network_id))
-        .order_by(fixed_ips.c.id).limit(1),
-        lambda: exceptions.FixedIpNotFoundForNetwork(address=address, network_id=network_id),
-        lock=True)
+    row = await session.first(
+        context, FixedIp, equals(fixed_ips.c.address, address),
+        equals(fixed_ips.c.reserved, reserved), _network_or_none(network_id),
+        read_deleted="no", lock=True,
+        missing=lambda: exceptions.FixedIpNotFoundForNetwork(address=address,
+                                                              network_id=network_id))
     if row["instance_uuid"]:
         raise exceptions.FixedIpAlreadyInUse(address=address)
     values: dict[str, Any] = {"instance_uuid": instance_uuid}
@@ -105,14 +105,11 @@ async def fixed_ip_associate_pool(session: Session, context: RequestContext, net
                                   instance_uuid: Any = None, host: Any = None) -> Any:
     if instance_uuid:
         _require_uuid(instance_uuid)
-    # A pool pick: skip rows other callers hold, so they get the next free one (§1.10).
-    row = await session.row(
+    row = await session.pick(
         session.query(context, FixedIp, read_deleted="no")
         .where(_network_or_none(network_id), fixed_ips.c.reserved == false(),
                fixed_ips.c.instance_uuid.is_(None), fixed_ips.c.host.is_(None))
-        .order_by(fixed_ips.c.id).limit(1).with_for_update(skip_locked=True))
-    if row is None:
-        raise exceptions.NoMoreFixedIps()
+        .order_by(fixed_ips.c.id), exceptions.NoMoreFixedIps)
     values: dict[str, Any] = {}
     if row["network_id"] is None:
         values["network_id"] = network_id
@@ -146,7 +143,7 @@ async def fixed_ip_bulk_create(session: Session, context: RequestContext, ips: A
 @api
 async def fixed_ip_disassociate(session: Session, context: RequestContext,
                                 address: Any) -> None:
-    row = await load_by_address(session, context, address)
+    row = await fixed_ip_get_by_address(session, context, address)
     await session.update(FixedIp, row, {"instance_uuid": None})
 
 
@@ -173,62 +170,38 @@ async def fixed_ip_disassociate_all_by_timeout(session: Session, context: Reques
     return int(result.rowcount)
 
 
-async def load_by_id(session: Session, context: RequestContext, id: Any) -> Row:
-    """The fixed IP as ``fixed_ip_get`` sees it (owner checked), or ``FixedIpNotFound``."""
+@api
+async def fixed_ip_get(session: Session, context: RequestContext, id: Any) -> Row:
     return await _owner_checked(session, context, "id", id,
                                 lambda: exceptions.FixedIpNotFound(id=id))
 
 
-@api
-async def fixed_ip_get(session: Session, context: RequestContext, id: Any) -> Row:
-    return await load_by_id(session, context, id)
-
-
-@api
-async def fixed_ip_get_all(session: Session, context: RequestContext) -> list[Row]:
-    return await session.rows(session.query(context, FixedIp, read_deleted="yes")
-                              .order_by(fixed_ips.c.id), missing=exceptions.NoFixedIpsDefined)
-
-
-@api
-async def fixed_ip_get_by_address(session: Session, context: RequestContext,
-                                  address: Any) -> Row:
-    return await load_by_address(session, context, address)
+fixed_ip_get_all = plain.rows("fixed_ip_get_all", FixedIp, read_deleted="yes",
+                              missing=exceptions.NoFixedIpsDefined)
 
 
 @api
 async def fixed_ip_get_by_instance(session: Session, context: RequestContext,
                                    instance_uuid: Any) -> list[Row]:
     _require_uuid(instance_uuid)
-    return await session.rows(
-        session.query(context, FixedIp, read_deleted="no")
-        .where(fixed_ips.c.instance_uuid == instance_uuid).order_by(fixed_ips.c.id),
+    return await session.all(
+        context, FixedIp, fixed_ips.c.instance_uuid == instance_uuid, read_deleted="no",
         missing=lambda: exceptions.FixedIpNotFoundForInstance(instance_uuid=instance_uuid))
 
 
-@api
-async def fixed_ip_get_by_network_host(session: Session, context: RequestContext,
-                                       network_uuid: Any, host: Any) -> Row:
-    # Despite its name the parameter is the integer network id (§3.3).
-    return await session.one(
-        session.query(context, FixedIp, read_deleted="no")
-        .where(equals(fixed_ips.c.network_id, network_uuid), equals(fixed_ips.c.host, host))
-        .order_by(fixed_ips.c.id).limit(1),
-        lambda: exceptions.FixedIpNotFoundForNetworkHost(network_id=network_uuid, host=host))
-
-
-@api
-async def fixed_ips_by_virtual_interface(session: Session, context: RequestContext,
-                                         vif_id: Any) -> list[Row]:
-    return await session.rows(session.query(context, FixedIp, read_deleted="no")
-                              .where(equals(fixed_ips.c.virtual_interface_id, vif_id))
-                              .order_by(fixed_ips.c.id))
+# Despite its name the network_uuid parameter is the integer network id (§3.3).
+fixed_ip_get_by_network_host = plain.first(
+    "fixed_ip_get_by_network_host", FixedIp, "network_id", "host", read_deleted="no",
+    missing=lambda network_uuid, host: (
+        exceptions.FixedIpNotFoundForNetworkHost(network_id=network_uuid, host=host)))
+fixed_ips_by_virtual_interface = plain.rows("fixed_ips_by_virtual_interface", FixedIp,
+                                            "virtual_interface_id", read_deleted="no")
 
 
 @api
 async def fixed_ip_get_network(session: Session, context: RequestContext,
                                address: Any) -> Row | None:
-    fixed = await load_by_address(session, context, address)
+    fixed = await fixed_ip_get_by_address(session, context, address)
     if fixed["network_id"] is None:
         return None
     return await session.row(select(networks).where(networks.c.id == fixed["network_id"]))
@@ -237,5 +210,5 @@ async def fixed_ip_get_network(session: Session, context: RequestContext,
 @api
 async def fixed_ip_update(session: Session, context: RequestContext, address: Any,
                           values: Any) -> None:
-    row = await load_by_address(session, context, address)
+    row = await fixed_ip_get_by_address(session, context, address)
     await session.update(FixedIp, row, values)

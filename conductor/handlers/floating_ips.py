@@ -13,7 +13,7 @@ from typing import Any
 from sqlalchemy import Select, false, func, insert, update
 
 from conductor.db.base import utcnow
-from conductor.db.models import FixedIp, FloatingIp, Instance
+from conductor.db.models import FixedIp, FloatingIp
 from conductor.db.query import (
     authorize_project,
     deleted_filter,
@@ -22,29 +22,27 @@ from conductor.db.query import (
     one_of,
 )
 from conductor.db.session import Row, Session
-from conductor.handlers import api, fixed_ips
+from conductor.handlers import api, fixed_ips, plain
 from schemas import exceptions
 from schemas.context import RequestContext
 
 floating = FloatingIp.__table__
 fixed = FixedIp.__table__
-instances = Instance.__table__
 
 _DESTROY_CHUNK = 256  # addresses per UPDATE in floating_ip_bulk_destroy (spec §3.1)
 
 
-def _first(stmt: Select[Any], table: Any = floating) -> Select[Any]:
-    return stmt.order_by(table.c.id).limit(1)
-
-
 # --- lookups with the owner checks of §1.2.3 ---------------------------------------------
 
-async def _by_address(session: Session, context: RequestContext, address: Any) -> Row:
+@api
+async def floating_ip_get_by_address(session: Session, context: RequestContext,
+                                     address: Any) -> Row:
     # the entry's owner check answers NotAuthorized for another project's address
     # (api-compute.md §1.1 "Isolation": an entry's own check stands), so this lookup
     # is not isolated: the check below is stricter than isolation's not-found
-    row = await session.one(_first(model_query(context, FloatingIp)
-                                   .where(equals(floating.c.address, address))),
+    row = await session.one(model_query(context, FloatingIp)
+                            .where(equals(floating.c.address, address))
+                            .order_by(floating.c.id).limit(1),
                             lambda: exceptions.FloatingIpNotFoundForAddress(address=address))
     if row["project_id"] is not None:  # an unallocated address is anyone's
         authorize_project(context, row["project_id"])
@@ -82,51 +80,30 @@ async def floating_ip_count_by_project(session: Session, context: RequestContext
     return int(count or 0)
 
 
-@api
-async def floating_ip_get_all(session: Session, context: RequestContext) -> list[Row]:
-    return await session.rows(_live(session, context).order_by(floating.c.id),
-                              missing=exceptions.NoFloatingIpsDefined)
-
-
-@api
-async def floating_ip_get_all_by_host(session: Session, context: RequestContext,
-                                      host: Any) -> list[Row]:
-    return await session.rows(_live(session, context).where(equals(floating.c.host, host))
-                              .order_by(floating.c.id),
-                              missing=lambda: exceptions.FloatingIpNotFoundForHost(host=host))
+floating_ip_get_all = plain.rows("floating_ip_get_all", FloatingIp, read_deleted="no",
+                                 missing=exceptions.NoFloatingIpsDefined)
+floating_ip_get_all_by_host = plain.rows("floating_ip_get_all_by_host", FloatingIp, "host",
+                                         read_deleted="no",
+                                         missing=exceptions.FloatingIpNotFoundForHost)
 
 
 @api
 async def floating_ip_get_all_by_project(session: Session, context: RequestContext,
                                          project_id: Any) -> list[Row]:
     authorize_project(context, project_id)
-    return await session.rows(_live(session, context)
-                              .where(equals(floating.c.project_id, project_id),
-                                     floating.c.auto_assigned == false())
-                              .order_by(floating.c.id))
-
-
-@api
-async def floating_ip_get_by_address(session: Session, context: RequestContext,
-                                     address: Any) -> Row:
-    return await _by_address(session, context, address)
+    return await session.all(context, FloatingIp, equals(floating.c.project_id, project_id),
+                             floating.c.auto_assigned == false(), read_deleted="no")
 
 
 @api
 async def floating_ip_get_by_fixed_address(session: Session, context: RequestContext,
                                            fixed_address: Any) -> list[Row]:
-    fixed_ip = await fixed_ips.load_by_address(session, context, fixed_address)
-    return await session.rows(session.query(context, FloatingIp)
-                              .where(floating.c.fixed_ip_id == fixed_ip["id"])
-                              .order_by(floating.c.id))
+    fixed_ip = await fixed_ips.fixed_ip_get_by_address(session, context, fixed_address)
+    return await session.all(context, FloatingIp, floating.c.fixed_ip_id == fixed_ip["id"])
 
 
-@api
-async def floating_ip_get_by_fixed_ip_id(session: Session, context: RequestContext,
-                                         fixed_ip_id: Any) -> list[Row]:
-    return await session.rows(session.query(context, FloatingIp)
-                              .where(equals(floating.c.fixed_ip_id, fixed_ip_id))
-                              .order_by(floating.c.id))
+floating_ip_get_by_fixed_ip_id = plain.rows("floating_ip_get_by_fixed_ip_id", FloatingIp,
+                                            "fixed_ip_id")
 
 
 # --- creation and removal ----------------------------------------------------------------
@@ -135,15 +112,10 @@ async def floating_ip_get_by_fixed_ip_id(session: Session, context: RequestConte
 async def floating_ip_allocate_address(session: Session, context: RequestContext,
                                        project_id: Any, pool: Any) -> Any:
     authorize_project(context, project_id)
-    # A pool pick: skip rows other allocations hold, so concurrent callers get the next
-    # free address instead of the same one or a spurious NoMoreFloatingIps (§1.10).
-    row = await session.row(
-        _first(_live(session, context).where(floating.c.fixed_ip_id.is_(None),
-                                    floating.c.project_id.is_(None),
-                                    equals(floating.c.pool, pool)))
-        .with_for_update(skip_locked=True))
-    if row is None:
-        raise exceptions.NoMoreFloatingIps()
+    row = await session.pick(_live(session, context)
+                             .where(floating.c.fixed_ip_id.is_(None),
+                                    floating.c.project_id.is_(None), equals(floating.c.pool, pool))
+                             .order_by(floating.c.id), exceptions.NoMoreFloatingIps)
     await session.update(FloatingIp, row, {"project_id": project_id})
     return row["address"]
 
@@ -153,7 +125,7 @@ async def floating_ip_create(session: Session, context: RequestContext, values: 
     cols = session.check(FloatingIp, values)
     if not cols.get("deleted"):
         try:
-            existing = await _by_address(session, context, cols.get("address"))
+            existing = await floating_ip_get_by_address(session, context, cols.get("address"))
         except exceptions.FloatingIpNotFoundForAddress:
             existing = None
         if existing is not None and existing["id"] != cols.get("id"):
@@ -185,7 +157,7 @@ def _runs(rows: list[Row]) -> Iterator[list[Row]]:
 async def floating_ip_bulk_create(session: Session, context: RequestContext,
                                   ips: Any) -> None:
     existing: dict[Any, Row] = {}
-    for row in await session.rows(_live(session, context).order_by(floating.c.id)):
+    for row in await session.all(context, FloatingIp, read_deleted="no"):
         existing.setdefault(row["address"], row)
     new_rows = []
     for item in _items("floating_ip_bulk_create", ips):
@@ -227,7 +199,7 @@ async def floating_ip_bulk_destroy(session: Session, context: RequestContext,
 @api
 async def floating_ip_destroy(session: Session, context: RequestContext,
                               address: Any) -> None:
-    row = await _by_address(session, context, address)
+    row = await floating_ip_get_by_address(session, context, address)
     await session.soft_delete(FloatingIp, row)
 
 
@@ -236,7 +208,7 @@ async def floating_ip_destroy(session: Session, context: RequestContext,
 @api
 async def floating_ip_deallocate(session: Session, context: RequestContext,
                                  address: Any) -> None:
-    row = await _by_address(session, context, address)
+    row = await floating_ip_get_by_address(session, context, address)
     await session.update(FloatingIp, row, {"project_id": None, "host": None,
                                            "auto_assigned": False}, checked=True)
 
@@ -244,8 +216,8 @@ async def floating_ip_deallocate(session: Session, context: RequestContext,
 @api
 async def floating_ip_disassociate(session: Session, context: RequestContext,
                                    address: Any) -> Any:
-    row = await _by_address(session, context, address)
-    fixed_ip = await fixed_ips.load_by_id(session, context, row["fixed_ip_id"])
+    row = await floating_ip_get_by_address(session, context, address)
+    fixed_ip = await fixed_ips.fixed_ip_get(session, context, row["fixed_ip_id"])
     await session.update(FloatingIp, row, {"fixed_ip_id": None, "host": None}, checked=True)
     return fixed_ip["address"]
 
@@ -254,20 +226,20 @@ async def floating_ip_disassociate(session: Session, context: RequestContext,
 async def floating_ip_fixed_ip_associate(session: Session, context: RequestContext,
                                          floating_address: Any, fixed_address: Any,
                                          host: Any) -> None:
-    row = await _by_address(session, context, floating_address)
-    fixed_ip = await fixed_ips.load_by_address(session, context, fixed_address)
+    row = await floating_ip_get_by_address(session, context, floating_address)
+    fixed_ip = await fixed_ips.fixed_ip_get_by_address(session, context, fixed_address)
     await session.update(FloatingIp, row, {"fixed_ip_id": fixed_ip["id"], "host": host})
 
 
 @api
 async def floating_ip_update(session: Session, context: RequestContext, address: Any,
                              values: Any) -> None:
-    row = await _by_address(session, context, address)
+    row = await floating_ip_get_by_address(session, context, address)
     await session.update(FloatingIp, row, values)
 
 
 @api
 async def floating_ip_set_auto_assigned(session: Session, context: RequestContext,
                                         address: Any) -> None:
-    row = await _by_address(session, context, address)
+    row = await floating_ip_get_by_address(session, context, address)
     await session.update(FloatingIp, row, {"auto_assigned": True}, checked=True)

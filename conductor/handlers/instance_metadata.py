@@ -20,15 +20,14 @@ from conductor.db.models import (
     InstanceMetadata,
     InstanceSystemMetadata,
 )
-from conductor.db.query import deleted_filter
-from conductor.db.session import Row, Session
+from conductor.db.query import deleted_filter, key_equals
+from conductor.db.session import Row, Session, rows_as_dict
 from conductor.db.values import lookup_text
 from conductor.handlers import api
 from schemas import exceptions
 from schemas.context import RequestContext
 
 instances = Instance.__table__
-caches = InstanceInfoCache.__table__
 user_meta = InstanceMetadata.__table__
 system_meta = InstanceSystemMetadata.__table__
 
@@ -51,12 +50,8 @@ def _metadata_dict(values: Any, what: str) -> dict[Any, Any]:
 
 async def _visible_items(session: Session, context: RequestContext, table: Table,
                          instance_uuid: Any, read_deleted: str | None) -> list[Row]:
-    key = lookup_text(instance_uuid)
-    if key is None:
-        return []
-    return await session.rows(
-        session.query(context, table, read_deleted=read_deleted)
-        .where(table.c.instance_uuid == key).order_by(table.c.id))
+    return await session.all(context, table, key_equals(table.c.instance_uuid, instance_uuid),
+                             read_deleted=read_deleted)
 
 
 async def replace_metadata(session: Session, context: RequestContext, table: Table,
@@ -71,11 +66,6 @@ async def replace_metadata(session: Session, context: RequestContext, table: Tab
               for k, v in given.items()]
     items = await _visible_items(session, context, table, instance_uuid, read_deleted)
     await keyvalue.merge(session, table, items, wanted, bool(delete))
-
-
-def _as_dict(items: list[Row]) -> dict[Any, Any]:
-    # Rows come in id order: with duplicate keys the highest id wins.
-    return {item["key"]: item["value"] for item in items}
 
 
 async def _delete_key(session: Session, context: RequestContext, table: Table,
@@ -95,7 +85,8 @@ async def _delete_key(session: Session, context: RequestContext, table: Table,
 @api
 async def instance_metadata_get(session: Session, context: RequestContext,
                                 instance_uuid: Any) -> dict[Any, Any]:
-    return _as_dict(await _visible_items(session, context, user_meta, instance_uuid, "no"))
+    # id order: with duplicate keys the newest row wins
+    return rows_as_dict(await _visible_items(session, context, user_meta, instance_uuid, "no"))
 
 
 @api
@@ -116,7 +107,8 @@ async def instance_metadata_update(session: Session, context: RequestContext,
 @api
 async def instance_system_metadata_get(session: Session, context: RequestContext,
                                        instance_uuid: Any) -> dict[Any, Any]:
-    return _as_dict(await _visible_items(session, context, system_meta, instance_uuid, None))
+    return rows_as_dict(await _visible_items(session, context, system_meta, instance_uuid,
+                                             None))
 
 
 @api
@@ -135,21 +127,18 @@ async def instance_system_metadata_update(session: Session, context: RequestCont
 
 # --- info cache: one row per instance, deleted or not ------------------------------------
 
-async def _cache(session: Session, context: RequestContext, instance_uuid: Any
-                 ) -> Row | None:
-    key = lookup_text(instance_uuid)
-    if key is None:
-        return None
-    return await session.row(session.query(context, InstanceInfoCache, read_deleted="yes")
-                             .where(caches.c.instance_uuid == key)
-                             .order_by(caches.c.id).limit(1))
+@api
+async def instance_info_cache_get(session: Session, context: RequestContext,
+                                  instance_uuid: Any) -> Row | None:
+    return await session.get_by(context, InstanceInfoCache, "instance_uuid", instance_uuid,
+                                read_deleted="yes")
 
 
 async def _update_cache(session: Session, context: RequestContext, instance_uuid: Any,
                         values: Any, existing: Row | None = None) -> Row:
     await _refuse_foreign(session, context, instance_uuid)
-    cache = existing if existing is not None else await _cache(session, context,
-                                                               instance_uuid)
+    cache = existing if existing is not None else await instance_info_cache_get(
+        session, context, instance_uuid)
     if cache is not None and cache["deleted"]:
         return cache
     if cache is not None:
@@ -175,12 +164,6 @@ async def instance_info_cache_create(session: Session, context: RequestContext,
     if isinstance(values, dict):
         await _refuse_foreign(session, context, values.get("instance_uuid"))
     return await session.insert(InstanceInfoCache, values, echo=values)
-
-
-@api
-async def instance_info_cache_get(session: Session, context: RequestContext,
-                                  instance_uuid: Any) -> Row | None:
-    return await _cache(session, context, instance_uuid)
 
 
 @api

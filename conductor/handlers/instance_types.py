@@ -2,44 +2,43 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy import ColumnElement, Select, exists, false, or_, select
 
-from conductor.db.keyvalue import with_specs_dict
+from conductor.db.keyvalue import (
+    TypeSpecs,
+    items_dict,
+    with_specs_dict,
+)
 from conductor.db.models import InstanceTypeExtraSpecs, InstanceTypeProjects, InstanceTypes
 from conductor.db.query import equals, not_deleted
-from conductor.db.session import Row, Session, rows_as_dict
+from conductor.db.session import Row, Session
 from conductor.db.values import check_value
-from conductor.handlers import api
+from conductor.handlers import api, plain
 from schemas import exceptions
 from schemas.context import RequestContext
 
 flavors = InstanceTypes.__table__
 specs = InstanceTypeExtraSpecs.__table__
 access = InstanceTypeProjects.__table__
+FLAVORS = TypeSpecs(InstanceTypes, InstanceTypeExtraSpecs, "instance_type_id")
+instance_type_get, instance_type_get_by_name, instance_type_destroy = plain.type_lookups(
+    FLAVORS, "instance_type",
+    by_id=lambda id: exceptions.InstanceTypeNotFound(instance_type_id=id),
+    by_name=lambda name: exceptions.InstanceTypeNotFoundByName(instance_type_name=name))
 
 
-
-async def _flavor(session: Session, context: RequestContext, column: str, value: Any,
-                  missing: Callable[[], Exception]) -> Row:
-    return with_specs_dict(await session.get(context, InstanceTypes, column, value, missing,
-                                             ("extra_specs",)))
-
-
-async def _by_flavorid(session: Session, context: RequestContext, flavor_id: Any, *,
-                       specs_too: bool = True) -> Row:
+@api
+async def instance_type_get_by_flavor_id(session: Session, context: RequestContext, id: Any,
+                                         *, specs_too: bool = True) -> Row:
+    # ``id`` is the public flavorid, not the internal key (Nova's parameter name).
     def missing() -> Exception:
-        return exceptions.FlavorNotFound(flavor_id=flavor_id)
+        return exceptions.FlavorNotFound(flavor_id=id)
     if specs_too:
-        return await _flavor(session, context, "flavorid", flavor_id, missing)
-    return await session.get(context, InstanceTypes, "flavorid", flavor_id, missing)
-
-
-async def _by_name(session: Session, context: RequestContext, name: Any) -> Row:
-    return await _flavor(session, context, "name", name,
-                         lambda: exceptions.InstanceTypeNotFoundByName(instance_type_name=name))
+        return with_specs_dict(await session.get(context, InstanceTypes, "flavorid", id,
+                                                 missing, ("extra_specs",)))
+    return await session.get(context, InstanceTypes, "flavorid", id, missing)
 
 
 async def _lock(session: Session, flavor: Row) -> None:
@@ -75,23 +74,7 @@ async def instance_type_create(session: Session, context: RequestContext, values
     for column, value in ((flavors.c.name, name), (flavors.c.flavorid, values["flavorid"])):
         if await session.row(visible.where(equals(column, value))) is not None:
             raise exceptions.InstanceTypeExists(name=name)  # keyed by name either way
-    given_specs = values.get("extra_specs") or {}
-    try:
-        if not isinstance(given_specs, dict):
-            raise exceptions.InvalidInput(reason="instance_types.extra_specs must be a dict "
-                                          "of key -> value")
-        cols = session.check(InstanceTypes, values, allowed_extra=("extra_specs",))
-        spec_rows = [session.check(InstanceTypeExtraSpecs, {"key": k, "value": v})
-                     for k, v in given_specs.items()]
-    except exceptions.InvalidInput as exc:
-        # Nova wraps everything that goes wrong while building the rows (§3.8 step 4).
-        raise exceptions.DBError(exc) from None
-    flavor = await session.insert(InstanceTypes, cols, checked=True, echo=values)
-    for spec in spec_rows:
-        await session.insert(InstanceTypeExtraSpecs,
-                             {**spec, "instance_type_id": flavor["id"]}, checked=True)
-    flavor["extra_specs"] = dict(given_specs)
-    return flavor
+    return await FLAVORS.insert(session, values)
 
 
 def _at_least(column: str, value: Any) -> ColumnElement[bool]:
@@ -126,42 +109,12 @@ async def instance_type_get_all(session: Session, context: RequestContext,
 
 
 @api
-async def instance_type_get(session: Session, context: RequestContext, id: Any) -> Row:
-    return await _flavor(session, context, "id", id,
-                         lambda: exceptions.InstanceTypeNotFound(instance_type_id=id))
-
-
-@api
-async def instance_type_get_by_name(session: Session, context: RequestContext,
-                                    name: Any) -> Row:
-    return await _by_name(session, context, name)
-
-
-@api
-async def instance_type_get_by_flavor_id(session: Session, context: RequestContext,
-                                         id: Any) -> Row:
-    # ``id`` is the public flavorid, not the internal key (Nova's parameter name).
-    return await _by_flavorid(session, context, id)
-
-
-@api
-async def instance_type_destroy(session: Session, context: RequestContext, name: Any) -> None:
-    flavor = await _by_name(session, context, name)
-    await session.soft_delete_where(InstanceTypes, flavors.c.id == flavor["id"])
-    # every spec row, deleted ones included, as Nova's unfiltered query does
-    await session.soft_delete_where(InstanceTypeExtraSpecs,
-                                    specs.c.instance_type_id == flavor["id"])
-
-
-@api
 async def instance_type_access_get_by_flavor_id(session: Session, context: RequestContext,
                                                 flavor_id: Any) -> list[Row]:
-    row = await session.row(session.query(context, InstanceTypes)
-                            .where(equals(flavors.c.flavorid, flavor_id))
-                            .order_by(flavors.c.id).limit(1), ("projects",))
-    if row is None:
-        # Nova crashes here; the spec recommends the getter's not-found error.
-        raise exceptions.FlavorNotFound(flavor_id=flavor_id)
+    # Nova crashes for an unknown flavor; the spec recommends the getter's not-found error.
+    row = await session.first(context, InstanceTypes, equals(flavors.c.flavorid, flavor_id),
+                              joins=("projects",),
+                              missing=lambda: exceptions.FlavorNotFound(flavor_id=flavor_id))
     projects: list[Row] = row["projects"]
     return projects
 
@@ -174,11 +127,10 @@ def _access_conditions(flavor: Row, project_id: Any) -> tuple[ColumnElement[bool
 @api
 async def instance_type_access_add(session: Session, context: RequestContext,
                                    flavor_id: Any, project_id: Any) -> Row:
-    flavor = await _by_flavorid(session, context, flavor_id, specs_too=False)
+    flavor = await instance_type_get_by_flavor_id(session, context, flavor_id, specs_too=False)
     await _lock(session, flavor)
-    found = await session.row(session.query(context, InstanceTypeProjects, read_deleted="yes")
-                              .where(*_access_conditions(flavor, project_id))
-                              .order_by(access.c.id).limit(1))
+    found = await session.first(context, InstanceTypeProjects,
+                                *_access_conditions(flavor, project_id), read_deleted="yes")
     if found is None:
         return await session.insert(InstanceTypeProjects,
                                     {"instance_type_id": flavor["id"],
@@ -193,7 +145,7 @@ async def instance_type_access_add(session: Session, context: RequestContext,
 @api
 async def instance_type_access_remove(session: Session, context: RequestContext,
                                       flavor_id: Any, project_id: Any) -> None:
-    flavor = await _by_flavorid(session, context, flavor_id, specs_too=False)
+    flavor = await instance_type_get_by_flavor_id(session, context, flavor_id, specs_too=False)
     # Deleted rows match too, so removing twice succeeds and restamps deleted_at (Quirk).
     removed = await session.soft_delete_where(InstanceTypeProjects,
                                               *_access_conditions(flavor, project_id))
@@ -204,9 +156,9 @@ async def instance_type_access_remove(session: Session, context: RequestContext,
 @api
 async def instance_type_extra_specs_get(session: Session, context: RequestContext,
                                         flavor_id: Any) -> dict[str, Any]:
-    # ascending id: if a key has several rows, the newest one wins
-    rows = await session.rows(_live_specs(session, context, flavor_id).order_by(specs.c.id))
-    return rows_as_dict(rows)
+    return await items_dict(session, context, InstanceTypeExtraSpecs,
+                            specs.c.instance_type_id.in_(_live_flavor_ids(flavor_id)),
+                            read_deleted="no")
 
 
 @api
@@ -223,7 +175,7 @@ async def instance_type_extra_specs_update_or_create(session: Session,
                                                      context: RequestContext,
                                                      flavor_id: Any,
                                                      extra_specs: Any) -> None:
-    flavor = await _by_flavorid(session, context, flavor_id, specs_too=False)
+    flavor = await instance_type_get_by_flavor_id(session, context, flavor_id, specs_too=False)
     if not isinstance(extra_specs, dict):
         raise exceptions.InvalidInput(reason="instance_type_extra_specs_update_or_create: "
                                       "extra_specs must be a dict of key -> value")

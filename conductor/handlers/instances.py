@@ -14,6 +14,8 @@ from typing import Any
 
 from sqlalchemy import ColumnElement, Select, and_, func, not_, or_, select
 
+from conductor.contract import INSTANCE_EVENT_KEYS
+from conductor.db import events
 from conductor.db.base import utcnow
 from conductor.db.loading import relation
 from conductor.db.models import (
@@ -26,9 +28,9 @@ from conductor.db.models import (
     SecurityGroup,
     SecurityGroupInstanceAssociation,
 )
-from conductor.db.query import equals, not_deleted, one_of, require_uuid
-from conductor.db.session import Row, Session
-from conductor.db.values import convert, lookup_int
+from conductor.db.query import equals, key_equals, not_deleted, one_of, require_uuid
+from conductor.db.session import Row, Session, rows_as_dict
+from conductor.db.values import datetime_arg, lookup_int
 from conductor.handlers import api
 from conductor.handlers.ec2 import create_instance_mapping
 from conductor.handlers.instance_metadata import delete_info_cache, replace_metadata
@@ -40,8 +42,6 @@ from schemas.context import RequestContext
 instances = Instance.__table__
 groups = SecurityGroup.__table__
 links = SecurityGroupInstanceAssociation.__table__
-fixed_ips = FixedIp.__table__
-floating_ips = FloatingIp.__table__
 
 # What each family of functions returns nested (api-compute.md §1.6); every instance
 # result also carries system_metadata (declared with the table).
@@ -88,6 +88,16 @@ async def _by_id(session: Session, context: RequestContext, instance_id: Any,
     return await session.get(context, Instance, "id", instance_id,
                              lambda: exceptions.InstanceNotFound(instance_id=instance_id),
                              joins, project_only=True, bare=bare)
+
+
+async def _emit(session: Session, context: RequestContext, event: str, row: Row,
+                stored: Row, **extra: Any) -> None:
+    """Record ``instance.<event>`` in the outbox of the call's transaction (published
+    after it commits; nothing if it rolls back).  ``stored``: the values the call wrote,
+    as stored (``row`` echoes the caller's own)."""
+    payload = {k: stored[k] if k in stored else row[k] for k in INSTANCE_EVENT_KEYS}
+    await events.record(session, f"instance.{event}", "instance", row["uuid"],
+                        dict(payload, **extra), context.request_id)
 
 
 # --- create ---------------------------------------------------------------------------
@@ -151,6 +161,7 @@ async def instance_create(session: Session, context: RequestContext, values: Any
                              checked=True)
     await session.load(Instance, [row], ("security_groups", "instance_type"))
     await create_instance_mapping(session, uuid)
+    await _emit(session, context, "created", row, cols)
     return row
 
 
@@ -187,22 +198,13 @@ def _joins(columns_to_join: Any) -> tuple[str, ...]:
 async def instance_get_all(session: Session, context: RequestContext,
                            columns_to_join: Any = None) -> list[Row]:
     joins = _joins(columns_to_join)
-    return await session.rows(session.query(context, Instance).order_by(instances.c.id), joins)
-
-
-def _datetime_arg(name: str, value: Any) -> dt.datetime | None:
-    if value is None:
-        return None
-    try:
-        return convert(instances, instances.c.launched_at, value)  # type: ignore[no-any-return]
-    except exceptions.InvalidInput:
-        raise exceptions.InvalidInput(
-            reason=f"{name} must be a datetime, got {type(value).__name__}") from None
+    return await session.all(context, Instance, joins=joins)
 
 
 def _active_by_window(session: Session, context: RequestContext, begin: Any, end: Any,
                       project_id: Any, host: Any) -> Select[Any]:
-    start, stop = _datetime_arg("begin", begin), _datetime_arg("end", end)
+    start = datetime_arg("begin", instances.c.terminated_at, begin)
+    stop = datetime_arg("end", instances.c.launched_at, end)
     # Deleted rows always count: read_deleted is ignored (api-compute.md §3.6).
     stmt = session.query(context, Instance, read_deleted="yes")
     terminated = instances.c.terminated_at
@@ -236,8 +238,7 @@ async def instance_get_active_by_window_joined(session: Session, context: Reques
 
 async def _listed(session: Session, context: RequestContext,
                   *where: ColumnElement[bool]) -> list[Row]:
-    return await session.rows(session.query(context, Instance).where(*where)
-                              .order_by(instances.c.id), LISTED)
+    return await session.all(context, Instance, *where, joins=LISTED)
 
 
 @api
@@ -279,9 +280,9 @@ async def instance_get_floating_address(session: Session, context: RequestContex
         context, FixedIp, "instance_uuid", instance["uuid"],
         lambda: exceptions.FixedIpNotFoundForInstance(instance_uuid=instance["uuid"]),
         read_deleted="no")
-    return await session.scalar(  # type: ignore[no-any-return]
-        session.query(context, FloatingIp).where(floating_ips.c.fixed_ip_id == fixed["id"])
-        .order_by(floating_ips.c.id).limit(1).with_only_columns(floating_ips.c.address))
+    floating = await session.first(context, FloatingIp,
+                                   FloatingIp.__table__.c.fixed_ip_id == fixed["id"], bare=True)
+    return None if floating is None else floating["address"]
 
 
 @api
@@ -300,10 +301,8 @@ async def instance_get_all_hung_in_rebooting(session: Session, context: RequestC
         cutoff = utcnow() - dt.timedelta(seconds=seconds)
     except OverflowError:
         raise exceptions.InvalidInput(reason="reboot_window is out of range") from None
-    return await session.rows(
-        session.query(context, Instance, read_deleted="yes")
-        .where(instances.c.task_state == "rebooting", instances.c.updated_at <= cutoff)
-        .order_by(instances.c.id))
+    return await session.all(context, Instance, instances.c.task_state == "rebooting",
+                             instances.c.updated_at <= cutoff, read_deleted="yes")
 
 
 async def project_totals(session: Session, project_id: Any) -> tuple[int, int, int]:
@@ -364,6 +363,7 @@ async def instance_destroy(session: Session, context: RequestContext, instance_u
     fresh = (await session.execute(select(instances.c.deleted, instances.c.deleted_at)
                                    .where(instances.c.id == row["id"]))).one()
     row["deleted"], row["deleted_at"] = fresh.deleted, fresh.deleted_at
+    await _emit(session, context, "destroyed", row, {})
     return row
 
 
@@ -403,6 +403,11 @@ async def _update(session: Session, context: RequestContext, instance_uuid: Any,
     metadata = values.pop("metadata", None)
     system_metadata = values.pop("system_metadata", None)
     cols = session.check(Instance, values, allowed_extra=_UPDATE_KEYS)
+    # The stored values before, for the event: it names only what really changes.
+    before = {k: row[k] for k in cols}
+    before_meta = {k: rows_as_dict(row[k]) for k, given in
+                   (("metadata", metadata), ("system_metadata", system_metadata))
+                   if given is not None}
     if metadata is not None:
         await replace_metadata(session, context, InstanceMetadata.__table__, row["uuid"],
                                metadata, True)
@@ -417,6 +422,11 @@ async def _update(session: Session, context: RequestContext, instance_uuid: Any,
         (("system_metadata",) if system_metadata is not None else ()) + \
         (("instance_type",) if row["instance_type_id"] != flavor else ())
     await session.load(Instance, [row], reload)
+    changes = {k: v for k, v in cols.items() if before[k] != v}
+    changes.update({k: now for k, old in before_meta.items()
+                    if (now := rows_as_dict(row[k])) != old})
+    if changes:  # a call that changes nothing announces nothing
+        await _emit(session, context, "updated", row, cols, changes=changes)
     if metadata is not None:
         _echo_metadata(session, row["metadata"], metadata)
     return original, row
@@ -465,9 +475,6 @@ async def instance_add_security_group(session: Session, context: RequestContext,
 async def instance_remove_security_group(session: Session, context: RequestContext,
                                          instance_id: Any, security_group_id: Any) -> None:
     instance = await load_by_uuid(session, context, instance_id, (), bare=True)
-    key = lookup_int(security_group_id)
-    if key is None:
-        return
     await session.soft_delete_where(SecurityGroupInstanceAssociation,
                                     links.c.instance_uuid == instance["uuid"],
-                                    links.c.security_group_id == key)
+                                    key_equals(links.c.security_group_id, security_group_id))

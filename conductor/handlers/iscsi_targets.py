@@ -33,13 +33,10 @@ async def iscsi_target_create_safe(session: Session, context: RequestContext,
 @api
 async def volume_allocate_iscsi_target(session: Session, context: RequestContext,
                                        volume_id: Any, host: Any) -> Any:
-    # A pool pick: skip targets other exports hold, so they get the next free one (§1.10).
-    target = await session.row(
+    target = await session.pick(
         select(targets).where(not_deleted(targets), targets.c.volume_id.is_(None),
                               equals(targets.c.host, host))
-        .order_by(targets.c.id).limit(1).with_for_update(skip_locked=True))
-    if target is None:
-        raise exceptions.NoMoreTargets()
+        .order_by(targets.c.id), exceptions.NoMoreTargets)
     await session.update(IscsiTarget, target, {"volume_id": volume_id})
     return target["target_num"]
 

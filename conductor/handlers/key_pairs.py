@@ -14,7 +14,7 @@ from sqlalchemy import func
 from conductor.db.models import KeyPair
 from conductor.db.query import authorize_user, equals
 from conductor.db.session import Row, Session
-from conductor.handlers import api
+from conductor.handlers import api, plain
 from schemas import exceptions
 from schemas.context import RequestContext
 
@@ -22,17 +22,13 @@ key_pairs = KeyPair.__table__
 
 
 async def _get(session: Session, context: RequestContext, user_id: Any, name: Any) -> Row:
-    return await session.one(
-        session.query(context, KeyPair)
-        .where(equals(key_pairs.c.user_id, user_id), equals(key_pairs.c.name, name))
-        .order_by(key_pairs.c.id).limit(1),
-        lambda: exceptions.KeypairNotFound(user_id=user_id, name=name))
+    return await session.first(
+        context, KeyPair, equals(key_pairs.c.user_id, user_id), equals(key_pairs.c.name, name),
+        missing=lambda: exceptions.KeypairNotFound(user_id=user_id, name=name))
 
 
-@api
-async def key_pair_create(session: Session, context: RequestContext, values: Any) -> Row:
-    return await session.insert(KeyPair, session.check(KeyPair, values), checked=True,
-                                echo=values)
+key_pair_create = plain.create("key_pair_create", KeyPair)
+
 
 
 @api
@@ -61,9 +57,8 @@ async def key_pair_get(session: Session, context: RequestContext, user_id: Any,
 async def key_pair_get_all_by_user(session: Session, context: RequestContext,
                                    user_id: Any) -> list[Row]:
     authorize_user(context, user_id)
-    return await session.rows(session.query(context, KeyPair, read_deleted="no")
-                              .where(equals(key_pairs.c.user_id, user_id))
-                              .order_by(key_pairs.c.id))
+    return await session.all(context, KeyPair, equals(key_pairs.c.user_id, user_id),
+                             read_deleted="no")
 
 
 @api

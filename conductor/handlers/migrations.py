@@ -11,46 +11,21 @@ from conductor.db.base import utcnow
 from conductor.db.models import Migration
 from conductor.db.query import equals
 from conductor.db.session import Row, Session
-from conductor.handlers import api
+from conductor.handlers import api, plain
 from schemas import exceptions
 from schemas.context import RequestContext
 
 migrations = Migration.__table__
 
 
-async def _by_id(session: Session, context: RequestContext, migration_id: Any) -> Row:
-    return await session.get(context, Migration, "id", migration_id,
-                             lambda: exceptions.MigrationNotFound(migration_id=migration_id),
-                             read_deleted="yes")
-
-
-@api
-async def migration_create(session: Session, context: RequestContext, values: Any) -> Row:
-    return await session.insert(Migration, session.check(Migration, values), checked=True,
-                                echo=values)
-
-
-@api
-async def migration_update(session: Session, context: RequestContext, id: Any,
-                           values: Any) -> Row:
-    row = await _by_id(session, context, id)
-    return await session.update(Migration, row, values, echo=values)
-
-
-@api
-async def migration_get(session: Session, context: RequestContext, migration_id: Any) -> Row:
-    return await _by_id(session, context, migration_id)
-
-
-@api
-async def migration_get_by_instance_and_status(session: Session, context: RequestContext,
-                                               instance_uuid: Any, status: Any) -> Row:
-    return await session.one(
-        session.query(context, Migration, read_deleted="yes")
-        .where(equals(migrations.c.instance_uuid, instance_uuid),
-               equals(migrations.c.status, status))
-        .order_by(migrations.c.id).limit(1),
-        lambda: exceptions.MigrationNotFoundByStatus(instance_id=instance_uuid, status=status))
+migration_get = plain.get("migration_get", Migration, "id", exceptions.MigrationNotFound,
+                          read_deleted="yes")
+migration_create = plain.create("migration_create", Migration)
+migration_update = plain.update("migration_update", Migration, migration_get)
+migration_get_by_instance_and_status = plain.first(
+    "migration_get_by_instance_and_status", Migration, "instance_uuid", "status",
+    read_deleted="yes", missing=lambda instance_uuid, status: (
+        exceptions.MigrationNotFoundByStatus(instance_id=instance_uuid, status=status)))
 
 
 def _seconds(confirm_window: Any) -> float:
@@ -81,8 +56,7 @@ async def migration_get_unconfirmed_by_dest_compute(session: Session,
         # a window beyond the calendar: nothing (or everything) is old enough
         cutoff = dt.datetime.min if seconds > 0 else dt.datetime.max
     # ``<=`` never holds for NULL: a migration never updated since creation is not listed.
-    return await session.rows(session.query(context, Migration, read_deleted="yes")
-                              .where(migrations.c.updated_at <= cutoff,
-                                     migrations.c.status == "finished",
-                                     equals(migrations.c.dest_compute, dest_compute))
-                              .order_by(migrations.c.id))
+    return await session.all(context, Migration, migrations.c.updated_at <= cutoff,
+                             migrations.c.status == "finished",
+                             equals(migrations.c.dest_compute, dest_compute),
+                             read_deleted="yes")

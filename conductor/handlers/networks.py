@@ -14,7 +14,7 @@ from conductor.db.models import FixedIp, Instance, Network, VirtualInterface
 from conductor.db.query import ProjectOnly, equals, not_deleted, one_of, require_admin
 from conductor.db.session import Row, Session
 from conductor.db.values import lookup_int, lookup_text
-from conductor.handlers import api
+from conductor.handlers import api, plain
 from schemas import exceptions
 from schemas.context import RequestContext
 
@@ -28,9 +28,9 @@ def _id_is(network_id: Any) -> ColumnElement[bool]:
     return networks.c.id == key if key is not None else false()
 
 
-async def load(session: Session, context: RequestContext, network_id: Any,
-               project_only: ProjectOnly = "allow_none", *, lock: bool = False) -> Row:
-    """The network as ``network_get`` sees it, or ``NetworkNotFound``."""
+@api
+async def network_get(session: Session, context: RequestContext, network_id: Any,
+                      project_only: ProjectOnly = "allow_none", *, lock: bool = False) -> Row:
     return await session.get(context, Network, "id", network_id,
                              lambda: exceptions.NetworkNotFound(network_id=network_id),
                              project_only=project_only, lock=lock)
@@ -58,11 +58,10 @@ async def _associate(session: Session, context: RequestContext, project_id: Any,
     free = _live().where(networks.c.project_id.is_(None)).order_by(networks.c.id).limit(1)
     if network_id is not None:
         # A named network is an exact row: wait for a competitor, then re-check it.
-        network = await session.row(free.where(_id_is(network_id)).with_for_update())
+        network = await session.one(free.where(_id_is(network_id)), exceptions.NoMoreNetworks,
+                                    lock=True)
     else:
-        network = await session.row(free.with_for_update(skip_locked=True))
-    if network is None:
-        raise exceptions.NoMoreNetworks()
+        network = await session.pick(free, exceptions.NoMoreNetworks)
     return await session.update(Network, network, {"project_id": project_id})
 
 
@@ -114,7 +113,7 @@ async def network_delete_safe(session: Session, context: RequestContext,
     if in_use is not None:
         raise exceptions.NetworkInUse(network_id=network_id)
     # Locked, so that a concurrent delete of the same network waits and then finds none.
-    network = await load(session, context, network_id, lock=True)
+    network = await network_get(session, context, network_id, lock=True)
     await session.soft_delete_where(FixedIp, of_network)
     await session.hard_delete_where(Network, networks.c.id == network["id"])
 
@@ -129,14 +128,8 @@ async def network_create_fixed_ips(session: Session, context: RequestContext,
 @api
 async def network_disassociate(session: Session, context: RequestContext,
                                network_id: Any) -> None:
-    network = await load(session, context, network_id)
+    network = await network_get(session, context, network_id)
     await session.update(Network, network, {"project_id": None, "host": None})
-
-
-@api
-async def network_get(session: Session, context: RequestContext, network_id: Any,
-                      project_only: Any = "allow_none") -> Row:
-    return await load(session, context, network_id, project_only)
 
 
 @api
@@ -154,10 +147,9 @@ async def network_get_all_by_uuids(session: Session, context: RequestContext,
                                       "must be a list")
     # SQL IN: a None in the list matches no row.
     wanted = [u for u in network_uuids if u is not None]
-    rows = await session.rows(session.query(context, Network, read_deleted="no",
-                                          project_only=project_only)
-                              .where(one_of(networks.c.uuid, wanted))
-                              .order_by(networks.c.id), missing=exceptions.NoNetworksFound)
+    rows = await session.all(context, Network, one_of(networks.c.uuid, wanted),
+                             read_deleted="no", project_only=project_only,
+                             missing=exceptions.NoNetworksFound)
     found = [r["uuid"] for r in rows]
     for network_uuid in network_uuids:
         if network_uuid not in found:
@@ -273,11 +265,7 @@ async def network_set_host(session: Session, context: RequestContext, network_id
     return network["host"]
 
 
-@api
-async def network_update(session: Session, context: RequestContext, network_id: Any,
-                         values: Any) -> Row:
-    network = await load(session, context, network_id)
-    return await session.update(Network, network, values, echo=values)
+network_update = plain.update("network_update", Network, network_get)
 
 
 @api

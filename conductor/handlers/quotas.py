@@ -24,10 +24,7 @@ from conductor.handlers import api
 from schemas import exceptions
 from schemas.context import RequestContext
 
-quotas = Quota.__table__
 classes = QuotaClass.__table__
-usages = QuotaUsage.__table__
-reservations = Reservation.__table__
 
 
 def project_rows(session: Session, context: RequestContext, model: Any,
@@ -129,9 +126,8 @@ async def quota_class_get(session: Session, context: RequestContext, class_name:
 async def quota_class_get_all_by_name(session: Session, context: RequestContext,
                                       class_name: Any) -> dict[str, Any]:
     authorize_quota_class(context, class_name)
-    rows = await session.rows(session.query(context, QuotaClass, read_deleted="no")
-                              .where(equals(classes.c.class_name, class_name))
-                              .order_by(classes.c.id))
+    rows = await session.all(context, QuotaClass, equals(classes.c.class_name, class_name),
+                             read_deleted="no")
     result: dict[str, Any] = {"class_name": class_name}
     for row in rows:
         result[row["resource"]] = row["hard_limit"]
@@ -170,7 +166,7 @@ async def _usage(session: Session, context: RequestContext, project_id: Any,
 
 async def with_total(session: Session, row: Row) -> Row:
     """The usage row with its computed ``total`` (models.md §1.2), after a write."""
-    await session.load(usages, [row])
+    await session.load(QuotaUsage, [row])
     return row
 
 

@@ -9,26 +9,15 @@ from typing import Any
 
 from conductor.db.models import S3Image
 from conductor.db.session import Row, Session
-from conductor.handlers import api
+from conductor.handlers import api, plain
 from schemas import exceptions
 from schemas.context import RequestContext
 
-s3_images = S3Image.__table__
-
-
-@api
-async def s3_image_get(session: Session, context: RequestContext, image_id: Any) -> Row:
-    return await session.get(context, S3Image, "id", image_id,
-                             lambda: exceptions.ImageNotFound(image_id=image_id),
-                             read_deleted="yes")
-
-
-@api
-async def s3_image_get_by_uuid(session: Session, context: RequestContext,
-                               image_uuid: Any) -> Row:
-    return await session.get(context, S3Image, "uuid", image_uuid,
-                             lambda: exceptions.ImageNotFound(image_id=image_uuid),
-                             read_deleted="yes")
+s3_image_get = plain.get("s3_image_get", S3Image, "id", exceptions.ImageNotFound,
+                         read_deleted="yes")
+s3_image_get_by_uuid = plain.get(
+    "s3_image_get_by_uuid", S3Image, "uuid",
+    lambda image_uuid: exceptions.ImageNotFound(image_id=image_uuid), read_deleted="yes")
 
 
 @api

@@ -19,17 +19,16 @@ from conductor.db.models import (
     SecurityGroupIngressRule,
     SecurityGroupInstanceAssociation,
 )
-from conductor.db.query import authorize_project, equals, not_deleted
+from conductor.db.query import authorize_project, equals, key_equals, not_deleted
 from conductor.db.session import Row, Session
 from conductor.db.values import lookup_int
-from conductor.handlers import api
+from conductor.handlers import api, plain
 from schemas import exceptions
 from schemas.context import RequestContext
 
 groups = SecurityGroup.__table__
 links = SecurityGroupInstanceAssociation.__table__
 rules = SecurityGroupIngressRule.__table__
-fw_rules = ProviderFirewallRule.__table__
 instances = Instance.__table__
 
 # What the firewall drivers walk: rule['grantee_group']['instances'][i]['instance_type'].
@@ -77,10 +76,7 @@ async def _group_count(session: Session, *where: ColumnElement[bool]) -> int:
 
 # --- security groups (§5.6) ----------------------------------------------------------------
 
-@api
-async def security_group_get_all(session: Session, context: RequestContext) -> list[Row]:
-    return await session.rows(session.query(context, SecurityGroup).order_by(groups.c.id),
-                              ("rules",))
+security_group_get_all = plain.rows("security_group_get_all", SecurityGroup, joins=("rules",))
 
 
 @api
@@ -105,22 +101,18 @@ async def security_group_get_by_name(session: Session, context: RequestContext,
 async def security_group_get_by_project(session: Session, context: RequestContext,
                                         project_id: Any) -> list[Row]:
     session.own_project(context, project_id)
-    return await session.rows(
-        session.query(context, SecurityGroup, read_deleted="no")
-        .where(equals(groups.c.project_id, project_id)).order_by(groups.c.id), ("rules",))
+    return await session.all(context, SecurityGroup, equals(groups.c.project_id, project_id),
+                             joins=("rules",), read_deleted="no")
 
 
 @api
 async def security_group_get_by_instance(session: Session, context: RequestContext,
                                          instance_id: Any) -> list[Row]:
     # The integer instance id here, not the uuid.
-    key = lookup_int(instance_id)
-    if key is None:
-        return []
     linked = _linked_instance(links.c.security_group_id == groups.c.id,
-                              instances.c.id == key)
-    return await session.rows(session.query(context, SecurityGroup, read_deleted="no")
-                              .where(linked).order_by(groups.c.id), ("rules",))
+                              key_equals(instances.c.id, instance_id))
+    return await session.all(context, SecurityGroup, linked, joins=("rules",),
+                             read_deleted="no")
 
 
 @api
@@ -182,20 +174,19 @@ async def security_group_count_by_project(session: Session, context: RequestCont
 
 # --- rules (§5.7) ----------------------------------------------------------------------------
 
-async def _rule(session: Session, context: RequestContext, rule_id: Any, *,
-                bare: bool = False) -> Row:
-    return await session.get(context, SecurityGroupIngressRule, "id", rule_id,
-                             lambda: exceptions.SecurityGroupNotFoundForRule(rule_id=rule_id),
-                             bare=bare)
+@api
+async def security_group_rule_get(session: Session, context: RequestContext,
+                                  security_group_rule_id: Any, *, bare: bool = False) -> Row:
+    return await session.get(
+        context, SecurityGroupIngressRule, "id", security_group_rule_id,
+        lambda: exceptions.SecurityGroupNotFoundForRule(rule_id=security_group_rule_id),
+        bare=bare)
 
 
 async def _rules_by(session: Session, context: RequestContext, column: Any, group_id: Any,
                     joins: tuple[str, ...] = ()) -> list[Row]:
-    key = lookup_int(group_id)
-    if key is None:
-        return []
-    return await session.rows(session.query(context, SecurityGroupIngressRule)
-                              .where(column == key).order_by(rules.c.id), joins)
+    return await session.all(context, SecurityGroupIngressRule, key_equals(column, group_id),
+                             joins=joins)
 
 
 @api
@@ -207,12 +198,6 @@ async def security_group_rule_create(session: Session, context: RequestContext,
         raise exceptions.SecurityGroupNotFound(security_group_id=row["parent_group_id"])
     await session.load(SecurityGroupIngressRule, [row])
     return row
-
-
-@api
-async def security_group_rule_get(session: Session, context: RequestContext,
-                                  security_group_rule_id: Any) -> Row:
-    return await _rule(session, context, security_group_rule_id)
 
 
 @api
@@ -234,7 +219,7 @@ async def security_group_rule_get_by_security_group_grantee(session: Session,
 @api
 async def security_group_rule_destroy(session: Session, context: RequestContext,
                                       security_group_rule_id: Any) -> None:
-    rule = await _rule(session, context, security_group_rule_id, bare=True)
+    rule = await security_group_rule_get(session, context, security_group_rule_id, bare=True)
     await session.soft_delete(SecurityGroupIngressRule, rule)
 
 
@@ -252,21 +237,6 @@ async def security_group_rule_count_by_group(session: Session, context: RequestC
 
 # --- provider firewall rules (§5.8) ----------------------------------------------------------
 
-@api
-async def provider_fw_rule_create(session: Session, context: RequestContext,
-                                  rule: Any) -> Row:
-    return await session.insert(ProviderFirewallRule, rule, echo=rule)
-
-
-@api
-async def provider_fw_rule_get_all(session: Session, context: RequestContext) -> list[Row]:
-    return await session.rows(session.query(context, ProviderFirewallRule)
-                              .order_by(fw_rules.c.id))
-
-
-@api
-async def provider_fw_rule_destroy(session: Session, context: RequestContext,
-                                   rule_id: Any) -> None:
-    key = lookup_int(rule_id)
-    if key is not None:
-        await session.soft_delete_where(ProviderFirewallRule, fw_rules.c.id == key)
+provider_fw_rule_create = plain.create("provider_fw_rule_create", ProviderFirewallRule)
+provider_fw_rule_get_all = plain.rows("provider_fw_rule_get_all", ProviderFirewallRule)
+provider_fw_rule_destroy = plain.destroy("provider_fw_rule_destroy", ProviderFirewallRule)

@@ -9,7 +9,7 @@ from sqlalchemy import false, func, select
 from conductor.db.models import ComputeNode, Instance, Service, Volume
 from conductor.db.query import equals, not_deleted
 from conductor.db.session import Row, Session
-from conductor.handlers import api
+from conductor.handlers import api, plain
 from schemas import exceptions
 from schemas.context import RequestContext
 
@@ -43,11 +43,9 @@ async def service_get(session: Session, context: RequestContext, service_id: Any
 @api
 async def service_get_by_host_and_topic(session: Session, context: RequestContext,
                                         host: Any, topic: Any) -> Row | None:
-    return await session.row(
-        session.query(context, Service, read_deleted="no")
-        .where(equals(services.c.host, host), equals(services.c.topic, topic),
-               services.c.disabled == false())
-        .order_by(services.c.id).limit(1))
+    return await session.first(context, Service, equals(services.c.host, host),
+                               equals(services.c.topic, topic),
+                               services.c.disabled == false(), read_deleted="no")
 
 
 @api
@@ -62,28 +60,21 @@ async def service_get_all(session: Session, context: RequestContext,
 @api
 async def service_get_all_by_topic(session: Session, context: RequestContext,
                                    topic: Any) -> list[Row]:
-    return await session.rows(
-        session.query(context, Service, read_deleted="no")
-        .where(equals(services.c.topic, topic), services.c.disabled == false())
-        .order_by(services.c.id))
+    return await session.all(context, Service, equals(services.c.topic, topic),
+                             services.c.disabled == false(), read_deleted="no")
 
 
-@api
-async def service_get_all_by_host(session: Session, context: RequestContext,
-                                  host: Any) -> list[Row]:
-    return await session.rows(
-        session.query(context, Service, read_deleted="no")
-        .where(equals(services.c.host, host)).order_by(services.c.id))
+service_get_all_by_host = plain.rows("service_get_all_by_host", Service, "host",
+                                     read_deleted="no")
 
 
 @api
 async def service_get_all_compute_by_host(session: Session, context: RequestContext,
                                           host: Any) -> list[Row]:
-    return await session.rows(
-        session.query(context, Service, read_deleted="no")
-        .where(equals(services.c.host, host), services.c.topic == "compute")
-        .order_by(services.c.id), ("compute_node",),
-        missing=lambda: exceptions.ComputeHostNotFound(host=host))
+    return await session.all(context, Service, equals(services.c.host, host),
+                             services.c.topic == "compute", joins=("compute_node",),
+                             read_deleted="no",
+                             missing=lambda: exceptions.ComputeHostNotFound(host=host))
 
 
 async def _sorted_by_usage(session: Session, context: RequestContext, topic: str,
@@ -120,14 +111,8 @@ async def service_get_all_volume_sorted(session: Session,
     return await _sorted_by_usage(session, context, "volume", volumes, volumes.c.size)
 
 
-@api
-async def service_get_by_args(session: Session, context: RequestContext, host: Any,
-                              binary: Any) -> Row:
-    return await session.one(
-        session.query(context, Service)
-        .where(equals(services.c.host, host), equals(services.c.binary, binary))
-        .order_by(services.c.id).limit(1),
-        lambda: exceptions.HostBinaryNotFound(host=host, binary=binary))
+service_get_by_args = plain.first("service_get_by_args", Service, "host", "binary",
+                                  missing=exceptions.HostBinaryNotFound)
 
 
 @api

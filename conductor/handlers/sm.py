@@ -7,14 +7,15 @@ free-text message, as Nova raises them.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
-from sqlalchemy import ColumnElement, Table
+from sqlalchemy import Table
 
 from conductor.db.models import SMBackendConf, SMFlavors, SMVolume
 from conductor.db.query import equals
 from conductor.db.session import Row, Session
-from conductor.handlers import api
+from conductor.handlers import api, plain
 from schemas import exceptions
 from schemas.context import RequestContext
 
@@ -24,11 +25,19 @@ sm_volumes = SMVolume.__table__
 
 
 
-async def _first(session: Session, context: RequestContext, table: Table,
-                 where: ColumnElement[bool], missing: str) -> Row:
-    return await session.one(session.query(context, table, read_deleted="yes").where(where)
-                             .order_by(next(iter(table.primary_key.columns))).limit(1),
-                             lambda: exceptions.NotFound(missing))
+def _not_found(message: Callable[[Any], str]) -> Callable[..., Exception]:
+    """The base NotFound with ``message`` of the one argument, as plain's errors are called
+    (by the parameter's name)."""
+    return lambda **args: exceptions.NotFound(message(*args.values()))
+
+
+async def _update(session: Session, context: RequestContext, table: Table, key: Any,
+                  values: Any, missing: Callable[[Any], str]) -> Row:
+    # the values are checked first: a refused value is the answer even for a missing row
+    cols = session.check(table, values)
+    row = await session.first(context, table, equals(table.c.id, key), read_deleted="yes",
+                              missing=lambda: exceptions.NotFound(missing(key)))
+    return await session.update(table, row, cols, checked=True, echo=values)
 
 
 async def _create_unique(session: Session, context: RequestContext, table: Table,
@@ -62,37 +71,17 @@ async def sm_backend_conf_create(session: Session, context: RequestContext,
 @api
 async def sm_backend_conf_update(session: Session, context: RequestContext,
                                  sm_backend_conf_id: Any, values: Any) -> Row:
-    cols = session.check(backends, values)
-    row = await _first(session, context, backends,
-                       equals(backends.c.id, sm_backend_conf_id),
-                       _backend_missing(sm_backend_conf_id))
-    return await session.update(backends, row, cols, checked=True, echo=values)
+    return await _update(session, context, backends, sm_backend_conf_id, values,
+                         _backend_missing)
 
 
-@api
-async def sm_backend_conf_delete(session: Session, context: RequestContext,
-                                 sm_backend_conf_id: Any) -> None:
-    await session.hard_delete_where(backends, equals(backends.c.id, sm_backend_conf_id))
-
-
-@api
-async def sm_backend_conf_get(session: Session, context: RequestContext,
-                              sm_backend_conf_id: Any) -> Row:
-    return await _first(session, context, backends, equals(backends.c.id, sm_backend_conf_id),
-                        _backend_missing(sm_backend_conf_id))
-
-
-@api
-async def sm_backend_conf_get_by_sr(session: Session, context: RequestContext,
-                                    sr_uuid: Any) -> Row:
-    return await _first(session, context, backends, equals(backends.c.sr_uuid, sr_uuid),
-                        f"No backend config with sr uuid {sr_uuid}")
-
-
-@api
-async def sm_backend_conf_get_all(session: Session, context: RequestContext) -> list[Row]:
-    return await session.rows(session.query(context, backends, read_deleted="yes")
-                              .order_by(backends.c.id))
+sm_backend_conf_delete = plain.destroy("sm_backend_conf_delete", backends, hard=True)
+sm_backend_conf_get = plain.first("sm_backend_conf_get", backends, "id", read_deleted="yes",
+                                  missing=_not_found(_backend_missing))
+sm_backend_conf_get_by_sr = plain.first(
+    "sm_backend_conf_get_by_sr", backends, "sr_uuid", read_deleted="yes",
+    missing=_not_found(lambda sr_uuid: f"No backend config with sr uuid {sr_uuid}"))
+sm_backend_conf_get_all = plain.rows("sm_backend_conf_get_all", backends, read_deleted="yes")
 
 
 # --- flavors ------------------------------------------------------------------------
@@ -110,35 +99,15 @@ async def sm_flavor_create(session: Session, context: RequestContext, values: An
 @api
 async def sm_flavor_update(session: Session, context: RequestContext, sm_flavor_id: Any,
                            values: Any) -> Row:
-    cols = session.check(flavors, values)
-    row = await _first(session, context, flavors, equals(flavors.c.id, sm_flavor_id),
-                       _flavor_missing(sm_flavor_id))
-    return await session.update(flavors, row, cols, checked=True, echo=values)
+    return await _update(session, context, flavors, sm_flavor_id, values, _flavor_missing)
 
 
-@api
-async def sm_flavor_delete(session: Session, context: RequestContext,
-                           sm_flavor_id: Any) -> None:
-    await session.hard_delete_where(flavors, equals(flavors.c.id, sm_flavor_id))
-
-
-@api
-async def sm_flavor_get(session: Session, context: RequestContext, sm_flavor_id: Any) -> Row:
-    return await _first(session, context, flavors, equals(flavors.c.id, sm_flavor_id),
-                        _flavor_missing(sm_flavor_id))
-
-
-@api
-async def sm_flavor_get_all(session: Session, context: RequestContext) -> list[Row]:
-    return await session.rows(session.query(context, flavors, read_deleted="yes")
-                              .order_by(flavors.c.id))
-
-
-@api
-async def sm_flavor_get_by_label(session: Session, context: RequestContext,
-                                 sm_flavor_label: Any) -> Row:
-    return await _first(session, context, flavors, equals(flavors.c.label, sm_flavor_label),
-                        _flavor_missing(sm_flavor_label))
+sm_flavor_delete = plain.destroy("sm_flavor_delete", flavors, hard=True)
+sm_flavor_get = plain.first("sm_flavor_get", flavors, "id", read_deleted="yes",
+                            missing=_not_found(_flavor_missing))
+sm_flavor_get_all = plain.rows("sm_flavor_get_all", flavors, read_deleted="yes")
+sm_flavor_get_by_label = plain.first("sm_flavor_get_by_label", flavors, "label",
+                                     read_deleted="yes", missing=_not_found(_flavor_missing))
 
 
 # --- volumes (no access check at all: unchecked in Nova) ------------------------------
@@ -147,33 +116,17 @@ def _sm_volume_missing(volume_id: Any) -> str:
     return f"No sm_volume with id {volume_id}"
 
 
-@api
-async def sm_volume_create(session: Session, context: RequestContext, values: Any) -> Row:
-    return await session.insert(sm_volumes, values, echo=values)
+sm_volume_create = plain.create("sm_volume_create", sm_volumes)
 
 
 @api
 async def sm_volume_update(session: Session, context: RequestContext, volume_id: Any,
                            values: Any) -> Row:
     # Nova 2012.2 drops volume_id on the way and fails; the contract passes it (§7 item 6).
-    cols = session.check(sm_volumes, values)
-    row = await _first(session, context, sm_volumes, equals(sm_volumes.c.id, volume_id),
-                       _sm_volume_missing(volume_id))
-    return await session.update(sm_volumes, row, cols, checked=True, echo=values)
+    return await _update(session, context, sm_volumes, volume_id, values, _sm_volume_missing)
 
 
-@api
-async def sm_volume_delete(session: Session, context: RequestContext, volume_id: Any) -> None:
-    await session.hard_delete_where(sm_volumes, equals(sm_volumes.c.id, volume_id))
-
-
-@api
-async def sm_volume_get(session: Session, context: RequestContext, volume_id: Any) -> Row:
-    return await _first(session, context, sm_volumes, equals(sm_volumes.c.id, volume_id),
-                        _sm_volume_missing(volume_id))
-
-
-@api
-async def sm_volume_get_all(session: Session, context: RequestContext) -> list[Row]:
-    return await session.rows(session.query(context, sm_volumes, read_deleted="yes")
-                              .order_by(sm_volumes.c.id))
+sm_volume_delete = plain.destroy("sm_volume_delete", sm_volumes, hard=True)
+sm_volume_get = plain.first("sm_volume_get", sm_volumes, "id", read_deleted="yes",
+                            missing=_not_found(_sm_volume_missing))
+sm_volume_get_all = plain.rows("sm_volume_get_all", sm_volumes, read_deleted="yes")

@@ -8,15 +8,16 @@ from typing import Any
 from conductor.db.models import Snapshot
 from conductor.db.query import authorize_project, equals
 from conductor.db.session import Row, Session
-from conductor.handlers import api
+from conductor.handlers import api, plain
 from schemas import exceptions
 from schemas.context import RequestContext
 
 snapshots = Snapshot.__table__
 
 
-async def _snapshot(session: Session, context: RequestContext, snapshot_id: Any, *,
-                    lock: bool = False) -> Row:
+@api
+async def snapshot_get(session: Session, context: RequestContext, snapshot_id: Any, *,
+                       lock: bool = False) -> Row:
     return await session.get(context, Snapshot, "id", snapshot_id,
                              lambda: exceptions.SnapshotNotFound(snapshot_id=snapshot_id),
                              project_only=True, lock=lock)
@@ -35,43 +36,27 @@ async def snapshot_create(session: Session, context: RequestContext, values: Any
     return row
 
 
-@api
-async def snapshot_destroy(session: Session, context: RequestContext,
-                           snapshot_id: Any) -> None:
-    await session.soft_delete_where(Snapshot, equals(snapshots.c.id, snapshot_id))
-
-
-@api
-async def snapshot_get(session: Session, context: RequestContext, snapshot_id: Any) -> Row:
-    return await _snapshot(session, context, snapshot_id)
-
-
-@api
-async def snapshot_get_all(session: Session, context: RequestContext) -> list[Row]:
-    return await session.rows(session.query(context, Snapshot).order_by(snapshots.c.id))
+snapshot_destroy = plain.destroy("snapshot_destroy", Snapshot)
+snapshot_get_all = plain.rows("snapshot_get_all", Snapshot)
 
 
 @api
 async def snapshot_get_all_by_project(session: Session, context: RequestContext,
                                       project_id: Any) -> list[Row]:
     authorize_project(context, project_id)
-    return await session.rows(session.query(context, Snapshot)
-                              .where(equals(snapshots.c.project_id, project_id))
-                              .order_by(snapshots.c.id))
+    return await session.all(context, Snapshot, equals(snapshots.c.project_id, project_id))
 
 
 @api
 async def snapshot_get_all_for_volume(session: Session, context: RequestContext,
                                       volume_id: Any) -> list[Row]:
-    return await session.rows(session.query(context, Snapshot, read_deleted="no",
-                                          project_only=True)
-                              .where(equals(snapshots.c.volume_id, volume_id))
-                              .order_by(snapshots.c.id))
+    return await session.all(context, Snapshot, equals(snapshots.c.volume_id, volume_id),
+                             read_deleted="no", project_only=True)
 
 
 @api
 async def snapshot_update(session: Session, context: RequestContext, snapshot_id: Any,
                           values: Any) -> None:
     cols = session.check(Snapshot, values)
-    snapshot = await _snapshot(session, context, snapshot_id, lock=True)
+    snapshot = await snapshot_get(session, context, snapshot_id, lock=True)
     await session.update(Snapshot, snapshot, cols, checked=True)

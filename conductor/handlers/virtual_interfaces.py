@@ -7,27 +7,17 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Select
 from sqlalchemy import exc as sa_exc
 
 from conductor.db.models import VirtualInterface
-from conductor.db.query import equals
 from conductor.db.session import Row, Session
 from conductor.db.values import lookup_int
-from conductor.handlers import api
+from conductor.handlers import api, plain
 from conductor.handlers.instances import load_by_uuid
 from schemas import exceptions
 from schemas.context import RequestContext
 
 vifs = VirtualInterface.__table__
-
-
-def _all(session: Session, context: RequestContext) -> Select[Any]:
-    return session.query(context, VirtualInterface, read_deleted="yes")
-
-
-async def _first(session: Session, stmt: Select[Any]) -> Row | None:
-    return await session.row(stmt.order_by(vifs.c.id).limit(1))
 
 
 async def _instance_uuid(session: Session, context: RequestContext, instance_id: Any) -> Any:
@@ -57,40 +47,27 @@ async def virtual_interface_create(session: Session, context: RequestContext,
 @api
 async def virtual_interface_get(session: Session, context: RequestContext,
                                 vif_id: Any) -> Row | None:
-    key = lookup_int(vif_id)
-    if key is None:
-        return None
-    return await session.row(_all(session, context).where(vifs.c.id == key))
+    return await session.get_by(context, VirtualInterface, "id", vif_id, read_deleted="yes")
 
 
-@api
-async def virtual_interface_get_by_address(session: Session, context: RequestContext,
-                                           address: Any) -> Row | None:
-    return await _first(session, _all(session, context).where(equals(vifs.c.address, address)))
-
-
-@api
-async def virtual_interface_get_by_uuid(session: Session, context: RequestContext,
-                                        vif_uuid: Any) -> Row | None:
-    return await _first(session, _all(session, context).where(equals(vifs.c.uuid, vif_uuid)))
+virtual_interface_get_by_address = plain.first("virtual_interface_get_by_address",
+                                               VirtualInterface, "address", read_deleted="yes")
+virtual_interface_get_by_uuid = plain.first("virtual_interface_get_by_uuid", VirtualInterface,
+                                            "uuid", read_deleted="yes")
 
 
 @api
 async def virtual_interface_get_by_instance(session: Session, context: RequestContext,
                                             instance_id: Any) -> list[Row]:
     uuid = await _instance_uuid(session, context, instance_id)
-    return await session.rows(_all(session, context).where(vifs.c.instance_uuid == uuid)
-                              .order_by(vifs.c.id))
+    return await session.all(context, VirtualInterface, vifs.c.instance_uuid == uuid,
+                             read_deleted="yes")
 
 
-@api
-async def virtual_interface_get_by_instance_and_network(session: Session,
-                                                        context: RequestContext,
-                                                        instance_id: Any,
-                                                        network_id: Any) -> Row | None:
-    return await _first(session, _all(session, context).where(equals(vifs.c.instance_uuid,
-                                                            instance_id),
-                                                     equals(vifs.c.network_id, network_id)))
+# instance_id is the instance's uuid here (Nova's name)
+virtual_interface_get_by_instance_and_network = plain.first(
+    "virtual_interface_get_by_instance_and_network", VirtualInterface, "instance_uuid",
+    "network_id", read_deleted="yes")
 
 
 @api
@@ -110,6 +87,5 @@ async def virtual_interface_delete_by_instance(session: Session, context: Reques
     await session.hard_delete_where(VirtualInterface, vifs.c.instance_uuid == uuid)
 
 
-@api
-async def virtual_interface_get_all(session: Session, context: RequestContext) -> list[Row]:
-    return await session.rows(_all(session, context).order_by(vifs.c.id))
+virtual_interface_get_all = plain.rows("virtual_interface_get_all", VirtualInterface,
+                                       read_deleted="yes")

@@ -6,23 +6,25 @@ from typing import Any
 
 from sqlalchemy import Select
 
-from conductor.db.keyvalue import with_specs_dict
+from conductor.db.keyvalue import (
+    TypeSpecs,
+    items_dict,
+    with_specs_dict,
+)
 from conductor.db.models import VolumeTypeExtraSpecs, VolumeTypes
 from conductor.db.query import equals, not_deleted
-from conductor.db.session import Row, Session, rows_as_dict
-from conductor.handlers import api
+from conductor.db.session import Row, Session
+from conductor.handlers import api, plain
 from schemas import exceptions
 from schemas.context import RequestContext
 
 types = VolumeTypes.__table__
 specs = VolumeTypeExtraSpecs.__table__
-
-
-
-async def _by_name(session: Session, context: RequestContext, name: Any) -> Row:
-    return with_specs_dict(await session.get(
-        context, VolumeTypes, "name", name,
-        lambda: exceptions.VolumeTypeNotFoundByName(volume_type_name=name), ("extra_specs",)))
+TYPES = TypeSpecs(VolumeTypes, VolumeTypeExtraSpecs, "volume_type_id")
+volume_type_get, volume_type_get_by_name, volume_type_destroy = plain.type_lookups(
+    TYPES, "volume_type",
+    by_id=lambda id: exceptions.VolumeTypeNotFound(volume_type_id=id),
+    by_name=lambda name: exceptions.VolumeTypeNotFoundByName(volume_type_name=name))
 
 
 def _live_specs(session: Session, context: RequestContext, volume_type_id: Any) -> Select[Any]:
@@ -43,23 +45,7 @@ async def volume_type_create(session: Session, context: RequestContext, values: 
     visible = session.query(context, VolumeTypes).where(equals(types.c.name, name)).limit(1)
     if await session.row(visible) is not None:
         raise exceptions.VolumeTypeExists(name=name)
-    given_specs = values.get("extra_specs") or {}
-    try:
-        if not isinstance(given_specs, dict):
-            raise exceptions.InvalidInput(reason="volume_types.extra_specs must be a dict "
-                                          "of key -> value")
-        cols = session.check(VolumeTypes, values, allowed_extra=("extra_specs",))
-        spec_rows = [session.check(VolumeTypeExtraSpecs, {"key": k, "value": v})
-                     for k, v in given_specs.items()]
-    except exceptions.InvalidInput as exc:
-        # Nova wraps whatever goes wrong while building the rows (§5.3).
-        raise exceptions.DBError(exc) from None
-    volume_type = await session.insert(VolumeTypes, cols, checked=True, echo=values)
-    for spec in spec_rows:
-        await session.insert(VolumeTypeExtraSpecs,
-                             {**spec, "volume_type_id": volume_type["id"]}, checked=True)
-    volume_type["extra_specs"] = dict(given_specs)
-    return volume_type
+    return await TYPES.insert(session, values)
 
 
 @api
@@ -73,33 +59,10 @@ async def volume_type_get_all(session: Session, context: RequestContext,
 
 
 @api
-async def volume_type_get(session: Session, context: RequestContext, id: Any) -> Row:
-    return with_specs_dict(await session.get(
-        context, VolumeTypes, "id", id,
-        lambda: exceptions.VolumeTypeNotFound(volume_type_id=id), ("extra_specs",)))
-
-
-@api
-async def volume_type_get_by_name(session: Session, context: RequestContext,
-                                  name: Any) -> Row:
-    return await _by_name(session, context, name)
-
-
-@api
-async def volume_type_destroy(session: Session, context: RequestContext, name: Any) -> None:
-    volume_type = await _by_name(session, context, name)
-    await session.soft_delete_where(VolumeTypes, types.c.id == volume_type["id"])
-    # every spec row, deleted ones included, as Nova's unfiltered bulk update does
-    await session.soft_delete_where(VolumeTypeExtraSpecs,
-                                    specs.c.volume_type_id == volume_type["id"])
-
-
-@api
 async def volume_type_extra_specs_get(session: Session, context: RequestContext,
                                       volume_type_id: Any) -> dict[Any, Any]:
-    # id order: if a key has several rows, the newest one wins
-    rows = await session.rows(_live_specs(session, context, volume_type_id).order_by(specs.c.id))
-    return rows_as_dict(rows)
+    return await items_dict(session, context, VolumeTypeExtraSpecs,
+                            equals(specs.c.volume_type_id, volume_type_id), read_deleted="no")
 
 
 @api

@@ -1,12 +1,10 @@
 """Volumes and their metadata (api-network-quota-storage.md §5.1, §5.2).
 
-``volume_allocate_iscsi_target`` belongs to the iSCSI targets module; :func:`load_volume`
-is what any module uses to read a volume as ``volume_get`` does.
+``volume_allocate_iscsi_target`` belongs to the iSCSI targets module.
 """
 
 from __future__ import annotations
 
-import datetime as dt
 import uuid as uuid_module
 from typing import Any
 
@@ -16,9 +14,9 @@ from conductor.db import keyvalue
 from conductor.db.base import utcnow
 from conductor.db.models import IscsiTarget, Volume, VolumeMetadata
 from conductor.db.query import authorize_project, equals, not_deleted, require_uuid
-from conductor.db.session import Row, Session, rows_as_dict
-from conductor.db.values import convert
-from conductor.handlers import api
+from conductor.db.session import Row, Session
+from conductor.db.values import datetime_arg
+from conductor.handlers import api, plain
 from schemas import exceptions
 from schemas.context import RequestContext
 
@@ -39,10 +37,11 @@ def _dict_arg(value: Any, what: str, *, none_ok: bool) -> dict[Any, Any]:
     return dict(value)
 
 
-async def load_volume(session: Session, context: RequestContext, volume_id: Any,
-                      joins: tuple[str, ...] = JOINS, *, lock: bool = False) -> Row:
-    """The volume as ``volume_get`` sees it (context read_deleted, strict project scope for
-    user contexts) or ``VolumeNotFound``; ``lock`` takes its row lock."""
+@api
+async def volume_get(session: Session, context: RequestContext, volume_id: Any, *,
+                     joins: tuple[str, ...] = JOINS, lock: bool = False) -> Row:
+    """Context read_deleted, strict project scope for user contexts; ``lock`` takes the
+    row lock."""
     return await session.get(context, Volume, "id", volume_id,
                              lambda: exceptions.VolumeNotFound(volume_id=volume_id), joins,
                              project_only=True, lock=lock)
@@ -54,9 +53,8 @@ async def _replace_metadata(session: Session, context: RequestContext, volume: R
     # Convert first, so a value the column refuses writes nothing.
     wanted = [session.check(VolumeMetadata, {"key": k, "value": v, "volume_id": volume["id"]})
               for k, v in given.items()]
-    items = await session.rows(
-        session.query(context, VolumeMetadata, read_deleted="no")
-        .where(volume_meta.c.volume_id == volume["id"]).order_by(volume_meta.c.id))
+    items = await session.all(context, VolumeMetadata, volume_meta.c.volume_id == volume["id"],
+                              read_deleted="no")
     await keyvalue.merge(session, VolumeMetadata.__table__, items, wanted, bool(delete))
 
 
@@ -75,42 +73,21 @@ async def volume_create(session: Session, context: RequestContext, values: Any) 
     for item in meta:
         await session.insert(VolumeMetadata, item, checked=True)
     # Read back as volume_get: a row the caller may not see raises and rolls back (§5.1).
-    return await load_volume(session, context, cols["id"])
+    return await volume_get(session, context, cols["id"])
 
 
-@api
-async def volume_get(session: Session, context: RequestContext, volume_id: Any) -> Row:
-    return await load_volume(session, context, volume_id)
-
-
-@api
-async def volume_get_all(session: Session, context: RequestContext) -> list[Row]:
-    return await session.rows(session.query(context, Volume).order_by(volumes.c.id), JOINS)
-
-
-@api
-async def volume_get_all_by_host(session: Session, context: RequestContext,
-                                 host: Any) -> list[Row]:
-    return await session.rows(session.query(context, Volume)
-                              .where(equals(volumes.c.host, host))
-                              .order_by(volumes.c.id), JOINS)
-
-
-@api
-async def volume_get_all_by_instance_uuid(session: Session, context: RequestContext,
-                                          instance_uuid: Any) -> list[Row]:
-    return await session.rows(session.query(context, Volume, read_deleted="no")
-                              .where(equals(volumes.c.instance_uuid, instance_uuid))
-                              .order_by(volumes.c.id), JOINS)
+volume_get_all = plain.rows("volume_get_all", Volume, joins=JOINS)
+volume_get_all_by_host = plain.rows("volume_get_all_by_host", Volume, "host", joins=JOINS)
+volume_get_all_by_instance_uuid = plain.rows("volume_get_all_by_instance_uuid", Volume,
+                                             "instance_uuid", joins=JOINS, read_deleted="no")
 
 
 @api
 async def volume_get_all_by_project(session: Session, context: RequestContext,
                                     project_id: Any) -> list[Row]:
     authorize_project(context, project_id)
-    return await session.rows(session.query(context, Volume)
-                              .where(equals(volumes.c.project_id, project_id))
-                              .order_by(volumes.c.id), JOINS)
+    return await session.all(context, Volume, equals(volumes.c.project_id, project_id),
+                             joins=JOINS)
 
 
 @api
@@ -126,7 +103,7 @@ async def volume_update(session: Session, context: RequestContext, volume_id: An
     values = _dict_arg(values, "values", none_ok=True)
     metadata = values.pop("metadata", None)
     cols = session.check(Volume, values)
-    volume = await load_volume(session, context, volume_id, (), lock=True)
+    volume = await volume_get(session, context, volume_id, joins=(), lock=True)
     if metadata is not None:
         await _replace_metadata(session, context, volume, metadata, delete=True)
     await session.update(Volume, volume, cols, checked=True, echo=values)
@@ -137,7 +114,7 @@ async def volume_update(session: Session, context: RequestContext, volume_id: An
 
 @api
 async def volume_destroy(session: Session, context: RequestContext, volume_id: Any) -> Row:
-    volume = await load_volume(session, context, volume_id)
+    volume = await volume_get(session, context, volume_id)
     await session.soft_delete_where(Volume, volumes.c.id == volume["id"])
     # the target goes back to the pool
     await session.execute(update(targets).where(targets.c.volume_id == volume["id"])
@@ -155,7 +132,7 @@ async def volume_attached(session: Session, context: RequestContext, volume_id: 
                           instance_id: Any, mountpoint: Any) -> None:
     # ``instance_id`` carries the instance uuid (Nova's parameter name).
     require_uuid(instance_id)
-    volume = await load_volume(session, context, volume_id, (), lock=True)
+    volume = await volume_get(session, context, volume_id, joins=(), lock=True)
     await session.update(Volume, volume, {
         "status": "in-use", "mountpoint": mountpoint, "attach_status": "attached",
         "instance_uuid": instance_id, "attach_time": utcnow()})
@@ -163,7 +140,7 @@ async def volume_attached(session: Session, context: RequestContext, volume_id: 
 
 @api
 async def volume_detached(session: Session, context: RequestContext, volume_id: Any) -> None:
-    volume = await load_volume(session, context, volume_id, (), lock=True)
+    volume = await volume_get(session, context, volume_id, joins=(), lock=True)
     await session.update(Volume, volume, {
         "status": "available", "mountpoint": None, "attach_status": "detached",
         "instance_uuid": None}, checked=True)
@@ -179,22 +156,13 @@ async def volume_data_get_for_project(session: Session, context: RequestContext,
     return (int(count or 0), int(gigabytes or 0))
 
 
-def _datetime_arg(name: str, value: Any) -> dt.datetime | None:
-    if value is None:
-        return None
-    try:
-        return convert(volumes, volumes.c.created_at, value)  # type: ignore[no-any-return]
-    except exceptions.InvalidInput:
-        raise exceptions.InvalidInput(
-            reason=f"{name} must be a datetime, got {type(value).__name__}") from None
-
-
 @api
 async def volume_get_active_by_window(session: Session, context: RequestContext, begin: Any,
                                       end: Any = None, project_id: Any = None) -> list[Row]:
     if project_id:
         session.own_project(context, project_id)
-    start, stop = _datetime_arg("begin", begin), _datetime_arg("end", end)
+    start = datetime_arg("begin", volumes.c.deleted_at, begin)
+    stop = datetime_arg("end", volumes.c.created_at, end)
     deleted_at = volumes.c.deleted_at
     # No deleted filter and no project scoping (§5.1); ``> NULL`` holds for no row.
     stmt = select(volumes).where(deleted_at.is_(None) if start is None
@@ -211,17 +179,15 @@ async def volume_get_active_by_window(session: Session, context: RequestContext,
 @api
 async def volume_metadata_get(session: Session, context: RequestContext,
                               volume_id: Any) -> dict[Any, Any]:
-    volume = await load_volume(session, context, volume_id, ())
-    # id order: with duplicate keys the newest row wins
-    return rows_as_dict(await session.rows(
-        session.query(context, VolumeMetadata, read_deleted="no")
-        .where(volume_meta.c.volume_id == volume["id"]).order_by(volume_meta.c.id)))
+    volume = await volume_get(session, context, volume_id, joins=())
+    return await keyvalue.items_dict(session, context, VolumeMetadata,
+                                     volume_meta.c.volume_id == volume["id"], read_deleted="no")
 
 
 @api
 async def volume_metadata_delete(session: Session, context: RequestContext, volume_id: Any,
                                  key: Any) -> None:
-    volume = await load_volume(session, context, volume_id, (), lock=True)
+    volume = await volume_get(session, context, volume_id, joins=(), lock=True)
     await session.soft_delete_where(VolumeMetadata, volume_meta.c.volume_id == volume["id"],
                                     not_deleted(volume_meta),
                                     equals(volume_meta.c.key, key))
@@ -232,5 +198,5 @@ async def volume_metadata_update(session: Session, context: RequestContext, volu
                                  metadata: Any, delete: Any) -> None:
     # The volume's row lock serialises metadata writers, so that two updates adding the
     # same key cannot both insert it.
-    volume = await load_volume(session, context, volume_id, (), lock=True)
+    volume = await volume_get(session, context, volume_id, joins=(), lock=True)
     await _replace_metadata(session, context, volume, metadata, delete)

@@ -139,13 +139,13 @@ async def test_concurrent_creates_of_one_provider_snapshot(rpc_client, pg_engine
     assert all(isinstance(r, (dict, exceptions.DatabaseSnapshotExists)) for r in results)
 
 
-async def _listen(amqp_url):
+async def _listen(amqp_url, pattern="database_snapshot.#"):
     connection = await aio_pika.connect(amqp_url)
     channel = await connection.channel()
     exchange = await channel.declare_exchange("conductor.events",
                                               aio_pika.ExchangeType.TOPIC, durable=True)
     queue = await channel.declare_queue(exclusive=True)
-    await queue.bind(exchange, "database_snapshot.#")
+    await queue.bind(exchange, pattern)
     return connection, queue
 
 

@@ -9,11 +9,13 @@ served again.
 import asyncio
 import base64
 import datetime
+import sys
 
 from pamqp import encode
 from sqlalchemy import select
 
 from client import ConductorClient
+from conductor.amqp_decoding import UNDECODABLE
 from conductor.db.models import Service
 from schemas.context import get_admin_context
 from tests.faults.conftest import RawCaller, request, served_and_dropped
@@ -105,3 +107,35 @@ async def test_undecodable_property_costs_one_message(conductors):
     log = await conductors.stop(proc)
     assert served_and_dropped(log) == (10, 1)
     assert "properties cannot be decoded" in log
+
+
+async def test_header_table_nested_past_the_recursion_limit_costs_one_message(conductors):
+    proc = await conductors.start()
+    await _warm_up(conductors)
+    deep: object = "bottom"
+    for _ in range(3000):  # RabbitMQ relays it; pamqp decodes tables recursively
+        deep = {"n": deep}
+    async with RawCaller(conductors.amqp_url) as raw:
+        limit = sys.getrecursionlimit()
+        sys.setrecursionlimit(50_000)  # pamqp encodes recursively too
+        try:
+            await raw.publish(conductors.topic, request("service_get_all"),
+                              headers={"deep": deep}, type="service_get_all")
+        finally:
+            sys.setrecursionlimit(limit)
+        await _normal_calls(conductors, "beside-deep-table")
+    log = await conductors.stop(proc)
+    # Served once and dropped: the consuming connection never dropped to redeliver it.
+    assert served_and_dropped(log) == (10, 1)
+    assert "RecursionError" in log and "Reconnecting" not in log
+
+
+async def test_a_publishers_own_undecodable_marker_is_not_believed(conductors):
+    proc = await conductors.start()
+    await _warm_up(conductors)
+    async with RawCaller(conductors.amqp_url) as raw:
+        marked = await raw.publish(conductors.topic, request("service_get_all"),
+                                   headers={UNDECODABLE: "forged"}, type="service_get_all")
+        assert "result" in await raw.reply(marked, timeout=10)
+    log = await conductors.stop(proc)
+    assert served_and_dropped(log) == (2, 0)

@@ -9,11 +9,12 @@ import sys
 import uuid
 
 import pytest
+import yarl
 
 from client import ConductorClient
-from client.core import broker_urls
+from client.urls import broker_urls
 from conductor.app import Conductor
-from conductor.settings import Settings
+from conductor.settings import Settings, from_sources
 from tests.conftest import _delete_topic
 
 # Nothing listens on port 1: connecting is refused at once.
@@ -27,6 +28,15 @@ def test_urls_come_as_a_list_or_separated_by_commas():
         ["amqp://a/", "amqp://b/", "amqp://c/"]
     with pytest.raises(ValueError):
         broker_urls(" , ")
+
+
+def test_a_password_from_the_environment_goes_into_every_url_commas_and_all():
+    settings = from_sources({"amqp_url": "amqp://u@a/,amqp://u@b/"},
+                            environ={"CONDUCTOR_AMQP_PASSWORD": "x,y"})
+    urls = broker_urls(settings.amqp_url)
+    assert [yarl.URL(u).host for u in urls] == ["a", "b"]
+    assert [yarl.URL(u).password for u in urls] == ["x,y", "x,y"]
+    assert settings.secrets() == ["x,y", "x,y"]
 
 
 def test_urls_logging_in_as_different_users_need_an_explicit_user_id():

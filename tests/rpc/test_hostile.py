@@ -164,8 +164,15 @@ def _with_raw_arg(method: str, arg: bytes) -> bytes:
     (_request("instance_create", USER, {f"k{i}": i for i in range(5000)}),
      "at most 1000 keys"),
     (_request("x" * 100_000, USER), "unknown method"),
+    # Seconds of decoding and hundreds of MB before the budget of values per request.
+    (_with_raw_arg("s3_image_get", b"\xdd" + (2**20).to_bytes(4, "big") + b"\x90" * 2**20),
+     "max_array_len"),
+    (_with_raw_arg("s3_image_get", b"\xdc\x02\x58" + (
+        b"\xdd" + (4000).to_bytes(4, "big") + b"\xd4\x05\x90" * 4000) * 600),
+     "too many"),
 ], ids=["ext-nesting-300", "decimal-1e1000000", "bigint-5000-digits", "is_admin-string",
-        "project_id-list", "values-5000-keys", "huge-method-name"])
+        "project_id-list", "values-5000-keys", "huge-method-name", "a-million-arrays",
+        "millions-of-sets"])
 async def test_hostile_payload_is_refused_and_the_conductor_goes_on(amqp_url, start, body,
                                                                     expected):
     topic = await start()
@@ -263,5 +270,6 @@ async def test_after_commit_hook_sees_committed_writes_only(tmp_path, handlers):
             await db.instance_create(USER, {**OWNED, "vcpus": "many"})
     finally:
         await engine.dispose()
-    assert [(info.method, info.events) for info in seen] == [("instance_create", 0)]
+    # instance_create records its instance.created event
+    assert [(info.method, info.events) for info in seen] == [("instance_create", 1)]
     assert seen[0].message_id

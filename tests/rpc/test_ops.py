@@ -4,6 +4,7 @@ broker and PostgreSQL."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 import json
 import signal
@@ -117,11 +118,12 @@ async def _queue_exists(amqp_url: str, name: str) -> bool:
         return True
 
 
-async def test_events_tail_prints_a_real_event_until_interrupted(amqp_url, rpc_client,
-                                                                 pg_engine, admin):
-    await _wipe(pg_engine)
+@contextlib.asynccontextmanager
+async def _tail(amqp_url: str, pattern: str) -> AsyncIterator[asyncio.subprocess.Process]:
+    """`conductor events tail PATTERN`, bound and listening; interrupted at the end, which
+    it must survive cleanly."""
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "conductor.cli", "events", "tail", "database_snapshot.*",
+        sys.executable, "-m", "conductor.cli", "events", "tail", pattern,
         "--amqp-url", amqp_url, stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE)
     try:
@@ -129,18 +131,7 @@ async def test_events_tail_prints_a_real_event_until_interrupted(amqp_url, rpc_c
         # It says when it is bound; an event published before that is not its to see.
         ready = await asyncio.wait_for(proc.stderr.readline(), 60)
         assert b"listening on conductor.events" in ready
-        snap = await rpc_client.database_snapshot_create(admin, _values(7))
-        # The exchange is shared: other snapshots' events may come first.
-        while True:
-            line = await asyncio.wait_for(proc.stdout.readline(), 60)
-            assert line, (await proc.stderr.read()).decode()
-            event = json.loads(line)
-            if event["resource_id"] == snap["resource_id"]:
-                break
-        assert event["event"] == "database_snapshot.created"
-        assert event["payload"]["snapshot_id"] == "rds:snap-7"
-        now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
-        assert dt.datetime.fromisoformat(event["occurred_at"]) <= now  # naive UTC, as ISO
+        yield proc
         proc.send_signal(signal.SIGINT)
         assert await asyncio.wait_for(proc.wait(), 60) == 0
         assert b"Traceback" not in await proc.stderr.read()
@@ -148,3 +139,50 @@ async def test_events_tail_prints_a_real_event_until_interrupted(amqp_url, rpc_c
         if proc.returncode is None:
             proc.kill()
             await proc.wait()
+
+
+async def _printed(proc: asyncio.subprocess.Process, resource_id: str,
+                   seen: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    """The next line printed about ``resource_id`` (the exchange is shared: other
+    conductors' events may come first); every line read is added to ``seen``."""
+    assert proc.stdout is not None and proc.stderr is not None
+    while True:
+        line = await asyncio.wait_for(proc.stdout.readline(), 60)
+        assert line, (await proc.stderr.read()).decode()
+        event: dict[str, Any] = json.loads(line)
+        if seen is not None:
+            seen.append(event)
+        if event["resource_id"] == resource_id:
+            return event
+
+
+async def test_events_tail_prints_a_real_event_until_interrupted(amqp_url, rpc_client,
+                                                                 pg_engine, admin):
+    await _wipe(pg_engine)
+    async with _tail(amqp_url, "database_snapshot.*") as proc:
+        snap = await rpc_client.database_snapshot_create(admin, _values(7))
+        event = await _printed(proc, snap["resource_id"])
+        assert event["event"] == "database_snapshot.created"
+        assert event["payload"]["snapshot_id"] == "rds:snap-7"
+        now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
+        assert dt.datetime.fromisoformat(event["occurred_at"]) <= now  # naive UTC, as ISO
+
+
+async def test_events_tail_prints_instance_events(amqp_url, rpc_client, admin):
+    async with _tail(amqp_url, "instance.*") as proc:
+        inst = await rpc_client.instance_create(admin, {"project_id": "p-tail",
+                                                        "host": "node9"})
+        await rpc_client.instance_update(admin, inst["uuid"], {"vm_state": "active"})
+        # Another family's events are not printed in between.
+        await rpc_client.database_snapshot_create(
+            admin, _values(snapshot_id=f"rds:snap-{uuid.uuid4().hex}"))
+        await rpc_client.instance_destroy(admin, inst["uuid"])
+        seen: list[dict[str, Any]] = []
+        printed = [await _printed(proc, inst["uuid"], seen) for _ in range(3)]
+    assert all(e["event"].startswith("instance.") for e in seen)
+    assert [e["event"] for e in printed] == ["instance.created", "instance.updated",
+                                            "instance.destroyed"]
+    assert printed[0]["payload"] == {"uuid": inst["uuid"], "project_id": "p-tail",
+                                     "user_id": None, "host": "node9", "vm_state": None,
+                                     "task_state": None}
+    assert printed[1]["payload"]["changes"] == {"vm_state": "active"}

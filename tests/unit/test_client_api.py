@@ -79,8 +79,10 @@ def test_user_id_defaults_to_the_urls_login(url, login):
     assert ConductorClient(url, user_id="ops").user_id == "ops"
 
 
-def test_a_certificate_login_needs_an_explicit_user_id():
-    url = "amqps://broker.example:5671/?auth=external"
+def test_a_certificate_login_needs_an_explicit_user_id(tmp_path):
+    cert = tmp_path / "client.pem"
+    cert.write_text("")
+    url = f"amqps://broker.example:5671/?auth=external&certfile={cert}"
     with pytest.raises(ValueError, match="pass user_id="):
         ConductorClient(url)
     with pytest.raises(ValueError, match="pass user_id="):

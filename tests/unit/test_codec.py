@@ -147,3 +147,46 @@ def test_date_strings_are_bounded_in_length(code):
 def test_timedelta_parts_must_be_integers():
     with pytest.raises(ValueError, match="timedelta"):
         codec.unpackb(_ext(codec.EXT_TIMEDELTA, codec.packb([1.5, 0, 0])))
+
+
+# --- a request's decoding is bounded in values, not only in bytes -----------------------
+
+def _array(count: int, item: bytes) -> bytes:
+    return b"\xdd" + count.to_bytes(4, "big") + item * count
+
+
+@pytest.mark.parametrize(("data", "expected"), [
+    # One container too long: refused from its header, before any of it is built.
+    (_array(codec.MAX_REQUEST_VALUES + 1, b"\xc0"), "exceeds max_array_len"),
+    (b"\xdf" + (codec.MAX_REQUEST_VALUES // 2 + 1).to_bytes(4, "big")
+     + b"\x00\x00" * (codec.MAX_REQUEST_VALUES // 2 + 1), "exceeds max_map_len"),
+    # Many small containers, each within the cap: stopped by the running count.
+    (_array(200, _array(2000, b"\x90")), "too many values"),
+    (_array(200, _array(2000, b"\x80")), "too many values"),
+    # A map repeating one key costs every entry: counted on the wire, not in the dict.
+    (_array(4, b"\xdf" + (100_000).to_bytes(4, "big") + b"\x00\x00" * 100_000),
+     "too many values"),
+    # Containers inside extension values draw on the same budget.
+    (_array(40_000, _ext(codec.EXT_TUPLE, b"\x96" + b"\x90" * 6)), "too many values"),
+    (_array(codec.MAX_REQUEST_EXTENSIONS + 1, _ext(codec.EXT_UUID, b"u" * 16)),
+     "too many extension values"),
+], ids=["one-huge-array", "one-huge-map", "many-arrays", "many-maps", "repeated-keys",
+        "arrays-in-tuples", "uuids"])
+def test_a_request_with_too_many_values_is_refused(data, expected):
+    with pytest.raises(ValueError, match=expected):
+        codec.unpackb(data, request=True)
+    codec.unpackb(data)  # a reply is the conductor's own: not held to the request budget
+
+
+def test_the_largest_real_requests_fit_the_budget():
+    context = {"user_id": "u", "project_id": "p", "roles": ["admin", "member"],
+               "request_id": "req-" + "0" * 36, "is_admin": True, "read_deleted": "no",
+               "timestamp": dt.datetime(2012, 9, 27), "remote_address": "10.0.0.1"}
+    values = {"display_name": "x", "metadata": {f"k{i}": f"v{i}" for i in range(20)},
+              "launched_at": dt.datetime(2012, 9, 27), "vm_state": "building"}
+    batch = [{"method": "instance_create", "args": [values], "kwargs": {},
+              "context": context} for _ in range(1000)]
+    uuids = [str(uuid.uuid4()) for _ in range(10_000)] + [uuid.uuid4() for _ in range(10_000)]
+    for request in ({"calls": batch, "context": context},
+                    {"args": [{"uuid": uuids, "deleted": False}], "context": context}):
+        assert codec.unpackb(codec.packb(request), request=True) == request

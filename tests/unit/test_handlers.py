@@ -1,7 +1,7 @@
 import inspect
 
 from client import BlockingConductorClient, ConductorClient
-from conductor.handlers import load_all, signature_mismatches
+from conductor.handlers import HANDLERS, load_all, signature_mismatches
 from schemas import catalog
 
 
@@ -26,3 +26,23 @@ def test_client_methods_are_the_catalog():
         "sort_dir: 'Any' = 'desc', limit: 'Any' = None, marker: 'Any' = None) -> 'Any'")
     for name in ("constraint", "equal_any", "not_equal"):
         assert callable(getattr(client, name))
+
+
+def test_in_process_options_are_keyword_only_with_defaults(monkeypatch):
+    load_all()
+
+    async def snapshot_get(session, context, snapshot_id, *, lock=False):
+        return None
+
+    monkeypatch.setitem(HANDLERS, "snapshot_get", snapshot_get)
+    assert signature_mismatches() == []
+
+    async def snapshot_get_positional(session, context, snapshot_id, lock=False):
+        return None
+
+    async def snapshot_get_required(session, context, snapshot_id, *, lock):
+        return None
+
+    for wrong in (snapshot_get_positional, snapshot_get_required):
+        monkeypatch.setitem(HANDLERS, "snapshot_get", wrong)
+        assert [p.split(":")[0] for p in signature_mismatches()] == ["snapshot_get"]
