@@ -29,7 +29,7 @@ class BlockingConductorClient(BlockingAPI):
     equal_any = staticmethod(equal_any)
     not_equal = staticmethod(not_equal)
 
-    def __init__(self, url: str = DEFAULT_URL, topic: str = "conductor",
+    def __init__(self, url: str | Sequence[str] = DEFAULT_URL, topic: str = "conductor",
                  timeout: float = 60.0, retries: int = 0, *, user_id: str | None = None,
                  version_cap: str | None = None, password: str | None = None,
                  ca_file: str | None = None, cert_file: str | None = None,

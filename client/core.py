@@ -6,6 +6,7 @@ import asyncio
 import copy
 import logging
 import os
+import random
 import time
 import uuid
 from collections.abc import Callable, Sequence
@@ -20,7 +21,7 @@ from aio_pika.abc import AbstractIncomingMessage
 
 from client._api import AsyncAPI
 from client.jobs import JobQueue, QueuedCall, bind
-from client.urls import broker_url, masked
+from client.urls import broker_url, broker_urls, masked
 from schemas import catalog, envelope, exceptions
 from schemas.conditions import constraint, equal_any, not_equal
 from schemas.context import RequestContext
@@ -29,6 +30,11 @@ log = logging.getLogger(__name__)
 
 REPLY_QUEUE = "amq.rabbitmq.reply-to"
 DEFAULT_URL = "amqp://guest:guest@localhost:5672/"
+# Pauses before the retries of a call: doubled each time, up to the maximum.
+RETRY_PAUSE = 0.25
+MAX_RETRY_PAUSE = 4.0
+# Seconds a publish the broker refuses (nack) is sent again on the same channel.
+NACK_PATIENCE = 3.0
 
 
 @dataclass(frozen=True)
@@ -59,8 +65,9 @@ class _Transport:
     new connection is only used once its reply consumer is in place.
     """
 
-    def __init__(self, url: str, topic: str) -> None:
-        self.url = url
+    def __init__(self, urls: Sequence[str], topic: str) -> None:
+        self.urls = list(urls)
+        self._next_url = 0  # the node tried first at the next connect
         self.topic = topic
         self.connection: aio_pika.abc.AbstractConnection | None = None
         self.channel: aio_pika.abc.AbstractChannel | None = None
@@ -78,16 +85,7 @@ class _Transport:
             if self.connected:
                 return
             self._closing = False
-            try:
-                connection = await aio_pika.connect(
-                    self.url, timeout=timeout,
-                    client_properties={"connection_name": f"client:{self.topic}:"
-                                                          f"{os.getpid()}"})
-            except (aiormq.exceptions.AMQPError, OSError, TimeoutError) as exc:
-                # Why, in the message: a refused certificate or login is not a lost link.
-                raise exceptions.ConnectionLost(
-                    f"Could not connect to the broker at {masked(self.url)}: "
-                    f"{type(exc).__name__}: {_reply_text(exc)}", method="connect") from exc
+            connection = await self._connect_any(timeout)
             connection.close_callbacks.add(self._on_close)
             channel = await connection.channel(publisher_confirms=True, on_return_raises=True)
             channel.close_callbacks.add(self._on_close)
@@ -96,6 +94,27 @@ class _Transport:
             await reply_queue.consume(self._on_reply, no_ack=True)
             self.connection = connection
             self.channel = channel
+
+    async def _connect_any(self, timeout: float | None) -> aio_pika.abc.AbstractConnection:
+        """A connection to the first node that answers, from the one after the node
+        last lost; ConnectionLost if none does."""
+        failures: list[str] = []
+        failure: BaseException | None = None
+        for _ in self.urls:
+            url = self.urls[self._next_url]
+            try:
+                return await aio_pika.connect(
+                    url, timeout=timeout,
+                    client_properties={"connection_name": f"client:{self.topic}:"
+                                                          f"{os.getpid()}"})
+            except (aiormq.exceptions.AMQPError, OSError, TimeoutError) as exc:
+                # Why, in the message: a refused certificate or login is not a lost link.
+                failure = exc
+                failures.append(f"{masked(url)}: {type(exc).__name__}: {_reply_text(exc)}")
+                self._next_url = (self._next_url + 1) % len(self.urls)
+        raise exceptions.ConnectionLost(
+            f"Could not connect to the broker at {'; '.join(failures)}",
+            method="connect") from failure
 
     async def _on_reply(self, message: AbstractIncomingMessage) -> None:
         pending = self.pending.pop(message.correlation_id or "", None)
@@ -110,6 +129,8 @@ class _Transport:
         connection = self.connection
         self.connection = None
         self.channel = None
+        # Its node may be gone: the next connect begins with another.
+        self._next_url = (self._next_url + 1) % len(self.urls)
         if closed is not connection and connection is not None and not connection.is_closed:
             # Only the channel died (the broker refused a publish): a new one needs a new
             # reply consumer, which connect() sets up on a new connection; close this one.
@@ -134,6 +155,12 @@ class _Transport:
                     raise
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 2.0)
+
+    async def _drop(self, channel: aio_pika.abc.AbstractChannel) -> None:
+        """Close the connection of ``channel`` if it is still the one in use: the next
+        call makes a new one (calls in flight on it fail with ConnectionLost)."""
+        if channel is self.channel and self.connection is not None:
+            await self.connection.close()
 
     async def close(self) -> None:
         connection, self.connection, self.channel = self.connection, None, None
@@ -166,6 +193,12 @@ class _Transport:
                 if _unroutable(exc):
                     raise exceptions.NoConductor(topic=self.topic, method=func.name) \
                         from None
+                if _nacked(exc):
+                    # Still refused: after its queue's leader node died, a RabbitMQ 3.10
+                    # channel can go on refusing every publish although a new leader
+                    # was elected; a new connection (the retry's) is not refused.
+                    self.pending.pop(message_id, None)
+                    await self._drop(channel)
                 raise exceptions.ConnectionLost(method=func.name) from None
             except aiormq.exceptions.ChannelPreconditionFailed as exc:
                 # RabbitMQ closes the channel of a publisher whose user_id is not its
@@ -178,6 +211,11 @@ class _Transport:
             except (aiormq.exceptions.AMQPConnectionError, aiormq.exceptions.ChannelClosed,
                     aiormq.exceptions.ChannelInvalidStateError, ConnectionError) as exc:
                 raise exceptions.ConnectionLost(method=func.name) from exc
+            except TimeoutError:
+                # No confirm in time (a quorum queue with no leader holds it): enqueued or
+                # not, a retry with the same message id is safe.
+                raise exceptions.RPCTimeout(timeout=options.timeout, method=func.name) \
+                    from None
             if future is None:
                 return None
             try:
@@ -191,24 +229,28 @@ class _Transport:
 
     async def _publish_accepted(self, channel: aio_pika.abc.AbstractChannel,
                                 message: aio_pika.Message, timeout: float) -> None:
-        """Publish until the broker accepts: a nack (a quorum queue still electing its
-        leader, just after a conductor declared it or lost a node) means the message was
-        not enqueued, so sending it again cannot run the call twice."""
+        """Publish until the broker accepts, for at most NACK_PATIENCE seconds: a nack
+        (a quorum queue still electing its leader, just after a conductor declared it or
+        lost a node) means the message was not enqueued, so sending it again cannot run
+        the call twice."""
         delay = 0.05
-        deadline = time.monotonic() + timeout
+        deadline = time.monotonic() + min(timeout, NACK_PATIENCE)
         while True:
             try:
                 await channel.default_exchange.publish(
                     message, routing_key=self.topic, mandatory=True, timeout=timeout)
                 return
             except aiormq.exceptions.DeliveryError as exc:
-                if not isinstance(getattr(exc, "frame", None), pamqp.commands.Basic.Nack) \
-                        or time.monotonic() + delay > deadline:
+                if not _nacked(exc) or time.monotonic() + delay > deadline:
                     raise
                 log.info("the broker did not accept %s (nack); sending it again",
                          message.message_id)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 1.0)
+
+
+def _nacked(exc: aiormq.exceptions.DeliveryError) -> bool:
+    return isinstance(getattr(exc, "frame", None), pamqp.commands.Basic.Nack)
 
 
 def _reply_text(exc: BaseException) -> str:
@@ -230,9 +272,12 @@ def broker_login(url: str) -> str | None:
     return parsed.user or "guest"
 
 
-def _user_id_for(url: str, user_id: str | None) -> str:
+def _user_id_for(urls: Sequence[str], user_id: str | None) -> str:
     if user_id is None:
-        user_id = broker_login(url)
+        logins = {broker_login(url) for url in urls}
+        if len(logins) > 1:
+            raise ValueError("the broker URLs log in as different users: pass user_id=")
+        user_id = logins.pop()
         if user_id is None:
             raise ValueError("the broker takes this connection's login from its client "
                              "certificate (auth=external): pass user_id= with that name")
@@ -250,6 +295,11 @@ def _check_cap(version_cap: str | None) -> str | None:
 class ConductorClient(AsyncAPI):
     """``async with ConductorClient(url) as db: await db.instance_get(ctxt, 1)``.
 
+    ``url`` may name several nodes of one RabbitMQ cluster (a list, or URLs separated by
+    commas): the client connects to the first that answers and, when its node is lost,
+    to the next.  A call in flight then fails with ConnectionLost unless ``retries``
+    lets it be sent again (with the same message id: a write runs once).
+
     ``user_id`` is the AMQP ``user_id`` property of every message (the broker checks it
     against the connection's login): by default the URL's login, ``guest`` when the URL
     names none. ``version_cap`` (``"1.0"``) is the newest protocol version the conductors
@@ -266,16 +316,16 @@ class ConductorClient(AsyncAPI):
     equal_any = staticmethod(equal_any)
     not_equal = staticmethod(not_equal)
 
-    def __init__(self, url: str = DEFAULT_URL, topic: str = "conductor",
+    def __init__(self, url: str | Sequence[str] = DEFAULT_URL, topic: str = "conductor",
                  timeout: float = 60.0, retries: int = 0, *, user_id: str | None = None,
                  version_cap: str | None = None, password: str | None = None,
                  ca_file: str | None = None, cert_file: str | None = None,
                  key_file: str | None = None, external: bool = False) -> None:
-        url = broker_url(url, password=password, ca_file=ca_file, cert_file=cert_file,
-                         key_file=key_file, external=external)
-        self.user_id = _user_id_for(url, user_id)
+        urls = [broker_url(one, password=password, ca_file=ca_file, cert_file=cert_file,
+                           key_file=key_file, external=external) for one in broker_urls(url)]
+        self.user_id = _user_id_for(urls, user_id)
         self.version_cap = _check_cap(version_cap)
-        self._transport = _Transport(url, topic)
+        self._transport = _Transport(urls, topic)
         self._options = CallOptions(timeout=timeout, retries=retries)
 
     @property
@@ -363,6 +413,7 @@ class ConductorClient(AsyncAPI):
         options = self._options
         message_id = options.message_id or uuid.uuid4().hex
         attempts = 1 + max(options.retries, 0)
+        pause = RETRY_PAUSE
         for attempt in range(1, attempts + 1):
             body = request(attempt, options.timeout).encode()
             try:
@@ -373,6 +424,11 @@ class ConductorClient(AsyncAPI):
                     raise
                 log.info("%s: %s; retrying (%d/%d) with the same message id", func.name,
                          type(exc).__name__, attempt, attempts - 1)
+                # A cluster that lost a node takes seconds to elect the queue's new leader
+                # and to get the conductor's consumer back: growing pauses spread the
+                # retries over that time rather than spending them at once.
+                await asyncio.sleep(pause * random.uniform(0.5, 1.0))
+                pause = min(pause * 2, MAX_RETRY_PAUSE)
                 try:
                     await self._transport.wait_connected(options.timeout)
                 except exceptions.ConnectionLost:

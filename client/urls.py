@@ -10,6 +10,7 @@ survives.
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 
 import yarl
 
@@ -50,3 +51,19 @@ def masked(url: str) -> str:
     except ValueError:
         return "<unparseable broker URL>"
     return str(parsed.with_password(MASK)) if parsed.password else str(parsed)
+
+
+def broker_urls(url: str | Sequence[str]) -> list[str]:
+    """The broker URLs in ``url``: one, several separated by commas, or a sequence of
+    them (nodes of one cluster, tried in turn)."""
+    items = [url] if isinstance(url, str) else list(url)
+    urls = [u.strip() for item in items for u in item.split(",") if u.strip()]
+    if not urls:
+        raise ValueError("no broker URL given")
+    return urls
+
+
+def joined(urls: Sequence[str]) -> str:
+    """Several URLs as one setting, separated by commas; a comma inside one (yarl leaves
+    them as they are, in a password say) is written %2C, which reads back the same."""
+    return ",".join(url.replace(",", "%2C") for url in urls)

@@ -25,8 +25,10 @@ WORKER_INDEX = "CONDUCTOR_WORKER_INDEX"  # set by --workers for each worker it s
 def _common(p: argparse.ArgumentParser, *, amqp: bool = True, db: bool = True) -> None:
     # Defaults None: the environment, then the Settings defaults, fill what is not given.
     if amqp:
-        p.add_argument("--amqp-url", default=None,
-                       help=f"broker URL (env CONDUCTOR_AMQP_URL; default {DEFAULTS.amqp_url})")
+        p.add_argument("--amqp-url", default=None, action="append",
+                       help=f"broker URL (env CONDUCTOR_AMQP_URL; default "
+                            f"{DEFAULTS.amqp_url}); the nodes of a cluster: give it once "
+                            f"per node or as URLs separated by commas, tried in turn")
         p.add_argument("--topic", default=None,
                        help=f"queue the conductor consumes (env CONDUCTOR_TOPIC; default "
                             f"{DEFAULTS.topic})")
@@ -186,6 +188,8 @@ _CONNECTION = ("amqp_url", "db_url", "topic", *_TLS_AND_SECRETS)
 def _resolve_sources(args: argparse.Namespace) -> Settings:
     """The settings, built once (password files are read here and nowhere else); the
     broker, database and topic flags are set to the complete values."""
+    if getattr(args, "amqp_url", None):
+        args.amqp_url = ",".join(args.amqp_url)  # --amqp-url given once per node
     if args.command == "serve":
         resolved = serve_settings(args)
     else:

@@ -23,6 +23,7 @@ from typing import Any, TextIO
 import aio_pika
 import aio_pika.exceptions
 
+from conductor import broker
 from conductor.logs import redact
 
 EVENTS_EXCHANGE = "conductor.events"  # conductor/db/events.py, which needs SQLAlchemy
@@ -102,7 +103,7 @@ async def queue_counts(amqp_url: str, topic: str) -> dict[str, Any]:
     """Ready messages and consumers of the topic queue and its dead-letter queue
     (``None`` for a queue that does not exist)."""
     found: dict[str, Any] = {}
-    connection = await aio_pika.connect(amqp_url)
+    connection = await broker.connect_once(amqp_url)
     async with connection:
         for key, name in (("queue", topic), ("dead_letters", f"{topic}.dead")):
             # A passive declare of a missing queue closes the channel: one per queue.
@@ -204,7 +205,7 @@ async def tail(amqp_url: str, pattern: str = "#", *, count: int = 0,
                out: TextIO | None = None) -> int:
     """Print each event on ``conductor.events`` matching ``pattern`` as one JSON line."""
     out = out or sys.stdout
-    connection = await aio_pika.connect(amqp_url)
+    connection = await broker.connect_once(amqp_url)
     async with connection:
         channel = await connection.channel()
         # The same declaration as the conductor's publisher, so tailing before any

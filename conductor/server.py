@@ -36,7 +36,7 @@ from aio_pika.abc import (
     AbstractRobustConnection,
 )
 
-from client.urls import masked
+from client.urls import broker_urls, masked
 from conductor import broker
 from conductor.amqp_decoding import undecodable
 from conductor.dispatch import Delivery
@@ -48,6 +48,12 @@ log = logging.getLogger(__name__)
 # Dead-lettered messages carry the broker's reason; only these reach <topic>.dead.
 # "expired" (a call nobody waits for any more) routes nowhere and is dropped.
 POISON_REASONS = ("delivery_limit",)
+# Seconds a first reply to a node waits for its confirm: a reply the broker never
+# confirms (its connection lost mid-way) must not keep the call from being acked.
+PROBE_TIMEOUT = 5.0
+# Seconds a reply waits for its channel to be reconnected (aio-pika retries every 5 s, or
+# every second with several broker URLs).
+REOPEN_WAIT = 10.0
 
 
 class QueueMismatch(RuntimeError):
@@ -121,6 +127,9 @@ class Server:
         await self._declare(consuming)
         replies = await broker.connect(url, f"{name}:reply")
         self._connections.append(replies)
+        # Its loss may have been a reply to a node that went away since it was probed
+        # (RabbitMQ closes the connection, 541): every node is probed again.
+        replies.close_callbacks.add(self._forget_nodes)
         self._replies = await replies.channel(publisher_confirms=False)
         probe = await broker.connect(url, f"{name}:probe")
         self._connections.append(probe)
@@ -133,7 +142,8 @@ class Server:
         await self._consume_slowly()
         log.info("consuming %r (%s queue, delivery limit %d) on %s", self.topic,
                  "classic" if self.settings.classic_queue else "quorum",
-                 self.settings.max_deliveries, masked(url))
+                 self.settings.max_deliveries,
+                 ", ".join(masked(one) for one in broker_urls(url)))
 
     def _topic_arguments(self) -> dict[str, Any]:
         if self.settings.classic_queue:
@@ -280,19 +290,24 @@ class Server:
         known = node in self._known_nodes
         channel = self._replies if known else self._probe
         try:
+            await _reopened(channel)
             await channel.default_exchange.publish(
                 aio_pika.Message(reply, content_type=envelope.CONTENT_TYPE,
                                  correlation_id=message.correlation_id,
                                  delivery_mode=aio_pika.DeliveryMode.NOT_PERSISTENT),
                 # mandatory=False: RabbitMQ 3.10 both delivers and returns a mandatory
                 # reply-to publish.
-                routing_key=message.reply_to or "", mandatory=False)
+                routing_key=message.reply_to or "", mandatory=False,
+                timeout=None if known else PROBE_TIMEOUT)
         except Exception as exc:
             log.warning("could not reply to %.80s (%.80s) at %.80r: %s: %s", message.message_id,
                         message.type, message.reply_to, type(exc).__name__, exc)
             return
         if not known:
             self._known_nodes.add(node)  # confirmed: a node the broker knows
+
+    def _forget_nodes(self, *_: Any) -> None:
+        self._known_nodes.clear()
 
     async def stop(self, grace: float = 30.0) -> None:
         """Stop consuming, let in-flight calls finish (up to ``grace`` s), close."""
@@ -368,6 +383,14 @@ def _delivery(message: AbstractIncomingMessage) -> Delivery:
     return Delivery(message_id=message.message_id, redelivered=bool(message.redelivered),
                     received=time.monotonic(),
                     broker_user=user if isinstance(user, str) and user else None)
+
+
+async def _reopened(channel: AbstractChannel) -> None:
+    """Wait until a robust channel lost with its connection is back (a reply that waits
+    a few seconds is answered; one published on the closed channel is lost)."""
+    deadline = time.monotonic() + REOPEN_WAIT
+    while channel.is_closed and time.monotonic() < deadline:
+        await asyncio.sleep(0.1)
 
 
 async def _ack(message: AbstractIncomingMessage) -> None:

@@ -14,7 +14,7 @@ from typing import Any
 
 import yarl
 
-from client.urls import broker_url
+from client.urls import broker_url, broker_urls, joined
 
 # Where a setting may also come from the environment (DESIGN.md "Public interface").
 ENVIRONMENT = {
@@ -97,15 +97,17 @@ class Settings:
         if self.amqp_auth not in ("plain", "external"):
             raise ValueError(f"amqp_auth must be plain or external, not {self.amqp_auth!r}")
         # Frozen: the completed URL replaces the given one once, here.
-        object.__setattr__(self, "amqp_url", broker_url(
-            self.amqp_url, ca_file=self.amqp_ca_file, cert_file=self.amqp_cert_file,
-            key_file=self.amqp_key_file, external=self.amqp_auth == "external"))
+        object.__setattr__(self, "amqp_url", joined([broker_url(
+            url, ca_file=self.amqp_ca_file, cert_file=self.amqp_cert_file,
+            key_file=self.amqp_key_file, external=self.amqp_auth == "external")
+            for url in broker_urls(self.amqp_url)]))
 
     def secrets(self) -> list[str]:
         """The passwords in the URLs, for the log filter that hides them anywhere."""
         from sqlalchemy.engine import make_url
 
-        found = [(yarl.URL(self.amqp_url).user, yarl.URL(self.amqp_url).password)]
+        found = [(yarl.URL(url).user, yarl.URL(url).password)
+                 for url in broker_urls(self.amqp_url)]
         try:
             db = make_url(self.db_url)
             found.append((db.username, db.password))
@@ -162,7 +164,8 @@ def _put_passwords(values: dict[str, Any], environ: Mapping[str, str]) -> None:
             continue
         url = values.get(url_name, getattr(DEFAULTS, url_name))
         if url_name == "amqp_url":
-            values[url_name] = str(yarl.URL(url).with_password(password))
+            values[url_name] = joined([str(yarl.URL(one).with_password(password))
+                                       for one in broker_urls(url)])
         else:
             from sqlalchemy.engine import make_url
 
