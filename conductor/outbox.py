@@ -49,7 +49,9 @@ class OutboxPublisher:
             aio_pika.Message(body, content_type=envelope.CONTENT_TYPE, message_id=event_id,
                              type=routing_key,
                              delivery_mode=aio_pika.DeliveryMode.PERSISTENT),
-            routing_key=routing_key)
+            # An event nobody subscribed to is dropped by the broker, as a topic exchange
+            # means; mandatory would only make the broker send each one back.
+            routing_key=routing_key, mandatory=False)
 
     async def flush(self) -> int:
         total = 0
