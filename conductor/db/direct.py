@@ -125,9 +125,11 @@ async def driver_for(conn: AsyncConnection) -> asyncpg.Connection | None:
     sent here as SQLAlchemy would at its first statement, so that COMMIT and ROLLBACK
     stay SQLAlchemy's.  None where that cannot be done (then SQLAlchemy runs it)."""
     sync = conn.sync_connection
-    if conn.dialect.name != "postgresql" or sync is None:
+    if conn.dialect.name != "postgresql" or sync is None or sync.closed or sync.invalidated:
         return None
-    raw = await conn.get_raw_connection()
+    # The pooled connection: a plain attribute while valid, so no greenlet hop (what
+    # AsyncConnection.get_raw_connection spends, for the revalidation we excluded above).
+    raw = sync.connection
     driver = raw.driver_connection
     if not isinstance(driver, asyncpg.Connection):
         return None
