@@ -24,9 +24,8 @@ specs = InstanceTypeExtraSpecs.__table__
 access = InstanceTypeProjects.__table__
 FLAVORS = TypeSpecs(InstanceTypes, InstanceTypeExtraSpecs, "instance_type_id")
 instance_type_get, instance_type_get_by_name, instance_type_destroy = plain.type_lookups(
-    FLAVORS, "instance_type",
-    by_id=lambda id: exceptions.InstanceTypeNotFound(instance_type_id=id),
-    by_name=lambda name: exceptions.InstanceTypeNotFoundByName(instance_type_name=name))
+    FLAVORS, "instance_type", exceptions.InstanceTypeNotFound,
+    exceptions.InstanceTypeNotFoundByName)
 
 
 @api

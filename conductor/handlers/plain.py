@@ -115,11 +115,18 @@ def update(name: str, model: Any, lookup: Handler) -> Handler:
     return _declare(name, body)
 
 
-def type_lookups(family: TypeSpecs, prefix: str, by_id: Missing,
-                 by_name: Missing) -> tuple[Handler, Handler, Handler]:
+def type_lookups(family: TypeSpecs, prefix: str, not_found: Missing,
+                 not_found_by_name: Missing) -> tuple[Handler, Handler, Handler]:
     """``<prefix>_get`` (by id) and ``<prefix>_get_by_name``, with the row's extra specs
     as ``{key: value}``, and ``<prefix>_destroy`` (by name: the type and all its specs
-    soft-deleted): the functions Nova wrote alike for flavors and volume types."""
+    soft-deleted): the functions Nova wrote alike for flavors and volume types. Nova's
+    not-found errors name their argument ``<prefix>_id`` and ``<prefix>_name``."""
+    def by_id(id: Any) -> Exception:
+        return not_found(**{f"{prefix}_id": id})
+
+    def by_name(name: Any) -> Exception:
+        return not_found_by_name(**{f"{prefix}_name": name})
+
     named = get(f"{prefix}_get_by_name", family.model, "name", by_name, specs=True)
 
     async def destroy(session: Session, context: RequestContext, args: dict[str, Any]) -> None:

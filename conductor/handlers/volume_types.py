@@ -22,9 +22,7 @@ types = VolumeTypes.__table__
 specs = VolumeTypeExtraSpecs.__table__
 TYPES = TypeSpecs(VolumeTypes, VolumeTypeExtraSpecs, "volume_type_id")
 volume_type_get, volume_type_get_by_name, volume_type_destroy = plain.type_lookups(
-    TYPES, "volume_type",
-    by_id=lambda id: exceptions.VolumeTypeNotFound(volume_type_id=id),
-    by_name=lambda name: exceptions.VolumeTypeNotFoundByName(volume_type_name=name))
+    TYPES, "volume_type", exceptions.VolumeTypeNotFound, exceptions.VolumeTypeNotFoundByName)
 
 
 def _live_specs(session: Session, context: RequestContext, volume_type_id: Any) -> Select[Any]:
