@@ -129,12 +129,16 @@ class _Decoder:
     """One message's decoding: the extension hook, its nesting budget, and (for requests)
     the budget of values."""
 
-    def __init__(self, max_values: int | None = None) -> None:
+    def __init__(self, max_values: int | None = None, size: int = 0) -> None:
         self.depth = 0
         # None: unbounded (replies, events).  Else the values still allowed: every array,
         # map entry and extension value costs one, and every container one more.
         self.remaining = max_values
         self.extensions = 0
+        # Every value costs at least one byte of the message, nested ones included, so a
+        # message of ``size`` bytes no longer than the budget cannot exceed it: no hook
+        # per container (most calls are a few hundred bytes).
+        self.counting = max_values is not None and size > max_values
 
     def nested(self, data: bytes) -> Any:
         if self.depth >= MAX_EXT_DEPTH:
@@ -146,7 +150,7 @@ class _Decoder:
             self.depth -= 1
 
     def unpack(self, data: bytes) -> Any:
-        if self.remaining is None:
+        if not self.counting or self.remaining is None:
             return msgpack.unpackb(data, ext_hook=self.ext_hook, raw=False,
                                    strict_map_key=False, use_list=True, timestamp=0)
         # The hooks run as each container completes, so counting there stops a message
@@ -233,7 +237,7 @@ def unpackb(data: bytes, *, max_size: int = 0, request: bool = False) -> Any:
     if max_size and len(data) > max_size:
         raise ValueError(f"message of {len(data)} bytes exceeds the limit of {max_size}")
     try:
-        return _Decoder(MAX_REQUEST_VALUES if request else None).unpack(data)
+        return _Decoder(MAX_REQUEST_VALUES if request else None, len(data)).unpack(data)
     except Exception as exc:  # anything a hostile payload provokes, extension hooks included
         raise ValueError(f"undecodable message: {type(exc).__name__}: {exc}"[:300]) \
             from exc
