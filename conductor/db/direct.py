@@ -142,7 +142,14 @@ async def driver_for(conn: AsyncConnection) -> asyncpg.Connection | None:
         start = getattr(raw.dbapi_connection, "_start_transaction", None)
         if start is None:
             return None
-        await start()
+        try:
+            await start()
+        except conn.dialect.loaded_dbapi.Error as error:
+            # Raised by the adapter, not through SQLAlchemy: said as SQLAlchemy says a
+            # lost connection (a BEGIN fails for no other reason), never handed out again.
+            await conn.invalidate(error)
+            raise sa_exc.DBAPIError("BEGIN", None, error,  # type: ignore[arg-type]
+                                    connection_invalidated=True) from error
     return driver if driver.is_in_transaction() else None
 
 
