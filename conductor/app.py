@@ -22,6 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from client.urls import masked
 from conductor import broker
 from conductor.db import events, replies
+from conductor.db.connections import RESERVE
 from conductor.db.engine import DatabaseUnavailable, make_engine, wait_for_database
 from conductor.db.migrate import SchemaBehind, check_schema
 from conductor.dispatch import CommitInfo, Dispatcher
@@ -51,7 +52,8 @@ class Conductor:
         self.settings = settings
         self.engine = engine
         # after_commit: the one place the outbox learns of committed events.
-        self.dispatcher = Dispatcher(engine, settings, after_commit=self._after_commit)
+        self.dispatcher = Dispatcher(engine, settings, after_commit=self._after_commit,
+                                     keep_connections=True)
         self.metrics = Metrics()
         self.server = Server(ObservedHandle(self.dispatcher.handle, self.metrics,
                                             settings.slow_call_ms), settings)
@@ -139,6 +141,7 @@ class Conductor:
             await self.health.stop()
             self.health = None
         await self.server.stop(grace)
+        await self.dispatcher.close()
         if self.outbox is not None:
             await self.outbox.stop()
             await self.outbox.connection.close()
@@ -163,7 +166,7 @@ async def build(settings: Settings) -> Conductor:
     """Everything but the AMQP connections; raises on a database or schema problem."""
     check_handlers()
     engine = make_engine(settings.db_url, sqlite_synchronous=settings.sqlite_synchronous,
-                         pool_size=settings.pool_size,
+                         pool_size=settings.pool_size + RESERVE,
                          statement_timeout=settings.max_call_seconds)
     await wait_for_database(engine, timeout=settings.db_wait)
     await check_schema(engine)

@@ -34,6 +34,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from conductor import logs
 from conductor.db import replies
 from conductor.db.base import Config
+from conductor.db.connections import Connections
 from conductor.db.engine import is_sqlite, regexp_budget
 from conductor.db.query import require_admin, require_context
 from conductor.db.session import Session
@@ -102,7 +103,8 @@ def _clip(text: str, limit: int = _CLIP) -> str:
 class Dispatcher:
     def __init__(self, engine: AsyncEngine, settings: Settings | None = None,
                  handlers: dict[str, Handler] | None = None, *,
-                 after_commit: Callable[[CommitInfo], None] | None = None) -> None:
+                 after_commit: Callable[[CommitInfo], None] | None = None,
+                 keep_connections: bool = False) -> None:
         self.engine = engine
         self.settings = settings = settings or Settings()
         # What changes results (models.md §1.2), handed to every call's Session.
@@ -119,10 +121,12 @@ class Dispatcher:
         limit = 1 if self._sqlite else max(self.settings.pool_size, 1)
         self._slots = asyncio.Semaphore(limit)
         self.waiting = 0  # calls waiting for a slot (a metric)
-        # Reads run without BEGIN/COMMIT round trips: under READ COMMITTED every statement
-        # takes its own snapshot inside a transaction too, so the answers are the same.
-        self._read_engine = None if self._sqlite else \
-            engine.execution_options(isolation_level="AUTOCOMMIT")
+        # Each call's connection; ``keep_connections`` keeps them checked out between
+        # calls (the conductor process does; close() gives them back).
+        self.connections = Connections(engine, keep=keep_connections)
+
+    async def close(self) -> None:
+        await self.connections.close()
 
     async def handle(self, body: bytes, delivery: Delivery) -> Outcome:
         if not delivery.received:
@@ -314,8 +318,9 @@ class Dispatcher:
                        key: replies.CallKey | None, seconds: float, reason: str
                        ) -> tuple[bytes, int]:
         """Run the transaction within ``seconds``; CallTimeout past them."""
-        timeout = exceptions.CallTimeout(method=method, seconds=round(seconds, 3),
-                                         limit=reason)
+        def timeout() -> exceptions.CallTimeout:
+            return exceptions.CallTimeout(method=method, seconds=round(seconds, 3),
+                                          limit=reason)
         if self._sqlite:
             # A cancelled aiosqlite statement keeps running in its thread on the one
             # connection; what a caller can make slow there is REGEXP, bounded by time.
@@ -328,7 +333,7 @@ class Dispatcher:
                 return await self._transaction(method, work, message_id, key)
             except exceptions.DBError:
                 if budget.timeouts != before:
-                    raise timeout from None
+                    raise timeout() from None
                 raise
             finally:
                 budget.deadline = None
@@ -342,7 +347,7 @@ class Dispatcher:
             # asyncpg has cancelled the running query; the transaction rolled back.
             log.warning("%s (%s) cancelled after %.1f s: %s", method,
                         _clip(str(message_id)), seconds, reason)
-            raise timeout from None
+            raise timeout() from None
         except _StatementTimeout:
             limit = self.settings.max_call_seconds
             raise exceptions.CallTimeout(method=method, seconds=limit,
@@ -355,17 +360,18 @@ class Dispatcher:
         while True:
             attempt += 1
             try:
-                if not work.is_write and self._read_engine is not None:
-                    async with self._read_engine.connect() as conn:
+                read = not work.is_write and self.connections.autocommit is not None
+                async with self.connections.connection(read) as conn:
+                    if read:
                         return self._encode_result(await work.run(conn), method), 0
-                async with self.engine.begin() as conn:
-                    result = await work.run(conn)
-                    if work.deferred is not None:
-                        reply = encode_error(work.deferred)  # committed, answered as error
-                    else:
-                        reply = self._encode_result(result, method)
-                    if message_id and key:
-                        await replies.record_reply(conn, message_id, key, reply)
+                    async with conn.begin():
+                        result = await work.run(conn)
+                        if work.deferred is not None:
+                            reply = encode_error(work.deferred)  # committed, as an error
+                        else:
+                            reply = self._encode_result(result, method)
+                        if message_id and key:
+                            await replies.record_reply(conn, message_id, key, reply)
                 return reply, work.events
             except sa_exc.IntegrityError:
                 raise

@@ -27,6 +27,7 @@ log = logging.getLogger(__name__)
 
 DEFAULT_DB_URL = "sqlite+aiosqlite:///conductor.sqlite"
 IDLE_PING_SECONDS = 1.0
+POOL_RECYCLE_SECONDS = 3600
 DEFAULT_STATEMENT_TIMEOUT = 30.0
 # libpq's TLS parameters, written in the URL's query as psql takes them.  asyncpg reads
 # them from a DSN only (as keyword arguments, which SQLAlchemy makes of the query, it
@@ -130,7 +131,7 @@ def make_engine(url: str | URL = DEFAULT_DB_URL, *, sqlite_synchronous: bool = T
     else:
         # A fixed pool as large as the dispatcher's concurrency: overflow connections
         # would be opened and closed again under load, a backend fork each time.
-        options.update(pool_size=pool_size, max_overflow=0, pool_recycle=3600)
+        options.update(pool_size=pool_size, max_overflow=0, pool_recycle=POOL_RECYCLE_SECONDS)
         connect_args: dict[str, Any] = {"server_settings": {
             "statement_timeout": str(max(int(statement_timeout * 1000), 1))}}
         tls = {k: v for k, v in u.query.items() if k in LIBPQ_TLS}
