@@ -76,7 +76,8 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--prefetch", type=int, default=DEFAULTS.prefetch,
                        help="unacked calls one process holds (concurrency bound)")
     serve.add_argument("--pool-size", type=int, default=DEFAULTS.pool_size,
-                       help="database connections per process = calls running at once")
+                       help="calls running at once per process, each on its own database "
+                            "connection (the process opens up to this + 3)")
     serve.add_argument("--max-message-size", type=int, default=DEFAULTS.max_message_size,
                        help="requests larger than this many bytes are refused")
     serve.add_argument("--classic-queue", action="store_true",

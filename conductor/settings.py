@@ -60,7 +60,7 @@ class Settings:
     topic: str = "conductor"
     workers: int = 1
     prefetch: int = 128  # unacked calls one process holds
-    pool_size: int = 20  # database connections = calls running at once
+    pool_size: int = 20  # calls running at once, a database connection each (+3 for the rest)
     max_message_size: int = 8 * 1024 * 1024
     classic_queue: bool = False  # opt out of the quorum topic queue
     max_deliveries: int = DEFAULT_MAX_DELIVERIES
