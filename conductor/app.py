@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
+import gc
 import logging
 import os
 import signal
@@ -149,6 +150,11 @@ class Conductor:
 
     async def serve_forever(self) -> None:
         await self.start()
+        # What start-up built (models, catalog, SQLAlchemy's and aio-pika's own: 125,000
+        # objects) lives as long as the process.  Frozen, a full collection no longer
+        # walks it: measured under service_get at c=64, one took about 42 ms, some 13 µs
+        # per call.
+        gc.freeze()
         loop = asyncio.get_running_loop()
         stop = asyncio.Event()
         for sig in (signal.SIGTERM, signal.SIGINT):
